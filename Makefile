@@ -1,0 +1,38 @@
+# The two commands a new user runs: `make corpus` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= configs/corpus.yaml
+OUT ?= out
+
+.PHONY: install corpus test test-fast bench sample train clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+corpus: install  ## run the corpus pipeline on the embedded sample corpus
+	$(PY) -m pipelines.corpus --config $(CONFIG) --out $(OUT)
+
+test: install  ## the full suite, end-to-end tests included
+	$(PY) -m pytest -q
+
+test-fast: install  ## skip the slow end-to-end tests
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install  ## throughput and accuracy benchmarks; writes docs/BENCHMARKS.md
+	$(PY) -m bench.run_all
+
+sample: install  ## rebuild data/sample and tests/fixtures from ../shared/data
+	$(PY) scripts/build_sample.py
+
+train:
+	@echo "make train: the bundled trainer arrives in a later version (see README, 'Roadmap')."
+	@exit 1
+
+clean:
+	rm -rf $(OUT) .pytest_cache

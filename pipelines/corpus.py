@@ -1,0 +1,264 @@
+"""`corpus`: run the corpus pipeline described by a YAML config on Ray.
+
+DAG: list input files -> ingest (one Ray task per file, streaming Arrow
+batches) -> stage chain (the configured stages applied in order to each
+batch, in a pool of actors that load their models once) -> output writer
+(docs/, rejects/, quarantine/ + per-batch counts) -> stats.json, report.md.
+
+Runs on a local Ray instance by default, or on the cluster named by
+RAY_ADDRESS (as `ray job submit` sets it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from typing import Iterator
+
+import pyarrow as pa
+import ray
+import yaml
+
+from pipelines.config import CorpusConfig, load_config
+from pipelines.output import DIRS, KEPT, QUARANTINED, REMOVED, OutputWriter, filesystem
+from pipelines.report import write_report
+from stages import build_stage
+from stages.ingest import InputFile, list_input_files, read_file
+
+COUNTER_NAME = "corpus_input_counter"
+
+
+@ray.remote(num_cpus=0)
+class InputCounter:
+    """Counts records read per input file, independently of the DAG's outputs, so the
+    accounting check (input = kept + removed + quarantined) can catch a lost document.
+    Counts are set per file, not added, so a retried ingest task cannot double them."""
+
+    def __init__(self):
+        self.per_file: dict[str, tuple[str, int]] = {}
+
+    def record(self, path: str, source: str, documents: int) -> None:
+        self.per_file[path] = (source, documents)
+
+    def totals(self) -> dict[str, int]:
+        totals: Counter = Counter()
+        for source, documents in self.per_file.values():
+            totals[source] += documents
+        return dict(totals)
+
+
+def ingest_files(files: pa.Table, batch_rows: int, counter_name: str) -> Iterator[pa.Table]:
+    """Ray Data UDF: read each input file of the batch, streaming its document batches."""
+    counter = ray.get_actor(counter_name)
+    for row in files.to_pylist():
+        file = InputFile(**row)
+        documents = 0
+        for batch in read_file(file, batch_rows):
+            documents += batch.num_rows
+            yield batch
+        ray.get(counter.record.remote(file.path, file.source, documents))
+
+
+class StageChain:
+    """Applies the configured stages in order to each batch. Row-local stages run
+    chained in one actor so a batch is converted to Python once per stage, not
+    serialised between stages; models load once per actor in `setup`."""
+
+    def __init__(self, specs: list[tuple[str, dict]]):
+        self.stages = [build_stage(name, params) for name, params in specs]
+        for stage in self.stages:
+            stage.setup()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        for stage in self.stages:
+            batch = stage.process(batch)
+        return batch
+
+
+def init_ray(num_cpus: int | None) -> None:
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        # "local" starts a fresh instance even if a `ray start` cluster runs on this machine.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+def build_dataset(config: CorpusConfig, counter_name: str) -> ray.data.Dataset:
+    files = [file for source in config.sources.values() for file in list_input_files(source)]
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # same input and config => same output files
+    workers = config.execution.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ds = ray.data.from_items([file.__dict__ for file in files], override_num_blocks=len(files))
+    ds = ds.map_batches(
+        ingest_files,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={"batch_rows": config.execution.batch_size, "counter_name": counter_name},
+    )
+    if config.stages:
+        specs = [(spec.name, spec.params) for spec in config.stages]
+        stages = [build_stage(name, params) for name, params in specs]
+        ds = ds.map_batches(
+            StageChain,
+            fn_constructor_kwargs={"specs": specs},
+            batch_size=config.execution.batch_size,
+            batch_format="pyarrow",
+            concurrency=(1, workers),
+            num_cpus=max(stage.resources.num_cpus for stage in stages),
+            memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
+        )
+    return ds.map_batches(
+        OutputWriter,
+        fn_constructor_kwargs={"out_dir": config.output.dir, "rejects_text": config.output.rejects_text},
+        batch_size=None,
+        batch_format="pyarrow",
+        concurrency=(1, workers),
+        num_cpus=0.25,
+    )
+
+
+def prepare_output(out_dir: str) -> None:
+    fs, root = filesystem(out_dir)
+    for sub in DIRS.values():
+        fs.delete_dir_contents(f"{root}/{sub}", missing_dir_ok=True)
+        fs.create_dir(f"{root}/{sub}")
+
+
+def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig, seconds: float) -> dict:
+    """Fold per-batch counts into stats.json and check that every input is accounted for."""
+    totals: Counter = Counter()
+    removed: dict = defaultdict(Counter)
+    quarantined: Counter = Counter()
+    per_source: dict = defaultdict(Counter)
+    langs: Counter = Counter()
+    examples: dict = defaultdict(list)
+    for row in rows:
+        category, source, docs, size = row["category"], row["source"], row["documents"], row["bytes"]
+        totals[category] += docs
+        totals[f"{category}_bytes"] += size
+        per_source[source][category] += docs
+        per_source[source][f"{category}_bytes"] += size
+        if category == KEPT:
+            langs[row["lang"] or "unknown"] += docs
+        elif category == REMOVED:
+            removed[row["stage"]][row["reason"]] += docs
+        else:
+            quarantined[row["reason"]] += docs
+        if category != KEPT:
+            key = (row["stage"], row["reason"])
+            examples[key].extend(zip(row["example_ids"], row["example_texts"]))
+    input_documents = sum(inputs.values())
+    stats = {
+        "input_documents": input_documents,
+        "kept_documents": totals[KEPT],
+        "removed_documents": totals[REMOVED],
+        "quarantined_documents": totals[QUARANTINED],
+        "removed": {stage: dict(sorted(reasons.items())) for stage, reasons in sorted(removed.items())},
+        "quarantined": dict(sorted(quarantined.items())),
+        "bytes_in": totals[f"{KEPT}_bytes"] + totals[f"{REMOVED}_bytes"] + totals[f"{QUARANTINED}_bytes"],
+        "bytes_out": totals[f"{KEPT}_bytes"],
+        "per_source": {
+            source: {
+                "input_documents": inputs.get(source, 0),
+                "kept_documents": counts[KEPT],
+                "removed_documents": counts[REMOVED],
+                "quarantined_documents": counts[QUARANTINED],
+                "kept_bytes": counts[f"{KEPT}_bytes"],
+            }
+            for source, counts in sorted(per_source.items())
+        },
+        "kept_languages": dict(langs.most_common()),
+        "stages": [spec.name for spec in config.stages],
+        "config_digest": config.digest,
+        "seed": config.seed,
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(input_documents / seconds, 1) if seconds else None,
+    }
+    stats["examples"] = {
+        f"{stage}/{reason}": [{"id": i, "text": t} for i, t in sorted(pairs)[:3]]
+        for (stage, reason), pairs in sorted(examples.items())
+    }
+    accounted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
+    if accounted != input_documents:
+        raise RuntimeError(
+            f"accounting check failed: {input_documents} input documents but {stats['kept_documents']} kept + "
+            f"{stats['removed_documents']} removed + {stats['quarantined_documents']} quarantined = {accounted}"
+        )
+    return stats
+
+
+def run(config: CorpusConfig) -> dict:
+    """Run the pipeline; returns the stats also written to `<out>/stats.json`."""
+    init_ray(config.execution.num_cpus)
+    started = time.perf_counter()
+    prepare_output(config.output.dir)
+    counter_name = f"{COUNTER_NAME}_{os.getpid()}_{time.time_ns()}"
+    counter = InputCounter.options(name=counter_name).remote()
+    try:
+        rows = build_dataset(config, counter_name).take_all()
+        inputs = ray.get(counter.totals.remote())
+    finally:
+        ray.kill(counter)
+    stats = collect_stats(rows, inputs, config, time.perf_counter() - started)
+    fs, root = filesystem(config.output.dir)
+    with fs.open_output_stream(f"{root}/stats.json") as stream:
+        stream.write(json.dumps(stats, indent=2, ensure_ascii=False).encode())
+    with fs.open_output_stream(f"{root}/report.md") as stream:
+        stream.write(write_report(stats, config).encode())
+    return stats
+
+
+def parse_set(values: list[str]) -> dict:
+    overrides = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="corpus",
+        description="Clean a text corpus: ingest -> language ID -> quality filters -> Parquet, on Ray. "
+        "Writes <out>/docs (kept), rejects (removed, with stage and reason), quarantine (malformed input), "
+        "stats.json and report.md.",
+        epilog="Example: corpus --config configs/corpus.yaml --out out --set execution.batch_size=512. "
+        "On a cluster: ray job submit --working-dir . -- python -m pipelines.corpus --config configs/corpus.yaml",
+    )
+    parser.add_argument("--config", default="configs/corpus.yaml", help="pipeline YAML (default: %(default)s)")
+    parser.add_argument("--out", help="output directory or URI (overrides output.dir)")
+    parser.add_argument("--num-cpus", type=int, help="cores for a local Ray instance (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. execution.batch_size=512 (repeatable)")
+    args = parser.parse_args(argv)
+    overrides = parse_set(args.set)
+    if args.out:
+        overrides["output.dir"] = args.out
+    if args.num_cpus:
+        overrides["execution.num_cpus"] = args.num_cpus
+    try:
+        config = load_config(args.config, overrides)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"corpus: config error: {error}", file=sys.stderr)
+        return 2
+    stats = run(config)
+    print(
+        f"\n{stats['input_documents']} documents in, {stats['kept_documents']} kept, "
+        f"{stats['removed_documents']} removed, {stats['quarantined_documents']} quarantined "
+        f"({stats['bytes_out'] / 2**20:.1f} of {stats['bytes_in'] / 2**20:.1f} MiB kept) in {stats['seconds']} s"
+        f"\nreport: {os.path.join(config.output.dir, 'report.md')}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

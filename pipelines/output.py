@@ -1,0 +1,109 @@
+"""The DAG's sink: routes each document to docs/, rejects/ or quarantine/ and
+returns per-batch counts, so stats come back from the workers without a second
+pass over the data."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from stages.base import QUARANTINE_STAGE
+
+KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
+DIRS = {KEPT: "docs", REMOVED: "rejects", QUARANTINED: "quarantine"}
+EXAMPLES_PER_REASON = 3
+SNIPPET_CHARS = 300
+
+STATS_SCHEMA = pa.schema(
+    [
+        ("category", pa.string()),
+        ("source", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("lang", pa.string()),
+        ("documents", pa.int64()),
+        ("bytes", pa.int64()),
+        ("example_ids", pa.list_(pa.string())),
+        ("example_texts", pa.list_(pa.string())),
+    ]
+)
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """Local paths and remote URIs (s3://, gs://, hdfs://) alike, via pyarrow."""
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+class OutputWriter:
+    """Writes one batch's three parts as Parquet files named after the batch's first id."""
+
+    def __init__(self, out_dir: str, rejects_text: bool = True):
+        self.fs, self.root = filesystem(out_dir)
+        self.rejects_text = rejects_text
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        stage = batch["drop_stage"]
+        parts = {
+            KEPT: pc.is_null(stage),
+            QUARANTINED: pc.fill_null(pc.equal(stage, QUARANTINE_STAGE), False),
+        }
+        parts[REMOVED] = pc.invert(pc.or_(parts[KEPT], parts[QUARANTINED]))
+        name = "part-" + hashlib.sha1(batch["id"][0].as_py().encode()).hexdigest()[:16] + ".parquet"
+        stats = []
+        for category, mask in parts.items():
+            rows = batch.filter(mask)
+            if not rows.num_rows:
+                continue
+            stats.append(summarise(rows, category))
+            if category == REMOVED and not self.rejects_text:
+                rows = rows.drop_columns(["text"])
+            with self.fs.open_output_stream(f"{self.root}/{DIRS[category]}/{name}") as stream:
+                pq.write_table(rows, stream, compression="zstd")
+        return pa.concat_tables(stats) if stats else STATS_SCHEMA.empty_table()
+
+
+def summarise(rows: pa.Table, category: str) -> pa.Table:
+    """Counts, bytes and a few examples per (source, stage, reason, lang) of one part."""
+    langs = rows["lang"] if "lang" in rows.column_names else pa.nulls(rows.num_rows, pa.string())
+    keyed = pa.table(
+        {
+            "source": rows["source"],
+            "stage": rows["drop_stage"],
+            "reason": rows["drop_reason"],
+            "lang": langs,
+            "bytes": pc.binary_length(pc.cast(rows["text"], pa.binary())),
+            "id": rows["id"],
+            "snippet": pc.utf8_slice_codeunits(rows["text"], 0, SNIPPET_CHARS),
+        }
+    )
+    keep_examples = category != KEPT  # kept documents are the bulk: no example lists for them
+    aggregations = [("id", "count"), ("bytes", "sum")]
+    if keep_examples:
+        aggregations += [("id", "list"), ("snippet", "list")]
+    grouped = keyed.group_by(["source", "stage", "reason", "lang"], use_threads=False).aggregate(aggregations)
+    empty = pa.array([[]] * grouped.num_rows, pa.list_(pa.string()))
+    return pa.table(
+        {
+            "category": pa.array([category] * grouped.num_rows, pa.string()),
+            "source": grouped["source"],
+            "stage": grouped["stage"],
+            "reason": grouped["reason"],
+            "lang": grouped["lang"],
+            "documents": grouped["id_count"],
+            "bytes": grouped["bytes_sum"],
+            "example_ids": _head(grouped["id_list"]) if keep_examples else empty,
+            "example_texts": _head(grouped["snippet_list"]) if keep_examples else empty,
+        },
+        schema=STATS_SCHEMA,
+    )
+
+
+def _head(lists: pa.ChunkedArray) -> pa.Array:
+    return pa.array([values[:EXAMPLES_PER_REASON] for values in lists.to_pylist()], pa.list_(pa.string()))

@@ -1,0 +1,33 @@
+"""Corpus stages, one per module. `STAGES` maps the names used in YAML configs
+to their classes; modules are imported only when a pipeline uses them."""
+
+from __future__ import annotations
+
+import importlib
+
+from stages.base import Stage
+
+STAGES = {
+    "langid": "stages.langid:LanguageId",
+    "gopher_quality": "stages.gopher_quality:GopherQuality",
+    "gopher_repetition": "stages.gopher_repetition:GopherRepetition",
+    "c4_quality": "stages.c4_quality:C4Quality",
+    "fineweb_quality": "stages.fineweb_quality:FineWebQuality",
+    "keywords": "stages.keywords:Keywords",
+}
+
+
+def stage_class(name: str) -> type[Stage]:
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; available: {', '.join(sorted(STAGES))}")
+    module, _, cls = STAGES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_stage(name: str, params: dict | None = None) -> Stage:
+    """Instantiate a stage from its config entry, with a clear error for wrong parameters."""
+    cls = stage_class(name)
+    try:
+        return cls(**(params or {}))
+    except TypeError as error:
+        raise ValueError(f"stage {name!r}: bad parameters: {error}") from None

@@ -1,0 +1,60 @@
+"""FineWeb quality rules (Penedo et al. 2024, datatrove's FineWebQualityFilter):
+line punctuation, short lines, duplicated-line characters, list-like documents.
+Terminal punctuation covers CJK; line-length limits are per language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
+
+from stages.base import Filter, PerLanguage, column_or_none, make_params
+from stages.text import END_PUNCTUATION, analyse
+
+
+@dataclass
+class FineWebQualityParams:
+    line_punct_thr: float = 0.12
+    short_line_thr: float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+
+class FineWebQuality(Filter):
+    name = "fineweb_quality"
+    reads = ("text", "lang")
+    writes = {"line_punct_ratio": pa.float32()}
+
+    def __init__(self, per_lang: dict[str, dict] | None = None, **params):
+        self.params = PerLanguage(make_params(FineWebQualityParams, params, self.name), per_lang)
+
+    def score(self, batch: pa.Table) -> dict[str, list]:
+        ratios = []
+        for text, lang in zip(batch["text"].to_pylist(), column_or_none(batch, "lang")):
+            lines = [line.rstrip() for line in analyse(text, lang).nonempty_lines]
+            ratios.append(sum(line.endswith(END_PUNCTUATION) for line in lines) / len(lines) if lines else 0.0)
+        return {"line_punct_ratio": ratios}
+
+    def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
+        return [
+            self._reason(text, lang, punct)
+            for text, lang, punct in zip(batch["text"].to_pylist(), column_or_none(batch, "lang"), signals["line_punct_ratio"])
+        ]
+
+    def _reason(self, text: str, lang: str | None, line_punct_ratio: float) -> str | None:
+        p = self.params[lang]
+        analysis = analyse(text, lang)
+        lines = analysis.nonempty_lines
+        if not lines:
+            return "empty"
+        if line_punct_ratio < p.line_punct_thr:
+            return "line_punct_ratio"
+        if sum(len(line) <= p.short_line_length for line in lines) / len(lines) > p.short_line_thr:
+            return "short_line_ratio"
+        if find_duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) > p.char_duplicates_ratio:
+            return "char_dup_ratio"
+        if text.count("\n") / max(len(analysis.words), 1) > p.new_line_ratio:
+            return "list_ratio"
+        return None

@@ -1,0 +1,85 @@
+"""Gopher quality rules (Rae et al. 2021, as in datatrove's GopherQualityFilter),
+measured per language: words come from `stages.text`, so Chinese is counted in
+jieba words and gets its own stop words and word-length bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from stages.base import Filter, PerLanguage, column_or_none, make_params
+from stages.text import analyse, is_symbol
+
+# datatrove's English list, plus the commonest Chinese function words.
+STOP_WORDS = {
+    "en": {"the", "be", "to", "of", "and", "that", "have", "with"},
+    "zh": {"的", "了", "是", "在", "和", "有", "我", "不", "这", "也", "就", "都", "与", "或"},
+}
+
+
+@dataclass
+class GopherQualityParams:
+    min_doc_words: int = 50
+    max_doc_words: int = 100_000
+    min_avg_word_length: float = 3.0
+    max_avg_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    min_alpha_words_ratio: float = 0.8
+    min_stop_words: int = 2  # only where STOP_WORDS has a list for the language
+
+
+BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "※", "·", "-", "*", "+", "–")
+
+
+class GopherQuality(Filter):
+    name = "gopher_quality"
+    reads = ("text", "lang")
+    writes = {"gopher_words": pa.int32(), "gopher_avg_word_length": pa.float32()}
+
+    def __init__(self, per_lang: dict[str, dict] | None = None, **params):
+        self.params = PerLanguage(make_params(GopherQualityParams, params, self.name), per_lang)
+
+    def score(self, batch: pa.Table) -> dict[str, list]:
+        langs = column_or_none(batch, "lang")
+        counts, lengths = [], []
+        for text, lang in zip(batch["text"].to_pylist(), langs):
+            words = analyse(text, lang).words
+            counts.append(len(words))
+            lengths.append(sum(map(len, words)) / len(words) if words else 0.0)
+        return {"gopher_words": counts, "gopher_avg_word_length": lengths}
+
+    def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
+        return [
+            self._reason(text, lang, n_words, avg_len)
+            for text, lang, n_words, avg_len in zip(
+                batch["text"].to_pylist(), column_or_none(batch, "lang"), signals["gopher_words"], signals["gopher_avg_word_length"]
+            )
+        ]
+
+    def _reason(self, text: str, lang: str | None, n_words: int, avg_len: float) -> str | None:
+        p = self.params[lang]
+        if n_words < p.min_doc_words:
+            return "gopher_short_doc"
+        if n_words > p.max_doc_words:
+            return "gopher_long_doc"
+        if not p.min_avg_word_length <= avg_len <= p.max_avg_word_length:
+            return "gopher_avg_word_length"
+        analysis = analyse(text, lang)
+        if (text.count("#") + text.count("...") + text.count("…")) / n_words > p.max_symbol_word_ratio:
+            return "gopher_symbol_word_ratio"
+        lines = analysis.nonempty_lines
+        if sum(line.lstrip().startswith(BULLETS) for line in lines) > p.max_bullet_lines_ratio * len(lines):
+            return "gopher_bullet_lines_ratio"
+        if sum(line.rstrip().endswith(("...", "…")) for line in lines) > p.max_ellipsis_lines_ratio * len(lines):
+            return "gopher_ellipsis_lines_ratio"
+        words = analysis.words
+        if sum(any(ch.isalpha() for ch in w) for w in words if not is_symbol(w)) < p.min_alpha_words_ratio * n_words:
+            return "gopher_alpha_words_ratio"
+        stop_words = STOP_WORDS.get(lang or "")
+        if stop_words is not None and sum(w.lower() in stop_words for w in words) < p.min_stop_words:
+            return "gopher_few_stop_words"
+        return None
+

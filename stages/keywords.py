@@ -1,0 +1,54 @@
+"""Keyword filter with per-language word lists (as C4's bad-words filter).
+
+Lists come from the config, inline (`words`) or from files (`files`, one
+entry per line, `#` starts a comment line), keyed by ISO 639-1 code; `"*"` applies to every language.
+Space-delimited languages match whole words, case-insensitively; Chinese,
+Japanese, Thai etc. match substrings, since they have no word boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+from stages.base import Filter, column_or_none
+from stages.text import CHARACTER_WORD_LANGS
+
+SUBSTRING_LANGS = CHARACTER_WORD_LANGS | {"zh", "ko"}
+
+
+class Keywords(Filter):
+    name = "keywords"
+    reads = ("text", "lang")
+    writes = {"keyword_matches": pa.int32()}
+
+    def __init__(self, words: dict[str, list[str]] | None = None, files: dict[str, str] | None = None,
+                 max_matches: int = 0):
+        lists: dict[str, set[str]] = {lang: {w.strip().lower() for w in ws if w.strip()} for lang, ws in (words or {}).items()}
+        for lang, path in (files or {}).items():
+            with open(path, encoding="utf-8") as handle:
+                lists.setdefault(lang, set()).update(
+                    line.strip().lower() for line in handle if line.strip() and not line.startswith("#")
+                )
+        common = lists.pop("*", set())
+        self.max_matches = max_matches
+        self.patterns = {lang: self._compile(lang, ws | common) for lang, ws in lists.items()}
+        self.default_pattern = self._compile(None, common) if common else None
+
+    @staticmethod
+    def _compile(lang: str | None, words: set[str]) -> re.Pattern:
+        alternation = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+        if lang in SUBSTRING_LANGS:
+            return re.compile(alternation)
+        return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
+
+    def score(self, batch: pa.Table) -> dict[str, list]:
+        counts = []
+        for text, lang in zip(batch["text"].to_pylist(), column_or_none(batch, "lang")):
+            pattern = self.patterns.get(lang, self.default_pattern)
+            counts.append(len(pattern.findall(text.lower())) if pattern else 0)
+        return {"keyword_matches": counts}
+
+    def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
+        return ["keyword_match" if n > self.max_matches else None for n in signals["keyword_matches"]]

@@ -1,0 +1,89 @@
+"""Language-aware text measurements shared by the heuristic filters.
+
+datatrove's filters each re-tokenise a document with spaCy/NLTK, and its
+default tokenizer keeps a whole Chinese clause as one "word", so the Gopher
+rules reject every Chinese document. Here a document is analysed once per
+batch (cached) and words are counted the way each script needs:
+- Chinese: jieba segmentation (offline, dictionary ships in the wheel);
+- Japanese, Thai, Lao, Khmer, Burmese (no spaces between words): one word
+  per character, so thresholds for these are set per language in configs;
+- everything else: runs of word characters, as a whitespace+punctuation
+  splitter would give.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
+
+CHARACTER_WORD_LANGS = frozenset({"ja", "th", "lo", "km", "my"})
+# Terminal punctuation for sentence/line ends in any script (datatrove's set
+# covers CJK full stops, Devanagari danda, etc.), plus closing quotes.
+END_PUNCTUATION = tuple(TERMINAL_PUNCTUATION) + ('"', "'", "”", "」", "』", "’")
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_CHAR_WORD = re.compile(r"[^\W\d_]|\d+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？；…])\s*(?=\S)")
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(60)  # silence its "Building prefix dict" banner
+    jieba.initialize()
+    return jieba
+
+
+def words_of(text: str, lang: str | None) -> list[str]:
+    """Words of `text`, segmented according to `lang` (an ISO 639-1 code)."""
+    if lang == "zh":
+        return [w for w in _jieba().lcut(text) if _WORD.search(w)]
+    if lang in CHARACTER_WORD_LANGS:
+        return _CHAR_WORD.findall(text)
+    return _WORD.findall(text)
+
+
+def sentences_of(text: str) -> list[str]:
+    """Sentences split at terminal punctuation (Latin and CJK); newlines also end one."""
+    out = []
+    for line in text.splitlines():
+        out.extend(s for s in _SENTENCE_END.split(line) if s.strip())
+    return out
+
+
+def is_symbol(token: str) -> bool:
+    return all(ch in PUNCTUATION_SET for ch in token)
+
+
+@dataclass
+class Analysis:
+    """Lazily computed views of one document, shared by every filter of a batch."""
+
+    text: str
+    lang: str | None
+
+    @cached_property
+    def words(self) -> list[str]:
+        return words_of(self.text, self.lang)
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    @cached_property
+    def nonempty_lines(self) -> list[str]:
+        return [line for line in self.lines if line.strip()]
+
+    @cached_property
+    def paragraphs(self) -> list[str]:
+        return [p for p in re.split(r"\n{2,}", self.text.strip()) if p.strip()]
+
+
+@lru_cache(maxsize=4096)
+def analyse(text: str, lang: str | None) -> Analysis:
+    """One Analysis per (text, lang); the cache lets consecutive filters share it."""
+    return Analysis(text, lang)
