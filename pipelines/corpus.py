@@ -24,7 +24,7 @@ import ray
 import yaml
 
 from pipelines.config import CorpusConfig, load_config
-from pipelines.output import DIRS, KEPT, QUARANTINED, REMOVED, OutputWriter, filesystem
+from pipelines.output import DIRS, KEPT, QUARANTINED, REMOVED, filesystem, write_outputs
 from pipelines.report import write_report
 from stages import build_stage
 from stages.ingest import InputFile, list_input_files, read_file
@@ -110,17 +110,15 @@ def build_dataset(config: CorpusConfig, counter_name: str) -> ray.data.Dataset:
             fn_constructor_kwargs={"specs": specs},
             batch_size=config.execution.batch_size,
             batch_format="pyarrow",
-            concurrency=(1, workers),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
             num_cpus=max(stage.resources.num_cpus for stage in stages),
             memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
         )
     return ds.map_batches(
-        OutputWriter,
-        fn_constructor_kwargs={"out_dir": config.output.dir, "rejects_text": config.output.rejects_text},
+        write_outputs,
+        fn_kwargs={"out_dir": config.output.dir, "rejects_text": config.output.rejects_text},
         batch_size=None,
         batch_format="pyarrow",
-        concurrency=(1, workers),
-        num_cpus=0.25,
     )
 
 

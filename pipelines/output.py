@@ -41,32 +41,28 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
-class OutputWriter:
-    """Writes one batch's three parts as Parquet files named after the batch's first id."""
-
-    def __init__(self, out_dir: str, rejects_text: bool = True):
-        self.fs, self.root = filesystem(out_dir)
-        self.rejects_text = rejects_text
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        stage = batch["drop_stage"]
-        parts = {
-            KEPT: pc.is_null(stage),
-            QUARANTINED: pc.fill_null(pc.equal(stage, QUARANTINE_STAGE), False),
-        }
-        parts[REMOVED] = pc.invert(pc.or_(parts[KEPT], parts[QUARANTINED]))
-        name = "part-" + hashlib.sha1(batch["id"][0].as_py().encode()).hexdigest()[:16] + ".parquet"
-        stats = []
-        for category, mask in parts.items():
-            rows = batch.filter(mask)
-            if not rows.num_rows:
-                continue
-            stats.append(summarise(rows, category))
-            if category == REMOVED and not self.rejects_text:
-                rows = rows.drop_columns(["text"])
-            with self.fs.open_output_stream(f"{self.root}/{DIRS[category]}/{name}") as stream:
-                pq.write_table(rows, stream, compression="zstd")
-        return pa.concat_tables(stats) if stats else STATS_SCHEMA.empty_table()
+def write_outputs(batch: pa.Table, out_dir: str, rejects_text: bool = True) -> pa.Table:
+    """Write one batch's three parts as Parquet files named after the batch's first id;
+    return its counts (see STATS_SCHEMA)."""
+    fs, root = filesystem(out_dir)
+    stage = batch["drop_stage"]
+    parts = {
+        KEPT: pc.is_null(stage),
+        QUARANTINED: pc.fill_null(pc.equal(stage, QUARANTINE_STAGE), False),
+    }
+    parts[REMOVED] = pc.invert(pc.or_(parts[KEPT], parts[QUARANTINED]))
+    name = "part-" + hashlib.sha1(batch["id"][0].as_py().encode()).hexdigest()[:16] + ".parquet"
+    stats = []
+    for category, mask in parts.items():
+        rows = batch.filter(mask)
+        if not rows.num_rows:
+            continue
+        stats.append(summarise(rows, category))
+        if category == REMOVED and not rejects_text:
+            rows = rows.drop_columns(["text"])
+        with fs.open_output_stream(f"{root}/{DIRS[category]}/{name}") as stream:
+            pq.write_table(rows, stream, compression="zstd")
+    return pa.concat_tables(stats) if stats else STATS_SCHEMA.empty_table()
 
 
 def summarise(rows: pa.Table, category: str) -> pa.Table:

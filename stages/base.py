@@ -157,3 +157,20 @@ def column_or_none(batch: pa.Table, name: str) -> list:
     if name in batch.column_names:
         return batch[name].to_pylist()
     return [None] * batch.num_rows
+
+
+def document_batch(texts: list[str], sources: list[str] | None = None) -> pa.Table:
+    """A batch of plain texts in the document schema (for benchmarks, tests, notebooks)."""
+    n = len(texts)
+    return pa.table(
+        {
+            "id": [f"doc/{i}" for i in range(n)],
+            "source": sources or ["default"] * n,
+            "text": texts,
+            "url": [None] * n,
+            "metadata": ["{}"] * n,
+            "drop_stage": [None] * n,
+            "drop_reason": [None] * n,
+        },
+        schema=DOCUMENT_SCHEMA,
+    )

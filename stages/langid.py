@@ -56,7 +56,7 @@ class LangIdParams:
 class LanguageId(Filter):
     name = "langid"
     writes = {"lang": pa.string(), "lang_score": pa.float32()}
-    resources = Resources(num_cpus=1, memory_mb=200)
+    resources = Resources(num_cpus=1, memory_mb=300)
 
     def __init__(self, **params):
         self.params = make_params(LangIdParams, params, self.name)

@@ -1,0 +1,121 @@
+"""End-to-end: the default pipeline on the embedded sample corpus, locally and as a Ray job."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.config import load_config
+from pipelines.corpus import run
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_run(ray_local, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("corpus") / "out")
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        stats = run(load_config("configs/corpus.yaml", {"output.dir": out}))
+    finally:
+        os.chdir(cwd)
+    return out, stats
+
+
+def read_dir(path):
+    return pq.read_table(path).sort_by("id") if os.listdir(path) else None
+
+
+def test_every_input_document_is_accounted_for(local_run):
+    out, stats = local_run
+    with open(os.path.join(out, "stats.json")) as handle:
+        assert json.load(handle) == stats
+    docs, rejects = read_dir(f"{out}/docs"), read_dir(f"{out}/rejects")
+    quarantine = read_dir(f"{out}/quarantine")
+    n_quarantined = quarantine.num_rows if quarantine is not None else 0
+    assert stats["input_documents"] == docs.num_rows + rejects.num_rows + n_quarantined
+    assert stats["kept_documents"] == docs.num_rows and stats["removed_documents"] == rejects.num_rows
+    assert sum(sum(r.values()) for r in stats["removed"].values()) == rejects.num_rows
+    assert docs["drop_stage"].null_count == docs.num_rows
+    assert rejects["drop_stage"].null_count == 0 and rejects["drop_reason"].null_count == 0
+    assert len(set(docs["id"].to_pylist()) | set(rejects["id"].to_pylist())) == docs.num_rows + rejects.num_rows
+    assert os.path.getsize(os.path.join(out, "report.md")) > 1000
+
+
+def test_each_source_keeps_a_plausible_share(local_run):
+    out, stats = local_run
+    share = {s: v["kept_documents"] / v["input_documents"] for s, v in stats["per_source"].items()}
+    assert 0.4 < share["web"] < 0.95, share
+    assert share["wiki"] > 0.6, share
+    assert share["zh"] > 0.5, share  # Chinese is not destroyed by English rules
+    assert 0 < share["multilingual"] < 0.3, share  # only its en and zh documents are allowed
+
+
+def test_kept_languages_follow_the_per_source_rules(local_run):
+    out, _ = local_run
+    docs = read_dir(f"{out}/docs").to_pydict()
+    allowed = {"web": {"en"}, "wiki": {"en"}, "zh": {"zh"}, "multilingual": {"en", "zh"}}
+    for source, lang in zip(docs["source"], docs["lang"]):
+        assert lang in allowed[source]
+    rejects = read_dir(f"{out}/rejects").to_pydict()
+    multilingual_reasons = {r for s, r in zip(rejects["source"], rejects["drop_reason"]) if s == "multilingual"}
+    assert "language_not_allowed:de" in multilingual_reasons
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ray_job_submit_matches_local_run(local_run, tmp_path):
+    """`ray job submit` against a real `ray start --head` cluster gives the local run's output."""
+    out_local, stats_local = local_run
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ADDRESS="")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the job's `python`
+    env.pop("RAY_ADDRESS")
+    gcs_port, dashboard_port = free_port(), free_port()
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
+         "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+         f"--temp-dir={tmp_path / 'ray'}"],
+        env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        address = f"http://127.0.0.1:{dashboard_port}"
+        deadline = time.time() + 120
+        while True:
+            probe = subprocess.run([ray_bin, "job", "list", "--address", address], env=env,
+                                   capture_output=True, text=True)
+            if probe.returncode == 0:
+                break
+            assert time.time() < deadline, f"Ray head did not come up: {probe.stderr[-2000:]}"
+            time.sleep(2)
+        out_job = str(tmp_path / "job_out")
+        job = subprocess.run(
+            [ray_bin, "job", "submit", "--address", address, "--working-dir", ".", "--",
+             "python", "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out_job],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        )
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+        assert "succeeded" in job.stdout
+        with open(os.path.join(out_job, "stats.json")) as handle:
+            stats_job = json.load(handle)
+        for key in ("input_documents", "kept_documents", "removed", "quarantined", "per_source", "bytes_out"):
+            assert stats_job[key] == stats_local[key], key
+        for sub in ("docs", "rejects"):
+            assert read_dir(f"{out_job}/{sub}").equals(read_dir(f"{out_local}/{sub}")), sub
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        shutil.rmtree(tmp_path / "ray", ignore_errors=True)
