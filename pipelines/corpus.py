@@ -27,6 +27,7 @@ from pipelines.config import CorpusConfig, load_config
 from pipelines.output import DIRS, KEPT, QUARANTINED, REMOVED, filesystem, write_outputs
 from pipelines.report import write_report
 from stages import build_stage
+from stages.base import GlobalStage, RunContext
 from stages.ingest import InputFile, list_input_files, read_file
 
 COUNTER_NAME = "corpus_input_counter"
@@ -90,7 +91,23 @@ def init_ray(num_cpus: int | None) -> None:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
 
 
-def build_dataset(config: CorpusConfig, counter_name: str) -> ray.data.Dataset:
+def segments(config: CorpusConfig) -> list:
+    """Split the configured stages into runs of row-local stages (chained in one actor)
+    and global stages (which see the whole dataset)."""
+    out: list = []
+    for spec in config.stages:
+        stage = build_stage(spec.name, spec.params)
+        if isinstance(stage, GlobalStage):
+            out.append(stage)
+        elif out and isinstance(out[-1], list):
+            out[-1].append(spec)
+        else:
+            out.append([spec])
+    return out
+
+
+def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) -> ray.data.Dataset:
+    """The DAG, lazily; `global_stages` receives the global stages so their stats can be read."""
     files = [file for source in config.sources.values() for file in list_input_files(source)]
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input and config => same output files
@@ -102,12 +119,21 @@ def build_dataset(config: CorpusConfig, counter_name: str) -> ray.data.Dataset:
         batch_format="pyarrow",
         fn_kwargs={"batch_rows": config.execution.batch_size, "counter_name": counter_name},
     )
-    if config.stages:
-        specs = [(spec.name, spec.params) for spec in config.stages]
-        stages = [build_stage(name, params) for name, params in specs]
+    context = RunContext(
+        source_priority={name: source.priority for name, source in config.sources.items()},
+        batch_size=config.execution.batch_size,
+        seed=config.seed,
+    )
+    for segment in segments(config):
+        if isinstance(segment, GlobalStage):
+            # A global stage reads the data more than once: compute what precedes it once.
+            ds = segment.apply(ds.materialize(), context)
+            global_stages.append(segment)
+            continue
+        stages = [build_stage(spec.name, spec.params) for spec in segment]
         ds = ds.map_batches(
             StageChain,
-            fn_constructor_kwargs={"specs": specs},
+            fn_constructor_kwargs={"specs": [(spec.name, spec.params) for spec in segment]},
             batch_size=config.execution.batch_size,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
@@ -200,11 +226,13 @@ def run(config: CorpusConfig) -> dict:
     counter_name = f"{COUNTER_NAME}_{os.getpid()}_{time.time_ns()}"
     counter = InputCounter.options(name=counter_name).remote()
     try:
-        rows = build_dataset(config, counter_name).take_all()
+        global_stages: list = []
+        rows = build_dataset(config, counter_name, global_stages).take_all()
         inputs = ray.get(counter.totals.remote())
     finally:
         ray.kill(counter)
     stats = collect_stats(rows, inputs, config, time.perf_counter() - started)
+    stats.update({stage.name: stage.stats for stage in global_stages})
     fs, root = filesystem(config.output.dir)
     with fs.open_output_stream(f"{root}/stats.json") as stream:
         stream.write(json.dumps(stats, indent=2, ensure_ascii=False).encode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from stages.base import Stage
+from stages.base import GlobalStage, Stage
 
 STAGES = {
     "langid": "stages.langid:LanguageId",
@@ -14,17 +14,21 @@ STAGES = {
     "c4_quality": "stages.c4_quality:C4Quality",
     "fineweb_quality": "stages.fineweb_quality:FineWebQuality",
     "keywords": "stages.keywords:Keywords",
+    "exact_dedup": "stages.exact_dedup:ExactDedup",
+    "minhash_dedup": "stages.minhash_dedup:MinHashDedup",
+    "sentence_dedup": "stages.sentence_dedup:SentenceDedup",
+    "decontaminate": "stages.decontaminate:Decontaminate",
 }
 
 
-def stage_class(name: str) -> type[Stage]:
+def stage_class(name: str) -> type[Stage | GlobalStage]:
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; available: {', '.join(sorted(STAGES))}")
     module, _, cls = STAGES[name].partition(":")
     return getattr(importlib.import_module(module), cls)
 
 
-def build_stage(name: str, params: dict | None = None) -> Stage:
+def build_stage(name: str, params: dict | None = None) -> Stage | GlobalStage:
     """Instantiate a stage from its config entry, with a clear error for wrong parameters."""
     cls = stage_class(name)
     try:

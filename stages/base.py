@@ -84,13 +84,22 @@ class Filter(Stage):
         live = batch.filter(alive) if not alive.all() else batch
         signals = self.score(live) if live.num_rows else {name: [] for name in self.writes}
         reasons = self.decide(live, signals) if live.num_rows else []
-        for column, dtype in self.writes.items():
-            values = scatter(signals[column], alive, dtype)
-            if column in batch.column_names and not alive.all():
-                # Rows this stage did not see keep what they had (e.g. `text`).
-                values = pc.if_else(pa.array(alive), values, batch[column])
-            batch = set_column(batch, column, values)
-        return mark_dropped(batch, self.name, scatter(reasons, alive, pa.string()))
+        columns = {column: (signals[column], dtype) for column, dtype in self.writes.items()}
+        return write_alive(batch, alive, columns, self.name, reasons)
+
+
+def write_alive(batch: pa.Table, alive: np.ndarray, columns: dict[str, tuple[list, pa.DataType]],
+                stage: str, reasons: list[str | None]) -> pa.Table:
+    """Write per-alive-row `columns` and drop `reasons` back into the full batch.
+
+    New columns get nulls on rows that were already dropped; existing columns
+    (e.g. `text`) keep those rows' values."""
+    for column, (values, dtype) in columns.items():
+        full = scatter(values, alive, dtype)
+        if column in batch.column_names and not alive.all():
+            full = pc.if_else(pa.array(alive), full, batch[column])
+        batch = set_column(batch, column, full)
+    return mark_dropped(batch, stage, scatter(reasons, alive, pa.string()))
 
 
 def scatter(values: list, mask: np.ndarray, dtype: pa.DataType) -> pa.Array:
@@ -174,3 +183,39 @@ def document_batch(texts: list[str], sources: list[str] | None = None) -> pa.Tab
         },
         schema=DOCUMENT_SCHEMA,
     )
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a global stage needs to know about the run."""
+
+    source_priority: dict[str, int]  # lower wins when duplicates compete
+    batch_size: int = 256
+    seed: int = 0
+
+    def rank_key(self, source: str, doc_id: str) -> str:
+        """Total order on documents that no worker count or block order can change."""
+        return f"{self.source_priority.get(source, DEFAULT_PRIORITY):08d}|{doc_id}"
+
+
+DEFAULT_PRIORITY = 100
+
+
+class GlobalStage(ABC):
+    """A stage that must see the whole dataset (deduplication).
+
+    It receives the Ray dataset (already materialised: it is read more than
+    once) and returns it with its columns added and drops marked. Its
+    `stats` are merged into stats.json under the stage's name.
+    """
+
+    name: ClassVar[str]
+    writes: ClassVar[dict[str, pa.DataType]] = {}
+    resources: ClassVar[Resources] = Resources()
+
+    def __init__(self) -> None:
+        self.stats: dict = {}
+
+    @abstractmethod
+    def apply(self, ds, context: RunContext):
+        """Return `ds` (a ray.data.Dataset) with this stage applied."""

@@ -39,6 +39,7 @@ class SourceConfig:
     text_field: str = "text"
     id_field: str | None = None  # kept in metadata as `original_id` when present
     url_field: str = "url"
+    priority: int = 100  # dedup keeps the document from the lowest-priority-number source
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ END_PUNCTUATION = tuple(TERMINAL_PUNCTUATION) + ('"', "'", "”", "」", "』", 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CHAR_WORD = re.compile(r"[^\W\d_]|\d+", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？；…])\s*(?=\S)")
 
 
 @lru_cache(maxsize=1)
@@ -47,12 +46,27 @@ def words_of(text: str, lang: str | None) -> list[str]:
     return _WORD.findall(text)
 
 
+# Latin terminal punctuation ends a sentence only before whitespace (not in "3.14", "e.g.x").
+_SENTENCE = re.compile(r"(?:[^\n.!?。！？]|[.!?]+(?!\s|$))*(?:[.!?]+(?=\s|$)|[。！？]+|\n|$)")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence: text up to terminal punctuation (Latin or CJK)
+    or a newline, surrounding whitespace excluded."""
+    spans = []
+    for match in _SENTENCE.finditer(text):
+        start, end = match.span()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
 def sentences_of(text: str) -> list[str]:
-    """Sentences split at terminal punctuation (Latin and CJK); newlines also end one."""
-    out = []
-    for line in text.splitlines():
-        out.extend(s for s in _SENTENCE_END.split(line) if s.strip())
-    return out
+    return [text[start:end] for start, end in sentence_spans(text)]
 
 
 def is_symbol(token: str) -> bool:

@@ -80,9 +80,9 @@ def free_port():
 def test_ray_job_submit_matches_local_run(local_run, tmp_path):
     """`ray job submit` against a real `ray start --head` cluster gives the local run's output."""
     out_local, stats_local = local_run
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ADDRESS="")
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the job's `python`
-    env.pop("RAY_ADDRESS")
+    env.pop("RAY_ADDRESS", None)
     gcs_port, dashboard_port = free_port(), free_port()
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     head = subprocess.Popen(
@@ -116,6 +116,24 @@ def test_ray_job_submit_matches_local_run(local_run, tmp_path):
         for sub in ("docs", "rejects"):
             assert read_dir(f"{out_job}/{sub}").equals(read_dir(f"{out_local}/{sub}")), sub
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+        stop_process_group(head)
         shutil.rmtree(tmp_path / "ray", ignore_errors=True)
+
+
+def stop_process_group(process):
+    """Stop the head and every Ray process it started (they share its process group);
+    `ray stop` would also kill the test session's own Ray instance."""
+    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + grace
+        while time.time() < deadline:
+            process.poll()  # reap the leader, or its zombie keeps the group alive
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                process.wait()
+                return
+            time.sleep(0.5)

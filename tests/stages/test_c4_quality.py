@@ -6,7 +6,7 @@ SENTENCES = "The river rises in the hills. It flows to the sea. Farms line its b
 
 def test_line_rules_rewrite_text_and_doc_rules_drop():
     page = "\n".join([SENTENCES, "Please enable JavaScript to view this page.", "Menu", "We use cookies to improve it."])
-    cases = [page, SENTENCES + "\nLorem ipsum dolor sit amet, consectetur.", SENTENCES + "\nvar x = {a: 1};",
+    cases = [page, SENTENCES + "\nLorem ipsum dolor sit amet, consectetur.", SENTENCES + "\nThe default config is {debug: true} for all users.",
              "Only one sentence here."]
     out = C4Quality().process(batch(cases, langs=["en"] * 4))
     assert reasons(out) == [(None, None), ("c4_quality", "lorem_ipsum"), ("c4_quality", "curly_bracket"),
