@@ -43,12 +43,44 @@ WORK = os.path.join(REPO, "bench", "work")
 DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
 BUILD_VERSION = 1  # bump when the input recipe changes (invalidates the cache)
 ORIGINS = ("c4", "ccnet", "wikipedia", "zh")
+# The row-local filter stages of configs/corpus.yaml that datatrove's reference mirrors (keywords,
+# which datatrove lacks, is cheap and kept). Dataset-level stages (dedup, decontamination) are left
+# out: the reference has none, and on an input made of repeated copies they would collapse the copies.
+FILTER_STAGES = ("langid", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality", "keywords")
 ZH_MIN_CHARS, ZH_MAX_CHARS = 2000, 5000
 MB = 1e6
 
 
 def log(message: str) -> None:
     print(f"[pipeline_throughput] {message}", file=sys.stderr, flush=True)
+
+
+def cpu_busy(seconds: float = 2.0) -> float:
+    """Cores' worth of CPU the whole machine used over the next `seconds` (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total1, idle1 = sample()
+    time.sleep(seconds)
+    total2, idle2 = sample()
+    return (1 - (idle2 - idle1) / max(total2 - total1, 1)) * (os.cpu_count() or 1)
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
+    """Wait (up to `max_wait` s) until other processes use < `threshold` cores, so that
+    timings are not taken while tests or other jobs share the machine; returns the last reading."""
+    deadline = time.time() + max_wait
+    while True:
+        busy = cpu_busy()
+        if busy < threshold or time.time() >= deadline:
+            if busy >= threshold:
+                log(f"WARNING: timing while {busy:.1f} cores are busy with other work")
+            return busy
+        log(f"machine busy ({busy:.1f} cores in use by other processes): waiting")
+        time.sleep(10)
 
 
 # --------------------------------------------------------------------------- input
@@ -142,7 +174,7 @@ def build_input(shared: str, mb: float, shards: int) -> dict:
     return manifest
 
 
-def subset_of(manifest: dict, folder_note: str = "") -> str:
+def subset_of(manifest: dict) -> str:
     return f"{manifest['text_bytes'] / MB:.1f} MB, {manifest['documents']:,} docs ({manifest['copies']} copies)"
 
 
@@ -150,8 +182,9 @@ def subset_of(manifest: dict, folder_note: str = "") -> str:
 
 
 def ours_config(input_dir: str, out_dir: str, cores: int):
-    """configs/corpus.yaml's stages and execution settings; one JSONL source (the bench
-    input); langid allows en+zh with the config's default threshold."""
+    """configs/corpus.yaml's filter stages (FILTER_STAGES, with the config's params) and
+    execution settings; one JSONL source (the bench input); langid allows en+zh with the
+    config's default threshold."""
     import copy
 
     import yaml
@@ -160,7 +193,7 @@ def ours_config(input_dir: str, out_dir: str, cores: int):
 
     with open(os.path.join(REPO, "configs", "corpus.yaml"), encoding="utf-8") as handle:
         base = yaml.safe_load(handle)
-    stages = copy.deepcopy(base["stages"])
+    stages = [copy.deepcopy(entry) for entry in base["stages"] if entry["name"] in FILTER_STAGES]
     for entry in stages:
         if entry["name"] == "langid":
             params = entry.setdefault("params", {}) or {}
@@ -175,6 +208,13 @@ def ours_config(input_dir: str, out_dir: str, cores: int):
         "execution": {**(base.get("execution") or {}), "num_cpus": cores},
     }
     return parse_config(raw)
+
+
+def excluded_stages() -> list[str]:
+    import yaml
+
+    with open(os.path.join(REPO, "configs", "corpus.yaml"), encoding="utf-8") as handle:
+        return [entry["name"] for entry in yaml.safe_load(handle)["stages"] if entry["name"] not in FILTER_STAGES]
 
 
 def kept_per_origin_ours(out_dir: str) -> Counter:
@@ -197,13 +237,13 @@ def start_ray(cores: int) -> float:
     return seconds
 
 
-def run_ours(manifest: dict, cores: int, label: str) -> dict:
+def run_ours(manifest: dict, cores: int, label: str, wait: float = 0) -> dict:
     from pipelines.corpus import run
 
     out_dir = os.path.join(WORK, f"ours_out_{label}")
     config = ours_config(os.path.dirname(manifest["files"][0]), out_dir, cores)
     log(f"ours ({label}): {subset_of(manifest)} -> {out_dir}")
-    load = os.getloadavg()[0]
+    load = wait_quiet(wait)
     started = time.perf_counter()
     stats = run(config)
     seconds = time.perf_counter() - started
@@ -216,6 +256,7 @@ def run_ours(manifest: dict, cores: int, label: str) -> dict:
         "kept_per_origin": kept_per_origin_ours(out_dir),
         "removed": stats["removed"],
         "kept_languages": stats["kept_languages"],
+        "stages": [spec.name for spec in config.stages],
         "manifest": manifest,
     }
 
@@ -267,7 +308,7 @@ def datatrove_steps(input_dir: str, out_dir: str):
     ]
 
 
-def run_datatrove(manifest: dict, cores: int, label: str) -> dict:
+def run_datatrove(manifest: dict, cores: int, label: str, wait: float = 0) -> dict:
     from datatrove.executor import LocalPipelineExecutor
 
     out_dir = os.path.join(WORK, f"datatrove_out_{label}")
@@ -283,7 +324,7 @@ def run_datatrove(manifest: dict, cores: int, label: str) -> dict:
         logging_dir=logs,
         skip_completed=False,
     )
-    load = os.getloadavg()[0]
+    load = wait_quiet(wait)
     started = time.perf_counter()
     executor.run()
     seconds = time.perf_counter() - started
@@ -314,3 +355,229 @@ def run_datatrove(manifest: dict, cores: int, label: str) -> dict:
         "steps": steps,
         "manifest": manifest,
     }
+
+
+# --------------------------------------------------------------------------- where time goes
+
+
+def profile_stages(manifest: dict, limit_mb: float = 2.8) -> dict:
+    """Our stage chain in this process, one core, no Ray: seconds per stage on the first
+    `limit_mb` MB of the input, in batches of the config's batch size."""
+    from pipelines.corpus import StageChain
+    from stages.base import DOCUMENT_SCHEMA
+    import pyarrow as pa
+
+    import stages.text as text_module
+
+    config = ours_config(os.path.dirname(manifest["files"][0]), os.path.join(WORK, "unused"), 1)
+    texts = []
+    size = 0
+    with open(manifest["files"][0], encoding="utf-8") as handle:
+        for line in handle:
+            texts.append(json.loads(line)["text"])
+            size += len(texts[-1].encode())
+            if size >= limit_mb * MB:
+                break
+    started = time.perf_counter()
+    chain = StageChain([(spec.name, spec.params) for spec in config.stages])
+    setup = time.perf_counter() - started
+    seconds: Counter = Counter()
+    n = config.execution.batch_size
+    for start in range(0, len(texts), n):
+        chunk = texts[start:start + n]
+        batch = pa.table({
+            "id": [f"p/{start + i}" for i in range(len(chunk))], "source": ["bench"] * len(chunk), "text": chunk,
+            "url": [None] * len(chunk), "metadata": ["{}"] * len(chunk),
+            "drop_stage": [None] * len(chunk), "drop_reason": [None] * len(chunk),
+        }, schema=DOCUMENT_SCHEMA)
+        for stage in chain.stages:
+            t0 = time.perf_counter()
+            batch = stage.process(batch)
+            seconds[stage.name] += time.perf_counter() - t0
+    cache = getattr(text_module.analyse, "cache_info", lambda: None)()
+    return {"mb": size / MB, "documents": len(texts), "setup": setup,
+            "stages": [(stage.name, seconds[stage.name]) for stage in chain.stages],
+            "cache": str(cache) if cache else ""}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dict | None, profile: dict | None) -> str:
+    out = []
+    out.append(f"Cores: {args.cores}. MB = 10^6 bytes of UTF-8 document text. Input: {len(manifests['full']['files'])} "
+               f"JSONL files under bench/work/ (cached), built from ../shared/data.")
+    out.append("")
+    if ours:
+        first = next(iter(ours.values()))
+        out.append(f"Ours: stages {' -> '.join(first['stages'])} (params from configs/corpus.yaml; langid allows en+zh); "
+                   f"dataset-level stages in the config and not run here: {', '.join(excluded_stages()) or 'none'}.")
+        out.append("datatrove: JsonlReader -> LanguageFilter(en, zh; lid.176.ftz) -> GopherRepetitionFilter -> "
+                   "GopherQualityFilter -> C4QualityFilter(filter_no_terminal_punct=False) -> FineWebQualityFilter -> "
+                   "JsonlWriter (gzip), default parameters otherwise.")
+        out.append("")
+    out.append("**Input mix** (each base document repeated `copies` times; copy N has id suffix `/cN` and `cN ` "
+               "prepended to its text):")
+    out.append("")
+    rows = []
+    for key, manifest in manifests.items():
+        per = manifest["per_origin"]
+        rows.append([f"{key} ({manifest['name']})", f"{manifest['documents']:,}", f"{manifest['text_bytes'] / MB:.1f}",
+                     manifest["copies"]] + [f"{per[o]['documents']:,} docs, {pct(per[o]['text_bytes'], manifest['text_bytes'])}"
+                                            for o in ORIGINS])
+    out.append(table(["input", "docs", "text MB", "copies", "C4", "CCNet", "Wikipedia", "zh (Debian Ref.)"], rows))
+    out.append("")
+    out.append("**Throughput** (wall clock, end to end: read JSONL, all stages, write output; ours also writes rejects "
+               "and stats.json/report.md)")
+    out.append("")
+    rows = []
+    runs = []
+    for key, result in ours.items():
+        runs.append((f"ours, {key} input (Ray already up)", result, result["seconds"]))
+    if ray_seconds is not None and "full" in ours:
+        runs.append(("ours, full input, incl. Ray start", ours["full"], ours["full"]["seconds"] + ray_seconds))
+    if dt:
+        runs.append((f"datatrove, {dt['label']} input", dt, dt["seconds"]))
+    for name, result, seconds in runs:
+        m = result["manifest"]
+        rows.append([name, f"{m['text_bytes'] / MB:.1f}", f"{result['documents']:,}", f"{seconds:.1f}",
+                     f"{m['text_bytes'] / MB / seconds:.3f}", f"{result['documents'] / seconds:.1f}",
+                     f"{result['kept_documents']:,}", f"{result['load_before']:.2f}"])
+    out.append(table(["run", "input MB", "docs", "wall s", "MB/s", "docs/s", "kept docs", "other CPU load before (cores)"], rows))
+    if ray_seconds is not None:
+        out.append("")
+        out.append(f"Ray start (`ray.init(address='local', num_cpus={args.cores})`): {ray_seconds:.1f} s.")
+    out.append("")
+    compare_key = dt["label"] if dt else None
+    if dt and compare_key in ours:
+        out.append(f"**Kept documents per origin** (same {compare_key} input for both; datatrove's filters are English-only, "
+                   "so Chinese is expected to be rejected there: a finding, not a bug)")
+        out.append("")
+        m = manifests[compare_key]
+        rows = []
+        for origin in ORIGINS:
+            n = m["per_origin"][origin]["documents"]
+            a, b = ours[compare_key]["kept_per_origin"].get(origin, 0), dt["kept_per_origin"].get(origin, 0)
+            rows.append([origin, f"{n:,}", f"{a:,} ({pct(a, n)})", f"{b:,} ({pct(b, n)})"])
+        a, b = ours[compare_key]["kept_documents"], dt["kept_documents"]
+        rows.append(["all", f"{m['documents']:,}", f"{a:,} ({pct(a, m['documents'])})", f"{b:,} ({pct(b, m['documents'])})"])
+        out.append(table(["origin", "input docs", "ours kept", "datatrove kept"], rows))
+        out.append("")
+    for key, result in ours.items():
+        if key == compare_key:
+            continue
+        m = result["manifest"]
+        out.append(f"Ours, {key} input, kept per origin: " + ", ".join(
+            f"{o} {result['kept_per_origin'].get(o, 0):,}/{m['per_origin'][o]['documents']:,}" for o in ORIGINS)
+            + f"; kept languages {result['kept_languages']}.")
+        out.append("")
+    first = next(iter(ours.values()), None)
+    if first:
+        out.append(f"**Ours: removed per stage** ({first['label']} input): " + "; ".join(
+            f"{stage} {sum(reasons.values()):,} (" + ", ".join(f"{r} {c:,}" for r, c in sorted(reasons.items(), key=lambda x: -x[1])[:4]) + ")"
+            for stage, reasons in first["removed"].items()))
+        out.append("")
+    if dt:
+        total = sum(step["seconds"] for step in dt["steps"]) or 1.0
+        out.append("**datatrove: time per step** (from its logs/stats.json, summed over tasks)")
+        out.append("")
+        out.append(table(["step", "seconds", "share", "dropped"], [
+            [step["name"], f"{step['seconds']:.1f}", pct(step["seconds"], total),
+             ", ".join(f"{k.removeprefix('dropped_') or k}: {v:,}" for k, v in step["dropped"].items()) or "-"]
+            for step in dt["steps"]]))
+        out.append("")
+    if profile:
+        total = sum(s for _, s in profile["stages"]) or 1.0
+        out.append(f"**Ours: time per stage** (stage chain in one process, one core, no Ray, first "
+                   f"{profile['mb']:.1f} MB / {profile['documents']} docs of the input; setup {profile['setup']:.1f} s "
+                   "not included; the word segmentation shared through `stages.text.analyse` is charged to the "
+                   "first stage that asks for it, gopher_repetition)")
+        out.append("")
+        out.append(table(["stage", "seconds", "share", "MB/s (one core)"], [
+            [name, f"{s:.2f}", pct(s, total), f"{profile['mb'] / s:.2f}" if s else "-"] for name, s in profile["stages"]]
+            + [["chain", f"{total:.2f}", "100 %", f"{profile['mb'] / total:.2f}"]]))
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=100, help="input size in MB of text (default: %(default)s)")
+    parser.add_argument("--cores", type=int, default=2, help="cores for both pipelines (default: %(default)s)")
+    parser.add_argument("--datatrove-mb", type=float, default=20,
+                        help="datatrove's input size (a subset: whole copies of the same mix); 0 = same as --mb. "
+                        "Ours also runs on it, for a same-input comparison (default: %(default)s)")
+    parser.add_argument("--shared", default=DEFAULT_SHARED, help="../shared/data (default: %(default)s)")
+    parser.add_argument("--skip-datatrove", action="store_true")
+    parser.add_argument("--no-profile", action="store_true", help="skip the one-core per-stage timing of ours")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                        help="before each timed run, wait up to S s for the machine to be idle (default: %(default)s)")
+    args = parser.parse_args(argv)
+    os.chdir(REPO)  # configs/corpus.yaml refers to keyword files relative to the repo root
+    if not os.path.isdir(args.shared):
+        print(f"pipeline_throughput: {args.shared} not found (the benchmark input is built from ../shared/data)",
+              file=sys.stderr)
+        return 2
+    os.makedirs(WORK, exist_ok=True)
+    manifests = {"full": build_input(args.shared, args.mb, args.cores)}
+    dt_mb = args.datatrove_mb or args.mb
+    if not args.skip_datatrove and dt_mb < args.mb:
+        manifests["subset"] = build_input(args.shared, dt_mb, args.cores)
+    dt_key = "subset" if "subset" in manifests else "full"
+
+    import ray
+
+    wait_quiet(args.wait_idle)
+    ray_seconds = start_ray(args.cores)
+    log(f"ray started in {ray_seconds:.1f} s")
+    ours = {}
+    try:
+        for key in manifests:
+            ours[key] = run_ours(manifests[key], args.cores, key, args.wait_idle)
+            log(f"ours ({key}): {ours[key]['seconds']:.1f} s")
+    finally:
+        ray.shutdown()
+    dt = None
+    if not args.skip_datatrove:
+        dt = run_datatrove(manifests[dt_key], args.cores, dt_key, args.wait_idle)
+        log(f"datatrove ({dt_key}): {dt['seconds']:.1f} s")
+    profile = None if args.no_profile else profile_stages(manifests["full"])
+    print(report(args, manifests, ray_seconds, ours, dt, profile))
+
+    def mbps(result):
+        return result["manifest"]["text_bytes"] / MB / result["seconds"]
+
+    figures = {"ours_mb_per_s": mbps(ours["full"]), "ray_start_s": ray_seconds,
+               "ours": {k: {"seconds": v["seconds"], "mb_per_s": mbps(v), "docs_per_s": v["documents"] / v["seconds"],
+                            "kept_per_origin": v["kept_per_origin"]} for k, v in ours.items()}}
+    if dt:
+        figures.update({"datatrove_mb_per_s": mbps(dt), "datatrove": {
+            "input": dt_key, "seconds": dt["seconds"], "mb_per_s": mbps(dt), "docs_per_s": dt["documents"] / dt["seconds"],
+            "kept_per_origin": dt["kept_per_origin"]}})
+        if dt_key != "full":
+            same = mbps(ours[dt_key])
+            print(f"same_input ({manifests[dt_key]['text_bytes'] / MB:.1f} MB) ours_mb_per_s {same:.3f} "
+                  f"datatrove_mb_per_s {mbps(dt):.3f} ratio {same / mbps(dt):.2f}")
+        print(f"ours_mb_per_s {mbps(ours['full']):.3f} datatrove_mb_per_s {mbps(dt):.3f} "
+              f"ratio {mbps(ours['full']) / mbps(dt):.2f}")
+    else:
+        print(f"ours_mb_per_s {mbps(ours['full']):.3f} datatrove_mb_per_s - ratio -")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(figures, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -343,6 +343,9 @@ LICENSE_COPIES = [
 # --------------------------------------------------------------------------- sample
 
 
+EVAL_ARTICLES = (3, 11, 19)
+
+
 def build_sample(shared: str) -> dict:
     if os.path.exists(SAMPLE_DIR):
         shutil.rmtree(SAMPLE_DIR)
@@ -370,6 +373,13 @@ def build_sample(shared: str) -> dict:
                   "text": pa.array([w["text"] for w in wiki], pa.string())}),
     )
     info["wiki_titles"] = [w["title"] for w in wiki]
+    # A stand-in evaluation set for decontamination: one 40-word passage from each of three
+    # articles (a benchmark built from Wikipedia leaks into a crawl just like this).
+    eval_records = []
+    for index in EVAL_ARTICLES:
+        words = wiki[index]["text"].split()
+        eval_records.append({"text": " ".join(words[200:240]), "source": f"wiki row {index}"})
+    _write(os.path.join(REPO, "data", "eval", "wiki_passages.jsonl"), _jsonl_bytes(eval_records))
 
     zh_docs = split_debian_reference(_read_text(os.path.join(shared, "zh", "debian-reference.zh-cn.txt.gz")))
     _write(os.path.join(SAMPLE_DIR, "zh", "debian-reference-0000.jsonl.zst"), _zstd_bytes(_jsonl_bytes(zh_docs)))
@@ -549,6 +559,13 @@ in brackets.
 {chr(10).join(rows)}
 
 Debian Reference documents: {len(zh)} documents, {min(zh)}-{max(zh)} characters (median {sorted(zh)[len(zh) // 2]}).
+
+## `data/eval/wiki_passages.jsonl`
+
+A stand-in evaluation set for the `decontaminate` stage: words 200-240 of the Wikipedia
+rows {", ".join(str(i) for i in EVAL_ARTICLES)} of `sample/wiki/wiki-0000.parquet` (field `text`, plus `source`).
+It plays a benchmark whose passages leaked into the crawl, so `make corpus` removes those
+three articles as `decontaminate/eval_overlap`. Same source and license as `wiki/`.
 
 ## Duplicates in `sample/web/c4-0001.jsonl.zst`
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pyarrow.parquet as pq
@@ -71,6 +72,19 @@ def test_kept_languages_follow_the_per_source_rules(local_run):
     assert "language_not_allowed:de" in multilingual_reasons
 
 
+def test_dedup_survivors_are_kept_and_decontamination_hits_the_eval_articles(local_run):
+    out, stats = local_run
+    docs, rejects = read_dir(f"{out}/docs"), read_dir(f"{out}/rejects").to_pydict()
+    kept_ids = set(docs["id"].to_pylist())
+    duplicates = [(i, of) for i, stage, of in zip(rejects["id"], rejects["drop_stage"], rejects["duplicate_of"])
+                  if stage in ("exact_dedup", "minhash_dedup")]
+    assert len(duplicates) >= 15  # c4-0001 holds 15 exact copies and 15 near-copies of c4-0000 documents
+    for doc_id, survivor in duplicates:
+        assert survivor in kept_ids and survivor < doc_id  # same source priority: the smaller id survives
+    assert stats["removed"]["decontaminate"] == {"eval_overlap": 3}
+    assert stats["exact_dedup"]["duplicates"] == stats["removed"]["exact_dedup"]["exact_duplicate"]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,23 +97,28 @@ def test_ray_job_submit_matches_local_run(local_run, tmp_path):
     env = dict(os.environ, RAY_AUTH_MODE="disabled")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the job's `python`
     env.pop("RAY_ADDRESS", None)
-    gcs_port, dashboard_port = free_port(), free_port()
+    # Every port explicit and free: the test session's own Ray instance holds the defaults.
+    ports = {name: free_port() for name in ("port", "dashboard-port", "dashboard-agent-listen-port",
+                                             "dashboard-agent-grpc-port", "metrics-export-port",
+                                             "ray-client-server-port", "runtime-env-agent-port")}
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    ray_temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
+    head_log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
-         "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
-         f"--temp-dir={tmp_path / 'ray'}"],
-        env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [ray_bin, "start", "--head", "--block", "--dashboard-host=127.0.0.1", "--num-cpus=2",
+         "--include-dashboard=true", f"--temp-dir={ray_temp}",
+         *(f"--{name}={port}" for name, port in ports.items())],
+        env=env, cwd=ROOT, start_new_session=True, stdout=head_log, stderr=subprocess.STDOUT,
     )
     try:
-        address = f"http://127.0.0.1:{dashboard_port}"
-        deadline = time.time() + 120
+        address = f"http://127.0.0.1:{ports['dashboard-port']}"
+        deadline = time.time() + 180
         while True:
             probe = subprocess.run([ray_bin, "job", "list", "--address", address], env=env,
                                    capture_output=True, text=True)
             if probe.returncode == 0:
                 break
-            assert time.time() < deadline, f"Ray head did not come up: {probe.stderr[-2000:]}"
+            assert time.time() < deadline, f"Ray head did not come up: {(tmp_path / 'head.log').read_text()[-3000:]}"
             time.sleep(2)
         out_job = str(tmp_path / "job_out")
         job = subprocess.run(
@@ -117,7 +136,7 @@ def test_ray_job_submit_matches_local_run(local_run, tmp_path):
             assert read_dir(f"{out_job}/{sub}").equals(read_dir(f"{out_local}/{sub}")), sub
     finally:
         stop_process_group(head)
-        shutil.rmtree(tmp_path / "ray", ignore_errors=True)
+        shutil.rmtree(ray_temp, ignore_errors=True)
 
 
 def stop_process_group(process):
