@@ -36,6 +36,10 @@ def write_report(stats: dict, config) -> str:
     for stage, reasons in stats["removed"].items():
         for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
             lines.append(f"| {stage} | {reason} | {count} |")
+    dedup = {stage: stats[stage] for stage in stats["stages"] if isinstance(stats.get(stage), dict)}
+    if dedup:
+        lines += ["", "## Deduplication", "", "| stage | figures |", "| --- | --- |"]
+        lines += [f"| {stage} | {', '.join(f'{k}: {v}' for k, v in figures.items())} |" for stage, figures in dedup.items()]
     lines += ["", "## Quarantined (malformed input)", ""]
     if stats["quarantined"]:
         lines += ["| reason | documents |", "| --- | ---: |"]
