@@ -116,6 +116,15 @@ def open_binary(path: str) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
+def _decode(data: bytes) -> str | Record:
+    """UTF-8 text, or a quarantined record showing what could be read and where it broke."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Record(reason="bad_encoding", raw=data.decode("utf-8", "replace")[:QUARANTINE_SNIPPET_CHARS]
+                      + f"\n[{error}]")
+
+
 def _text_record(text, url, metadata) -> Record:
     if not isinstance(text, str):
         return Record(reason="text_not_string", raw=json.dumps(text, default=str)[:QUARANTINE_SNIPPET_CHARS])
@@ -129,11 +138,9 @@ def read_jsonl(file: InputFile) -> Iterator[Record]:
         for line in handle:
             if not line.strip():
                 continue  # blank separator lines hold no record
-            try:
-                decoded = line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                yield Record(reason="bad_encoding", raw=line.decode("utf-8", "replace")[:QUARANTINE_SNIPPET_CHARS]
-                             + f"\n[{error}]")
+            decoded = _decode(line)
+            if isinstance(decoded, Record):
+                yield decoded
                 continue
             try:
                 obj = json.loads(decoded)
@@ -179,13 +186,8 @@ def read_parquet(file: InputFile) -> Iterator[Record]:
 def read_txt(file: InputFile) -> Iterator[Record]:
     with open(file.path, "rb") as handle:
         data = handle.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        yield Record(reason="bad_encoding", raw=data.decode("utf-8", "replace")[:QUARANTINE_SNIPPET_CHARS]
-                     + f"\n[{error}]")
-        return
-    yield _text_record(text, None, {})
+    text = _decode(data)
+    yield text if isinstance(text, Record) else _text_record(text, None, {})
 
 
 def _warc_records(path: str, record_type: str):
@@ -224,11 +226,9 @@ def read_wet(file: InputFile) -> Iterator[Record]:
     for record in _warc_records(file.path, "conversion"):
         headers = record.rec_headers
         raw = record.content_stream().read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            yield Record(reason="bad_encoding", raw=raw.decode("utf-8", "replace")[:QUARANTINE_SNIPPET_CHARS]
-                         + f"\n[{error}]")
+        text = _decode(raw)
+        if isinstance(text, Record):
+            yield text
             continue
         meta = {"warc_record_id": headers.get_header("WARC-Record-ID"), "date": headers.get_header("WARC-Date")}
         yield _text_record(text, headers.get_header("WARC-Target-URI"), meta)
