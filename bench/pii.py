@@ -39,14 +39,22 @@ def reference_analyzer():
     from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, IbanRecognizer, IpRecognizer,
                                                           PhoneRecognizer, UsSsnRecognizer)
 
-    from stages.pii import LANGUAGE, OfflineEmailRecognizer, _BlankSpacyEngine
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    from stages.pii import LANGUAGE, OfflineEmailRecognizer
+
+    class BlankSpacyEngine(SpacyNlpEngine):  # presidio's own engine on a blank pipeline: no download
+        def load(self) -> None:
+            import spacy
+
+            self.nlp = {LANGUAGE: spacy.blank(LANGUAGE)}
 
     registry = RecognizerRegistry(supported_languages=[LANGUAGE])
     extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
     for recognizer in (OfflineEmailRecognizer(extract), PhoneRecognizer(), CreditCardRecognizer(),
                        IbanRecognizer(), IpRecognizer(), UsSsnRecognizer()):
         registry.add_recognizer(recognizer)
-    engine = _BlankSpacyEngine()
+    engine = BlankSpacyEngine()
     engine.load()
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=[LANGUAGE])
     entities = EVAL_TYPES[:-1]

@@ -158,7 +158,7 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("no language has both positive and negative examples")
     lines = [f"{LABELS[kind]} {normalise(text)}" for d in trained.values() for kind in LABELS for text in d[kind][0]]
     random.Random(config.seed).shuffle(lines)
-    params = {"epoch": 20, "lr": 0.5, "wordNgrams": 2, "dim": 32, "minCount": 2, "bucket": 200_000,
+    params = {"epoch": 10, "lr": 0.1, "wordNgrams": 2, "dim": 32, "minCount": 2, "bucket": 200_000,
               **config.fasttext, "seed": config.seed, "thread": 1, "verbose": 0}  # one thread: reproducible
     with tempfile.TemporaryDirectory() as tmp:
         train_file = os.path.join(tmp, "train.txt")
@@ -193,7 +193,7 @@ def train(config: TrainConfig) -> dict:
         "heldout": evaluation,
         # Score quantiles (0 %, 1 %, ... 100 %) of held-out raw-web documents: top_fraction -> threshold.
         "calibration": {"documents": len(calibration),
-                        "quantiles": [round(float(q), 6) for q in np.quantile(calibration, np.linspace(0, 1, 101))]},
+                        "quantiles": [float(q) for q in np.quantile(calibration, np.linspace(0, 1, 101))]},
         "size_bytes": os.path.getsize(config.output),
     }
     with open(metadata_path(config.output), "w", encoding="utf-8") as handle:

@@ -14,6 +14,8 @@ STAGES = {
     "c4_quality": "stages.c4_quality:C4Quality",
     "fineweb_quality": "stages.fineweb_quality:FineWebQuality",
     "keywords": "stages.keywords:Keywords",
+    "quality_classifier": "stages.quality_classifier:QualityClassifier",
+    "pii": "stages.pii:PiiScrubber",
     "exact_dedup": "stages.exact_dedup:ExactDedup",
     "minhash_dedup": "stages.minhash_dedup:MinHashDedup",
     "sentence_dedup": "stages.sentence_dedup:SentenceDedup",

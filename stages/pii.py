@@ -11,11 +11,14 @@ is downloaded).
 Presidio over whole documents runs ~80 KB/s per core. Almost no text can hold
 these entities: every email has an '@', every number-like entity a run of 7+
 digits, a dotted quad or an IBAN head, every IPv6 a '::' or three colons
-around hex groups. So (1) RE2 through pyarrow finds the documents with such a
-candidate at C++ speed, (2) Python `re` locates the candidates in them, (3)
-presidio analyses only a window around each candidate, with the recognizers
-of the entity types that candidate can start, (4) look-alikes (dates, ISBNs,
-versions, prices, year ranges) are rejected and overlaps resolved.
+around hex groups. So (1) RE2 through pyarrow finds each document's first and
+last candidate at C++ speed, (2) Python `re` locates the candidates between
+them, (3) presidio analyses only a window around each candidate, with the
+recognizers of the entity types that candidate can start, (4) look-alikes
+(dates, ISBNs, versions, prices, decimals, year ranges, outline numbers),
+addresses that identify nobody (private IPs, example.org mail) are rejected
+and overlaps resolved. Measured: >80x presidio's throughput, higher recall
+(docs/BENCHMARKS.md, `python -m bench.pii_throughput`).
 """
 
 from __future__ import annotations
@@ -26,15 +29,37 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+import sys
+from contextlib import contextmanager
+
+import numpy as np
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
-from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
-from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
-from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer, IbanRecognizer,
-                                                      IpRecognizer, PhoneRecognizer, SpacyRecognizer,
-                                                      UsSsnRecognizer)
+
+
+@contextmanager
+def _without_deep_learning():
+    """presidio imports transformers' pipeline, and thinc imports torch, whenever they are
+    installed (the trainer needs both): ~8 s in every Ray worker, for engines we never use. A None
+    entry in sys.modules makes such an optional import fail fast; modules a process has already
+    imported cost nothing and are left alone. The entries are removed afterwards."""
+    hidden = [name for name in ("transformers", "torch") if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
+with _without_deep_learning():
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+    from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer, IbanRecognizer,
+                                                          IpRecognizer, PhoneRecognizer, SpacyRecognizer,
+                                                          UsSsnRecognizer)
 
 from stages.base import Resources, Stage, make_params, set_column
 
@@ -63,10 +88,13 @@ CANDIDATE = re.compile(
     r"(?=[\d@:])(?:(?P<iban>(?<=[A-Za-z]{2})\d\d ?[A-Za-z0-9]{4})|(?P<digits>\d(?:[ \-.()/]{0,3}\d){6,})"
     r"|(?P<quad>\d{1,3}(?:\.\d{1,3}){3})|(?P<at>(?<=\w)@(?=\w))|(?P<colon>::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:))"
 )
-# The same superset in RE2 syntax (no look-arounds; \p{Nd} as Python's Unicode \d): a document-level
-# gate run by pyarrow in C++, so Python's regex engine only scans documents with a candidate.
-CANDIDATE_RE2 = (r"\p{Nd}([ \-.()/]{0,3}\p{Nd}){6,}|\p{Nd}{1,3}(\.\p{Nd}{1,3}){3}|[A-Za-z]{2}\p{Nd}\p{Nd} ?[A-Za-z0-9]{4}"
-                 r"|@|::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
+# The same superset in RE2 syntax (no look-arounds; \p{Nd} as Python's Unicode \d), and mirrored
+# for reversed text: pyarrow runs them in C++ to find the first and the last candidate of each
+# document, so Python's regex engine scans only what lies between (nothing in most documents).
+_RE2_COMMON = r"\p{Nd}([ \-.()/]{0,3}\p{Nd}){6,}|\p{Nd}{1,3}(\.\p{Nd}{1,3}){3}|@|::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"
+CANDIDATE_RE2 = _RE2_COMMON + r"|[A-Za-z]{2}\p{Nd}\p{Nd} ?[A-Za-z0-9]{4}"
+CANDIDATE_RE2_REVERSED = _RE2_COMMON + r"|[A-Za-z0-9]{4} ?\p{Nd}\p{Nd}[A-Za-z]{2}"
+LOOKAHEAD = 8  # characters past the last candidate that CANDIDATE's look-aheads may read
 _DIGIT_ENTITIES = {"PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "US_SSN", "CN_RESIDENT_ID"}
 KIND_ENTITIES = {
     "digits": _DIGIT_ENTITIES,
@@ -194,7 +222,8 @@ class RunPhoneRecognizer(PhoneRecognizer):
     (libphonenumber's matcher parses every digit group, years and prices too, once per region:
     ~3 ms per 100 characters), stopping at the first region that accepts the number. A bare digit
     string ("12357057975": order numbers, IDs) is valid in some national plan far too often to stand
-    alone: it gets a weak score that only a context word lifts over the threshold."""
+    alone: it is left to the weak "national plain" pattern, and one the matcher finds inside a
+    longer run gets the same weak score; only a context word lifts them over the threshold."""
 
     WEAK = 0.1
 
@@ -206,8 +235,9 @@ class RunPhoneRecognizer(PhoneRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
         for run in self.RUN.finditer(text):
-            if lookalike(text, run.start(), run.end()) or _QUAD.fullmatch(run[0]):
-                continue  # rejected by `plausible` or taken by the IP recognizer anyway
+            bare = run[0].isdigit() and text[run.start() - 1:run.start()] not in ("+", "(")
+            if bare or lookalike(text, run.start(), run.end()) or _QUAD.fullmatch(run[0]):
+                continue  # weak anyway, rejected by `plausible`, or taken by the IP recognizer
             offset = max(0, run.start() - self.REACH)
             piece = text[offset:run.end() + self.REACH]
             for region in self.supported_regions:
@@ -364,9 +394,11 @@ class _BlankSpacyEngine(SpacyNlpEngine):
     def _doc_to_nlp_artifact(self, doc, language) -> NlpArtifacts:
         if self.model:
             return super()._doc_to_nlp_artifact(doc, language)
-        indices, lemmas = zip(*[(token.idx, token.lower_) for token in doc]) if len(doc) else ((), ())
-        return NlpArtifacts(entities=[], tokens=doc, tokens_indices=list(indices), lemmas=list(lemmas),
-                            nlp_engine=self, language=language)
+        # Token texts rather than the Doc: presidio's context search walks `tokens` once per
+        # result, and each step over a Doc builds a Token object (a fifth of the stage's time).
+        words = [(token.idx, token.text, token.lower_) for token in doc]
+        return NlpArtifacts(entities=[], tokens=[w[1] for w in words], tokens_indices=[w[0] for w in words],
+                            lemmas=[w[2] for w in words], nlp_engine=self, language=language)
 
     def is_stopword(self, word: str, language: str) -> bool:
         return word not in self.context_words and super().is_stopword(word, language)
@@ -465,15 +497,15 @@ class PiiScrubber(Stage):
             self.setup()
         texts = batch["text"]
         langs = batch["lang"].to_pylist() if "lang" in batch.column_names else [None] * batch.num_rows
-        gate = (pc.fill_null(pc.match_substring_regex(texts, CANDIDATE_RE2), False).to_pylist()
-                if self.params.prefilter and not self.custom and not self.ner_analyzer else [True] * batch.num_rows)
+        bounded = self.params.prefilter and not self.custom and not self.ner_analyzer
+        bounds = candidate_bounds(texts) if bounded else [(0, None)] * batch.num_rows
         counts = {t: [0] * batch.num_rows for t in self.placeholders}
         out = []
-        for row, (text, lang, maybe) in enumerate(zip(texts.to_pylist(), langs, gate)):
-            if not text or not maybe:
+        for row, (text, lang, bound) in enumerate(zip(texts.to_pylist(), langs, bounds)):
+            if not text or bound is None:
                 out.append(text)
                 continue
-            spans = self.find(text, lang)
+            spans = self.find(text, lang, *bound)
             for span in spans:
                 counts[span.entity][row] += 1
             out.append(self.replace(text, spans))
@@ -482,12 +514,13 @@ class PiiScrubber(Stage):
             batch = set_column(batch, f"pii_{entity.lower()}", pa.array(values, pa.int32()))
         return batch
 
-    def find(self, text: str, lang: str | None = None) -> list[Span]:
-        """Non-overlapping PII spans of `text`, in order."""
+    def find(self, text: str, lang: str | None = None, first: int = 0, last: int | None = None) -> list[Span]:
+        """Non-overlapping PII spans of `text`, in order; candidates are looked for from `first`
+        to `last` (see `candidate_bounds`)."""
         if self.analyzer is None:
             self.setup()
         spans = []
-        for start, end, entities in self._windows(text):
+        for start, end, entities in self._windows(text, first, len(text) if last is None else last):
             window = CJK_LETTERS.sub(" ", text[start:end])
             for result in self.analyzer.analyze(window, language=LANGUAGE, entities=sorted(entities),
                                                 score_threshold=self.params.score_threshold):
@@ -501,13 +534,14 @@ class PiiScrubber(Stage):
     def _span(result: RecognizerResult, offset: int) -> Span:
         return Span(result.start + offset, result.end + offset, result.entity_type, result.score)
 
-    def _windows(self, text: str) -> list[tuple[int, int, set[str]]]:
+    def _windows(self, text: str, first: int, last: int) -> list[tuple[int, int, set[str]]]:
         """Merged (start, end, entity types) regions of `text` that can hold PII."""
         everything = set(self.params.entities) | {name for name, *_ in self.custom}
         if not self.params.prefilter:
             return [(0, len(text), everything)]
         margin = self.params.window_chars
-        hits = [(m.start(), m.end(), KIND_ENTITIES[m.lastgroup] & everything) for m in CANDIDATE.finditer(text)
+        hits = [(m.start(), m.end(), KIND_ENTITIES[m.lastgroup] & everything)
+                for m in CANDIDATE.finditer(text, first, last + LOOKAHEAD)
                 if m.lastgroup != "digits" or digits_beyond_dates(m[0]) >= 7]
         hits += [(m.start(), m.end(), {name}) for name, regex, *_ in self.custom for m in regex.finditer(text)]
         windows: list[tuple[int, int, set[str]]] = []
@@ -527,6 +561,24 @@ class PiiScrubber(Stage):
             position = span.end
         parts.append(text[position:])
         return "".join(parts)
+
+
+def candidate_bounds(texts: pa.ChunkedArray) -> list[tuple[int, int] | None]:
+    """Per text, the character range from its first candidate's start to its last one's end, or
+    None when it has none (null texts too)."""
+    first = pc.find_substring_regex(texts, CANDIDATE_RE2)
+    hit = pc.fill_null(pc.greater_equal(first, 0), False)
+    hits = texts.filter(hit)
+    from_end = iter(pc.find_substring_regex(pc.utf8_reverse(hits), CANDIDATE_RE2_REVERSED).to_pylist())
+    bounds: list[tuple[int, int] | None] = [None] * len(texts)
+    for row, text, start in zip(np.flatnonzero(hit.to_numpy(zero_copy_only=False)), hits.to_pylist(),
+                                first.filter(hit).to_pylist()):
+        data = text.encode()
+        end = len(data) - next(from_end)  # byte offsets; the reversed text's counts from the end
+        if not text.isascii():
+            start, end = len(data[:start].decode()), len(data[:end].decode())
+        bounds[row] = (start, end)
+    return bounds
 
 
 def _token_edge(text: str, position: int, step: int, limit: int = 64) -> int:

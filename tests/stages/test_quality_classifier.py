@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
         languages={"en": {"positive": [{"paths": [os.path.join(QUALITY, "wiki.jsonl")]}],
                           "negative": [{"paths": [os.path.join(QUALITY, "web.jsonl")]}]},
                    "zh": {"positive": [{"paths": [os.path.join(QUALITY, "wiki.jsonl")]}]}},
-        output=output, heldout_fraction=0.3, max_chars=500, fasttext={"epoch": 30, "dim": 16}, quantize=None,
+        output=output, heldout_fraction=0.3, max_chars=500, fasttext={"epoch": 30, "lr": 0.5, "dim": 16}, quantize=None,
     )
     return output, train(config)
 
