@@ -8,7 +8,7 @@ CONFIG ?= configs/corpus.yaml
 TORCH ?= torch==2.13.0
 OUT ?= out
 
-.PHONY: install corpus test test-fast bench sample train clean
+.PHONY: install corpus test test-fast bench sample quality-model train clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test-fast: install  ## skip the slow end-to-end tests
 
 bench: install  ## throughput and accuracy benchmarks; writes docs/BENCHMARKS.md
 	$(PY) -m bench.run_all
+
+quality-model: install  ## retrain models/quality/ (the classifier quality filter) from configs/quality_model.yaml
+	$(PY) -m pipelines.quality_model --config configs/quality_model.yaml
 
 sample: install  ## rebuild data/sample and tests/fixtures from ../shared/data
 	$(PY) scripts/build_sample.py

@@ -24,7 +24,7 @@ import ray
 import yaml
 
 from pipelines.config import CorpusConfig, load_config
-from pipelines.output import DIRS, KEPT, QUARANTINED, REMOVED, filesystem, write_outputs
+from pipelines.output import BINS, DIRS, KEPT, QUARANTINED, REMOVED, filesystem, write_outputs
 from pipelines.report import write_report
 from stages import build_stage
 from stages.base import GlobalStage, RunContext
@@ -124,6 +124,7 @@ def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) 
         batch_size=config.execution.batch_size,
         seed=config.seed,
     )
+    row_stages = []
     for segment in segments(config):
         if isinstance(segment, GlobalStage):
             # A global stage reads the data more than once: compute what precedes it once.
@@ -131,6 +132,7 @@ def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) 
             global_stages.append(segment)
             continue
         stages = [build_stage(spec.name, spec.params) for spec in segment]
+        row_stages += stages
         ds = ds.map_batches(
             StageChain,
             fn_constructor_kwargs={"specs": [(spec.name, spec.params) for spec in segment]},
@@ -142,7 +144,9 @@ def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) 
         )
     return ds.map_batches(
         write_outputs,
-        fn_kwargs={"out_dir": config.output.dir, "rejects_text": config.output.rejects_text},
+        fn_kwargs={"out_dir": config.output.dir, "rejects_text": config.output.rejects_text,
+                   "summed": tuple(name for stage in row_stages for name in stage.summed),
+                   "binned": tuple(name for stage in row_stages for name in stage.binned)},
         batch_size=None,
         batch_format="pyarrow",
     )
@@ -163,7 +167,15 @@ def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig
     per_source: dict = defaultdict(Counter)
     langs: Counter = Counter()
     examples: dict = defaultdict(list)
+    sums: Counter = Counter()
+    histograms: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0] * BINS)))
     for row in rows:
+        for name, value in row["signals"]:
+            column, _, b = name.partition("#")
+            if b:
+                histograms[column][row["source"]][row["category"]][int(b)] += value
+            else:
+                sums[column] += value
         category, source, docs, size = row["category"], row["source"], row["documents"], row["bytes"]
         totals[category] += docs
         totals[f"{category}_bytes"] += size
@@ -199,6 +211,10 @@ def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig
             for source, counts in sorted(per_source.items())
         },
         "kept_languages": dict(langs.most_common()),
+        "signal_sums": dict(sorted(sums.items())),  # e.g. pii_email_address: values replaced
+        # column -> source -> kept/removed -> documents per score bin [0, 0.1), ..., [0.9, 1]
+        "histograms": {column: {source: dict(sorted(parts.items())) for source, parts in sorted(by_source.items())}
+                       for column, by_source in sorted(histograms.items())},
         "stages": [spec.name for spec in config.stages],
         "config_digest": config.digest,
         "seed": config.seed,

@@ -30,8 +30,11 @@ STATS_SCHEMA = pa.schema(
         ("bytes", pa.int64()),
         ("example_ids", pa.list_(pa.string())),
         ("example_texts", pa.list_(pa.string())),
+        # Stage signals (Stage.summed, Stage.binned): column -> sum, and "column#bin" -> documents
+        ("signals", pa.map_(pa.string(), pa.int64())),
     ]
 )
+BINS = 10  # binned signals are scores in [0, 1]
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -41,9 +44,10 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
-def write_outputs(batch: pa.Table, out_dir: str, rejects_text: bool = True) -> pa.Table:
+def write_outputs(batch: pa.Table, out_dir: str, rejects_text: bool = True, summed: tuple[str, ...] = (),
+                  binned: tuple[str, ...] = ()) -> pa.Table:
     """Write one batch's three parts as Parquet files named after the batch's first id;
-    return its counts (see STATS_SCHEMA)."""
+    return its counts (see STATS_SCHEMA), with the `summed` and `binned` signal columns."""
     fs, root = filesystem(out_dir)
     stage = batch["drop_stage"]
     parts = {
@@ -57,7 +61,7 @@ def write_outputs(batch: pa.Table, out_dir: str, rejects_text: bool = True) -> p
         rows = batch.filter(mask)
         if not rows.num_rows:
             continue
-        stats.append(summarise(rows, category))
+        stats.append(summarise(rows, category, summed, binned))
         if category == REMOVED and not rejects_text:
             rows = rows.drop_columns(["text"])
         with fs.open_output_stream(f"{root}/{DIRS[category]}/{name}") as stream:
@@ -65,8 +69,8 @@ def write_outputs(batch: pa.Table, out_dir: str, rejects_text: bool = True) -> p
     return pa.concat_tables(stats) if stats else STATS_SCHEMA.empty_table()
 
 
-def summarise(rows: pa.Table, category: str) -> pa.Table:
-    """Counts, bytes and a few examples per (source, stage, reason, lang) of one part."""
+def summarise(rows: pa.Table, category: str, summed: tuple[str, ...] = (), binned: tuple[str, ...] = ()) -> pa.Table:
+    """Counts, bytes, signals and a few examples per (source, stage, reason, lang) of one part."""
     langs = rows["lang"] if "lang" in rows.column_names else pa.nulls(rows.num_rows, pa.string())
     keyed = pa.table(
         {
@@ -79,8 +83,17 @@ def summarise(rows: pa.Table, category: str) -> pa.Table:
             "snippet": pc.utf8_slice_codeunits(rows["text"], 0, SNIPPET_CHARS),
         }
     )
+    signals = [name for name in summed if name in rows.column_names]
+    for name in signals:
+        keyed = keyed.append_column(name, pc.fill_null(rows[name], 0).cast(pa.int64()))
+    for name in (name for name in binned if name in rows.column_names):
+        bins = pc.min_element_wise(pc.floor(pc.multiply(rows[name].cast(pa.float64()), BINS)), BINS - 1,
+                                   skip_nulls=False)  # unscored documents fall in no bin
+        for b in range(BINS):  # one 0/1 column per bin: the group-by sums them into a histogram
+            signals.append(f"{name}#{b}")
+            keyed = keyed.append_column(signals[-1], pc.fill_null(pc.equal(bins, b), False).cast(pa.int64()))
     keep_examples = category != KEPT  # kept documents are the bulk: no example lists for them
-    aggregations = [("id", "count"), ("bytes", "sum")]
+    aggregations = [("id", "count"), ("bytes", "sum")] + [(name, "sum") for name in signals]
     if keep_examples:
         aggregations += [("id", "list"), ("snippet", "list")]
     grouped = keyed.group_by(["source", "stage", "reason", "lang"], use_threads=False).aggregate(aggregations)
@@ -96,6 +109,9 @@ def summarise(rows: pa.Table, category: str) -> pa.Table:
             "bytes": grouped["bytes_sum"],
             "example_ids": _head(grouped["id_list"]) if keep_examples else empty,
             "example_texts": _head(grouped["snippet_list"]) if keep_examples else empty,
+            "signals": pa.array([list(zip(signals, values)) for values in zip(*(
+                grouped[f"{name}_sum"].to_pylist() for name in signals))] if signals else [[]] * grouped.num_rows,
+                pa.map_(pa.string(), pa.int64())),
         },
         schema=STATS_SCHEMA,
     )

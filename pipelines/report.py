@@ -40,6 +40,15 @@ def write_report(stats: dict, config) -> str:
     if dedup:
         lines += ["", "## Deduplication", "", "| stage | figures |", "| --- | --- |"]
         lines += [f"| {stage} | {', '.join(f'{k}: {v}' for k, v in figures.items())} |" for stage, figures in dedup.items()]
+    if stats["signal_sums"]:
+        lines += ["", "## Signals", "", "| column | total over documents |", "| --- | ---: |"]
+        lines += [f"| {column} | {total} |" for column, total in stats["signal_sums"].items()]
+    for column, by_source in stats["histograms"].items():
+        edges = [f"{b / 10:.1f}" for b in range(10)]
+        lines += ["", f"## Distribution of {column}", "", "Documents per bin (bin = lower edge).", "",
+                  "| source | documents | " + " | ".join(edges) + " |", "| --- | --- |" + " ---: |" * len(edges)]
+        lines += [f"| {source} | {part} | " + " | ".join(map(str, counts)) + " |"
+                  for source, parts in by_source.items() for part, counts in parts.items()]
     lines += ["", "## Quarantined (malformed input)", ""]
     if stats["quarantined"]:
         lines += ["| reason | documents |", "| --- | ---: |"]

@@ -52,6 +52,10 @@ class Stage(ABC):
     reads: ClassVar[tuple[str, ...]] = ("text",)
     writes: ClassVar[dict[str, pa.DataType]] = {}
     resources: ClassVar[Resources] = Resources()
+    # Signals that stats.json and the report summarise: integer columns summed over documents
+    # (PII replacements) and scores in [0, 1] counted in ten bins (the quality score).
+    summed: tuple[str, ...] = ()
+    binned: tuple[str, ...] = ()
 
     def setup(self) -> None:
         """Load models or other heavy state; called once per worker, not per batch."""

@@ -461,6 +461,7 @@ class PiiScrubber(Stage):
             raise ValueError(f"stage 'pii': placeholders for unknown types {sorted(set(p.placeholders) - set(types))}")
         self.placeholders.update(p.placeholders)
         self.writes = {"text": pa.string(), **{f"pii_{t.lower()}": pa.int32() for t in types}}
+        self.summed = tuple(name for name in self.writes if name != "text")
         self.analyzer = None
         self.ner_analyzer = None
 

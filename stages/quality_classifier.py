@@ -56,6 +56,7 @@ class QualityClassifier(Filter):
     name = "quality_classifier"
     reads = ("text", "lang", "source")
     writes = {"quality_score": pa.float32()}
+    binned = ("quality_score",)
     resources = Resources(num_cpus=1, memory_mb=300)
 
     def __init__(self, **params):

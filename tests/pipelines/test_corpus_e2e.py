@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.corpus import run
+from stages.pii import PiiScrubber
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -59,6 +60,23 @@ def test_each_source_keeps_a_plausible_share(local_run):
     assert share["wiki"] > 0.6, share
     assert share["zh"] > 0.5, share  # Chinese is not destroyed by English rules
     assert 0 < share["multilingual"] < 0.3, share  # only its en and zh documents are allowed
+
+
+def test_no_detectable_pii_survives_anywhere_in_the_output(local_run):
+    out, stats = local_run
+    assert stats["signal_sums"]["pii_email_address"] > 0 and stats["signal_sums"]["pii_phone_number"] > 0
+    texts = [t for sub in ("docs", "rejects") for t in read_dir(f"{out}/{sub}")["text"].to_pylist() if t]
+    # report.md quotes the examples of stats.json (whitespace-joined, which can fuse digit runs)
+    texts += [example["text"] for examples in stats["examples"].values() for example in examples]
+    scrubber = PiiScrubber()
+    assert [(t[:80], scrubber.find(t)) for t in texts if scrubber.find(t)] == []
+
+
+def test_quality_scores_are_summarised_per_source(local_run):
+    _, stats = local_run
+    web = stats["histograms"]["quality_score"]["web"]
+    assert sum(web["kept"]) == stats["per_source"]["web"]["kept_documents"]  # every kept web document was scored
+    assert sum(web["removed"]) >= stats["removed"]["quality_classifier"]["low_quality_score"] > 0
 
 
 def test_kept_languages_follow_the_per_source_rules(local_run):
