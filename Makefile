@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-corpus: install  ## run the corpus pipeline on the embedded sample corpus
+corpus: install  ## run the corpus pipeline on the embedded sample corpus, then train the tokenizer and write token shards
 	$(PY) -m pipelines.corpus --config $(CONFIG) --out $(OUT)
+	$(PY) -m pipelines.shards --config configs/shards.yaml --out $(OUT)
 
 test: install  ## the full suite, end-to-end tests included
 	$(PY) -m pytest -q
@@ -29,6 +30,7 @@ test-fast: install  ## skip the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install  ## throughput and accuracy benchmarks; writes docs/BENCHMARKS.md
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.run_all
 
 quality-model: install  ## retrain models/quality/ (the classifier quality filter) from configs/quality_model.yaml
