@@ -35,6 +35,7 @@ import os
 import random
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -81,6 +82,70 @@ def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
             return busy
         log(f"machine busy ({busy:.1f} cores in use by other processes): waiting")
         time.sleep(10)
+
+
+class CpuMonitor:
+    """CPU used during a timed run, split into this process's tree (the driver, the Ray
+    instance it started and its workers, datatrove's worker pool) and everything else,
+    so that a timing disturbed by other work on a shared machine shows it."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self.ticks_per_s = os.sysconf("SC_CLK_TCK")
+        self.first: dict = {}  # (pid, start time) -> cpu ticks when first seen
+        self.last: dict = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _machine() -> int:
+        with open("/proc/stat", encoding="ascii") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+        return sum(values) - values[3] - values[4]  # busy ticks, all CPUs
+
+    def _own(self, initial: bool = False) -> None:
+        parents, stats = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry)
+            parents[pid] = int(fields[1])
+            stats[pid] = (int(fields[19]), int(fields[11]) + int(fields[12]))  # start time, utime + stime
+        root = os.getpid()
+        for pid, (start, ticks) in stats.items():
+            node, seen = pid, 0
+            while node not in (0, 1, root) and seen < 64:
+                node, seen = parents.get(node, 0), seen + 1
+            if node != root:
+                continue
+            key = (pid, start)
+            if key not in self.first:
+                self.first[key] = ticks if initial else 0
+            self.last[key] = ticks
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self._own()
+
+    def __enter__(self):
+        self.started, self.machine0 = time.perf_counter(), self._machine()
+        self._own(initial=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self._own()
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        machine = (self._machine() - self.machine0) / self.ticks_per_s / seconds
+        own = sum(self.last[k] - self.first[k] for k in self.last) / self.ticks_per_s / seconds
+        self.own_cores, self.other_cores = own, max(machine - own, 0.0)
 
 
 # --------------------------------------------------------------------------- input
@@ -244,13 +309,16 @@ def run_ours(manifest: dict, cores: int, label: str, wait: float = 0) -> dict:
     config = ours_config(os.path.dirname(manifest["files"][0]), out_dir, cores)
     log(f"ours ({label}): {subset_of(manifest)} -> {out_dir}")
     load = wait_quiet(wait)
-    started = time.perf_counter()
-    stats = run(config)
-    seconds = time.perf_counter() - started
+    with CpuMonitor() as cpu:
+        started = time.perf_counter()
+        stats = run(config)
+        seconds = time.perf_counter() - started
     return {
         "label": label,
         "seconds": seconds,
         "load_before": load,
+        "own_cores": cpu.own_cores,
+        "other_cores": cpu.other_cores,
         "documents": stats["input_documents"],
         "kept_documents": stats["kept_documents"],
         "kept_per_origin": kept_per_origin_ours(out_dir),
@@ -325,9 +393,10 @@ def run_datatrove(manifest: dict, cores: int, label: str, wait: float = 0) -> di
         skip_completed=False,
     )
     load = wait_quiet(wait)
-    started = time.perf_counter()
-    executor.run()
-    seconds = time.perf_counter() - started
+    with CpuMonitor() as cpu:
+        started = time.perf_counter()
+        executor.run()
+        seconds = time.perf_counter() - started
     kept: Counter = Counter()
     for path in sorted(glob.glob(os.path.join(out_dir, "*.jsonl*"))):
         opener = gzip.open if path.endswith(".gz") else open
@@ -349,6 +418,8 @@ def run_datatrove(manifest: dict, cores: int, label: str, wait: float = 0) -> di
         "label": label,
         "seconds": seconds,
         "load_before": load,
+        "own_cores": cpu.own_cores,
+        "other_cores": cpu.other_cores,
         "documents": manifest["documents"],
         "kept_documents": sum(kept.values()),
         "kept_per_origin": kept,
@@ -452,34 +523,42 @@ def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dic
         m = result["manifest"]
         rows.append([name, f"{m['text_bytes'] / MB:.1f}", f"{result['documents']:,}", f"{seconds:.1f}",
                      f"{m['text_bytes'] / MB / seconds:.3f}", f"{result['documents'] / seconds:.1f}",
-                     f"{result['kept_documents']:,}", f"{result['load_before']:.2f}"])
-    out.append(table(["run", "input MB", "docs", "wall s", "MB/s", "docs/s", "kept docs", "other CPU load before (cores)"], rows))
+                     f"{result['kept_documents']:,}", f"{result['own_cores']:.2f}",
+                     f"{result['load_before']:.2f} / {result['other_cores']:.2f}"])
+    out.append(table(["run", "input MB", "docs", "wall s", "MB/s", "docs/s", "kept docs", "cores used",
+                      "other load before / during (cores)"], rows))
+    disturbed = [name for name, result, _ in runs if result["other_cores"] > 0.25 or result["load_before"] > 0.3]
+    out.append("")
+    out.append("`cores used`: CPU time of the run's own processes / wall time. `other load`: cores busy with "
+               "other processes just before and during the run (should be ~0)."
+               + (f" **WARNING: other work shared the machine during: {'; '.join(disturbed)}; these figures "
+                  "understate throughput.**" if disturbed else ""))
     if ray_seconds is not None:
         out.append("")
         out.append(f"Ray start (`ray.init(address='local', num_cpus={args.cores})`): {ray_seconds:.1f} s.")
     out.append("")
-    compare_key = dt["label"] if dt else None
-    if dt and compare_key in ours:
-        out.append(f"**Kept documents per origin** (same {compare_key} input for both; datatrove's filters are English-only, "
-                   "so Chinese is expected to be rejected there: a finding, not a bug)")
+    if dt:
+        ours_key = dt["label"] if dt["label"] in ours else "full"
+        same = ours_key == dt["label"]
+        where = (f"both on the same {dt['label']} input" if same else
+                 f"ours on the {ours_key} input, datatrove on the {dt['label']} input: the latter is the first "
+                 f"{dt['manifest']['copies']} copies of the same base documents, so the percentages compare")
+        out.append(f"**Kept documents per origin** ({where}; datatrove's filters are English-only, so Chinese is "
+                   "expected to be rejected there: a finding, not a bug)")
         out.append("")
-        m = manifests[compare_key]
+        mo, md = ours[ours_key]["manifest"], dt["manifest"]
         rows = []
         for origin in ORIGINS:
-            n = m["per_origin"][origin]["documents"]
-            a, b = ours[compare_key]["kept_per_origin"].get(origin, 0), dt["kept_per_origin"].get(origin, 0)
-            rows.append([origin, f"{n:,}", f"{a:,} ({pct(a, n)})", f"{b:,} ({pct(b, n)})"])
-        a, b = ours[compare_key]["kept_documents"], dt["kept_documents"]
-        rows.append(["all", f"{m['documents']:,}", f"{a:,} ({pct(a, m['documents'])})", f"{b:,} ({pct(b, m['documents'])})"])
-        out.append(table(["origin", "input docs", "ours kept", "datatrove kept"], rows))
+            a, n_a = ours[ours_key]["kept_per_origin"].get(origin, 0), mo["per_origin"][origin]["documents"]
+            b, n_b = dt["kept_per_origin"].get(origin, 0), md["per_origin"][origin]["documents"]
+            rows.append([origin, f"{a:,} / {n_a:,} ({pct(a, n_a)})", f"{b:,} / {n_b:,} ({pct(b, n_b)})"])
+        a, b = ours[ours_key]["kept_documents"], dt["kept_documents"]
+        rows.append(["all", f"{a:,} / {mo['documents']:,} ({pct(a, mo['documents'])})",
+                     f"{b:,} / {md['documents']:,} ({pct(b, md['documents'])})"])
+        out.append(table(["origin", f"ours kept ({ours_key})", f"datatrove kept ({dt['label']})"], rows))
         out.append("")
     for key, result in ours.items():
-        if key == compare_key:
-            continue
-        m = result["manifest"]
-        out.append(f"Ours, {key} input, kept per origin: " + ", ".join(
-            f"{o} {result['kept_per_origin'].get(o, 0):,}/{m['per_origin'][o]['documents']:,}" for o in ORIGINS)
-            + f"; kept languages {result['kept_languages']}.")
+        out.append(f"Ours, {key} input: kept languages {result['kept_languages']}.")
         out.append("")
     first = next(iter(ours.values()), None)
     if first:
@@ -516,7 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="cores for both pipelines (default: %(default)s)")
     parser.add_argument("--datatrove-mb", type=float, default=20,
                         help="datatrove's input size (a subset: whole copies of the same mix); 0 = same as --mb. "
-                        "Ours also runs on it, for a same-input comparison (default: %(default)s)")
+                        "(default: %(default)s)")
+    parser.add_argument("--same-input", action="store_true",
+                        help="also run ours on datatrove's subset (same-input comparison; adds a few minutes)")
     parser.add_argument("--shared", default=DEFAULT_SHARED, help="../shared/data (default: %(default)s)")
     parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--no-profile", action="store_true", help="skip the one-core per-stage timing of ours")
@@ -535,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_datatrove and dt_mb < args.mb:
         manifests["subset"] = build_input(args.shared, dt_mb, args.cores)
     dt_key = "subset" if "subset" in manifests else "full"
+    ours_inputs = ["full"] + (["subset"] if args.same_input and "subset" in manifests else [])
 
     import ray
 
@@ -543,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"ray started in {ray_seconds:.1f} s")
     ours = {}
     try:
-        for key in manifests:
+        for key in ours_inputs:
             ours[key] = run_ours(manifests[key], args.cores, key, args.wait_idle)
             log(f"ours ({key}): {ours[key]['seconds']:.1f} s")
     finally:
@@ -565,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         figures.update({"datatrove_mb_per_s": mbps(dt), "datatrove": {
             "input": dt_key, "seconds": dt["seconds"], "mb_per_s": mbps(dt), "docs_per_s": dt["documents"] / dt["seconds"],
             "kept_per_origin": dt["kept_per_origin"]}})
-        if dt_key != "full":
+        if dt_key != "full" and dt_key in ours:
             same = mbps(ours[dt_key])
             print(f"same_input ({manifests[dt_key]['text_bytes'] / MB:.1f} MB) ours_mb_per_s {same:.3f} "
                   f"datatrove_mb_per_s {mbps(dt):.3f} ratio {same / mbps(dt):.2f}")
