@@ -79,6 +79,14 @@ BENCHMARKS = [
          ["-m", "bench.pii", "tests/fixtures/pii/zh_synth.json", "--reference"],
          ["-m", "bench.pii_throughput", "--mb", "100"]],
     ),
+    Benchmark(
+        "loader", "Token loader throughput",
+        "Goal: >= 50M tokens/s from one process on CPU (a GPU trains a 125M model at ~1M tokens/s; the loader "
+        "must never be the bottleneck). Synthetic memory-mapped shards of 64M tokens; batches of windows "
+        "of seq_len + 1 tokens as the trainer reads them.",
+        [["-m", "bench.loader"], ["-m", "bench.loader", "--seq-len", "1024", "--batch-size", "8"]],
+        needs=".",
+    ),
 ]
 
 

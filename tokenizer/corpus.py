@@ -1,0 +1,62 @@
+"""Reading documents for tokenizer training, extension and evaluation.
+
+Inputs are the corpus pipeline's kept documents (Parquet with `id`, `source`,
+`text`, `lang`) or plain `.txt` files (one document per non-empty line).
+Batches are streamed so only the columns asked for are decoded and a large
+corpus never has to fit in memory at once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+COLUMNS = ("id", "source", "text", "lang")
+
+
+def list_files(paths: str | list[str]) -> list[str]:
+    """Parquet/.txt files named by `paths` (files, directories or globs), sorted."""
+    files: list[str] = []
+    for path in [paths] if isinstance(paths, str) else paths:
+        if os.path.isdir(path):
+            found = [os.path.join(root, name) for root, _, names in os.walk(path) for name in names
+                     if name.endswith((".parquet", ".txt"))]
+        else:
+            found = glob.glob(path)
+        if not found:
+            raise FileNotFoundError(f"no documents at {path!r} (expected Parquet or .txt files)")
+        files.extend(found)
+    return sorted(set(files))
+
+
+def _text_file_batch(path: str) -> pa.Table:
+    with open(path, encoding="utf-8") as handle:
+        lines = [(number, line.rstrip("\n")) for number, line in enumerate(handle) if line.strip()]
+    name = os.path.splitext(os.path.basename(path))[0]
+    return pa.table({
+        "id": [f"{name}#{number}" for number, _ in lines],
+        "source": [name] * len(lines),
+        "text": [text for _, text in lines],
+        "lang": pa.nulls(len(lines), pa.string()),
+    })
+
+
+def iter_documents(paths: str | list[str], columns: tuple[str, ...] = COLUMNS,
+                   batch_rows: int = 1024) -> Iterator[pa.Table]:
+    """Document batches with `columns` (missing ones as nulls), in a stable order."""
+    for path in list_files(paths):
+        if path.endswith(".txt"):
+            batches = [_text_file_batch(path)]
+        else:
+            dataset = pads.dataset(path, format="parquet")
+            present = [c for c in columns if c in dataset.schema.names]
+            batches = (pa.Table.from_batches([b]) for b in dataset.to_batches(columns=present, batch_size=batch_rows))
+        for batch in batches:
+            for column in columns:
+                if column not in batch.column_names:
+                    batch = batch.append_column(column, pa.nulls(batch.num_rows, pa.string()))
+            yield batch.select(list(columns))
