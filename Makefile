@@ -7,6 +7,7 @@ CONFIG ?= configs/corpus.yaml
 # make install TORCH="torch --index-url https://download.pytorch.org/whl/cu126"
 TORCH ?= torch==2.13.0
 OUT ?= out
+TRAIN_CONFIG ?= configs/train/tiny.yaml
 
 .PHONY: install corpus test test-fast bench sample quality-model train clean
 
@@ -39,9 +40,9 @@ quality-model: install  ## retrain models/quality/ (the classifier quality filte
 sample: install  ## rebuild data/sample and tests/fixtures from ../shared/data
 	$(PY) scripts/build_sample.py
 
-train:
-	@echo "make train: the bundled trainer arrives in a later version (see README, 'Roadmap')."
-	@exit 1
+train: install  ## pretrain the tiny model on out/shards (CPU, minutes); writes out/model and out/model/hf
+	@test -f $(OUT)/shards/manifest.json || { echo "make train: no $(OUT)/shards yet; run 'make corpus' first"; exit 1; }
+	$(PY) -m train.pretrain --config $(TRAIN_CONFIG) --set data.shards=$(OUT)/shards --set checkpoint.dir=$(OUT)/model
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -90,7 +90,7 @@ class Config:
         return hashlib.sha256(data.encode()).hexdigest()
 
 
-def _build(cls, values: Any, section: str):
+def build_dataclass(cls, values: Any, section: str) -> Any:
     """Instantiate dataclass `cls` from a mapping, recursing into dataclass-typed fields."""
     if values is None:
         return cls()
@@ -104,7 +104,7 @@ def _build(cls, values: Any, section: str):
     for name, value in values.items():
         default = known[name].default
         if dataclasses.is_dataclass(default):
-            value = _build(type(default), value, f"{section}.{name}")
+            value = build_dataclass(type(default), value, f"{section}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -160,7 +160,7 @@ def validate(config: Config) -> Config:
 
 
 def parse_config(raw: dict | None) -> Config:
-    return validate(_build(Config, raw or {}, "config"))
+    return validate(build_dataclass(Config, raw or {}, "config"))
 
 
 def set_dotted(raw: dict, dotted: str, value: Any) -> None:

@@ -1,0 +1,176 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+
+from train import pretrain  # noqa: E402
+from train.checkpoint import load_model  # noqa: E402
+from train.config import load_config  # noqa: E402
+from train.runtime import lr_at  # noqa: E402
+
+from tests.train.train_helpers import ROOT, write_text, write_tokenized_shards  # noqa: E402
+
+TINY_MODEL = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2}
+
+
+def write_config(tmp_path, name: str = "run", **sections) -> str:
+    """A byte-level config on a small text file: 2-layer model, one log line and metric per step."""
+    text = str(tmp_path / "input.txt")
+    if not os.path.exists(text):
+        write_text(text)
+    config = {
+        "model": TINY_MODEL,
+        "data": {"text": text, "seq_len": 32, "batch_size": 4},
+        "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "train": {"max_steps": 8, "seed": 3},
+        "eval": {"every": 0, "batches": 2},
+        "checkpoint": {"dir": str(tmp_path / name), "every": 4},
+        "log": {"every": 1, "tensorboard": False, "progress": False},
+        "sample": {"tokens": 0},
+    }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def losses(run_dir: str) -> dict[int, float]:
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    return {row["step"]: row["loss"] for row in rows if "loss" in row}
+
+
+def test_loss_goes_down_when_overfitting_a_small_text(tmp_path, capsys):
+    config = write_config(tmp_path, train={"max_steps": 60}, checkpoint={"every": 0},
+                          sample={"tokens": 20, "prompt": "Der "})
+    assert pretrain.main(["--config", config]) == 0
+    out, err = capsys.readouterr()
+    seen = losses(str(tmp_path / "run"))
+    assert seen[60] < seen[1] - 2.0  # from ~ln(256) = 5.5 towards the text's entropy
+    last = out.strip().splitlines()[-1].split()
+    assert last[0] == "val_loss" and last[2] == "tokens_per_s" and float(last[1]) < 4.0
+    assert "--- sample ---\nDer " in err
+    for name in ("model.safetensors", "model_config.json", "metrics.jsonl"):
+        assert os.path.exists(tmp_path / "run" / name)
+
+
+def test_resume_continues_with_exactly_the_uninterrupted_losses(tmp_path):
+    config = write_config(tmp_path, model={**TINY_MODEL, "dropout": 0.1})  # dropout: the RNG state matters
+    pretrain.main(["--config", config])
+    run_dir = str(tmp_path / "run")
+    uninterrupted = losses(run_dir)
+    shutil.rmtree(os.path.join(run_dir, "checkpoints", "step_0000008"))  # as if stopped after step 4
+    os.remove(os.path.join(run_dir, "metrics.jsonl"))
+    pretrain.main(["--config", config, "--resume"])
+    resumed = losses(run_dir)
+    assert sorted(resumed) == [5, 6, 7, 8]
+    assert [resumed[s] for s in range(5, 9)] == [uninterrupted[s] for s in range(5, 9)]
+
+
+def test_checkpoints_keep_the_newest_and_load_without_pickle(tmp_path):
+    config = write_config(tmp_path, train={"max_steps": 6}, checkpoint={"every": 1, "keep": 2})
+    pretrain.main(["--config", config])
+    folder = tmp_path / "run" / "checkpoints"
+    assert sorted(os.listdir(folder)) == ["step_0000005", "step_0000006"]
+    state = torch.load(folder / "step_0000006" / "trainer.pt", weights_only=True)
+    assert state["step"] == 6 and state["loader"]["consumed"] > 0 and "state" in state["optimizer"]
+    final, checkpoint = load_model(str(tmp_path / "run")), load_model(str(folder / "step_0000006"))
+    for (name, a), (_, b) in zip(final.state_dict().items(), checkpoint.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_schedule_warms_up_then_decays_to_ten_percent(tmp_path):
+    optim = load_config(write_config(tmp_path, optim={"lr": 1.0, "warmup_steps": 10})).optim
+    assert lr_at(0, optim, 100) == pytest.approx(0.1) and lr_at(9, optim, 100) == pytest.approx(1.0)
+    assert lr_at(55, optim, 100) == pytest.approx(0.55) and lr_at(100, optim, 100) == pytest.approx(0.1)
+
+
+def torchrun(config: str, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "train.pretrain", "--config", config, *[f"--set={o}" for o in overrides]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, parallel):
+    single = write_config(tmp_path, "single", train={"max_steps": 5}, data={"batch_size": 4}, checkpoint={"every": 0})
+    pretrain.main(["--config", single])
+    double = write_config(tmp_path, "double", train={"max_steps": 5, "parallel": parallel},
+                          data={"batch_size": 2}, checkpoint={"every": 0})
+    result = torchrun(double)
+    assert result.stdout.count("val_loss") == 1  # only rank 0 reports
+    one, two = losses(str(tmp_path / "single")), losses(str(tmp_path / "double"))
+    assert sorted(two) == [1, 2, 3, 4, 5]
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=1e-4), step
+    a, b = load_model(str(tmp_path / "single")), load_model(str(tmp_path / "double"))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-4), name
+
+
+def test_hf_export_loads_in_transformers_with_matching_logits(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    shards = write_tokenized_shards(str(tmp_path / "data"))
+    config = write_config(tmp_path, data={"text": None, "shards": shards, "seq_len": 32, "batch_size": 4},
+                          train={"max_steps": 3}, model={**TINY_MODEL, "tie_embeddings": False})
+    pretrain.main(["--config", config])
+    ours = load_model(str(tmp_path / "run"))
+    hf_dir = str(tmp_path / "run" / "hf")
+    theirs = transformers.LlamaForCausalLM.from_pretrained(hf_dir).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    ids = torch.tensor([tokenizer("Guten Tag, 春眠不觉晓 🙂").input_ids])
+    with torch.no_grad():
+        assert torch.allclose(ours(ids)[0], theirs(ids).logits, atol=1e-5)
+    assert tokenizer.decode(ids[0], skip_special_tokens=True) == "Guten Tag, 春眠不觉晓 🙂"
+    assert theirs.config.eos_token_id == tokenizer.eos_token_id
+
+
+def test_metrics_report_bits_per_byte_from_the_validation_text(tmp_path):
+    shards = write_tokenized_shards(str(tmp_path / "data"))
+    config = write_config(tmp_path, data={"text": None, "shards": shards}, train={"max_steps": 2})
+    pretrain.main(["--config", config])
+    with open(tmp_path / "run" / "metrics.jsonl", encoding="utf-8") as handle:
+        final = [json.loads(line) for line in handle if "val_loss" in line][-1]
+    bytes_per_token = pretrain.bytes_per_token(pretrain.TokenShards(shards, "val"), _decoder(tmp_path))
+    assert 1.0 < bytes_per_token < 4.0
+    assert final["val_bpb"] == pytest.approx(final["val_loss"] / 0.6931471805599453 / bytes_per_token)
+
+
+def _decoder(tmp_path):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tmp_path / "data" / "tokenizer" / "tokenizer.json")).decode
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=-1", "optim.lr"),
+    ("model.n_heads=5", "model.dim"),
+    ("train.parallel=tp", "train.parallel"),
+    ("data.seq_len=0", "data.seq_len"),
+    ("optim.betaz=[0.9,0.9]", "unknown key"),
+    ("data.text=/nonexistent.txt", "data.text"),
+])
+def test_bad_config_values_get_a_clear_error(tmp_path, capsys, override, message):
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--config", write_config(tmp_path), "--set", override])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_shipped_configs_are_valid(tmp_path, in_repo_root):
+    shards = write_tokenized_shards(str(tmp_path / "data"))
+    for name in ("tiny", "125m", "350m", "1b"):
+        config = load_config(f"configs/train/{name}.yaml", {"data.shards": shards})
+        assert config.model_config().max_seq_len >= config.data.seq_len
+    if os.path.exists("../shared/data/lm/input.txt"):
+        assert load_config("configs/train/shakespeare_char.yaml").model_config().vocab_size == 256

@@ -1,0 +1,234 @@
+"""Pretrain the LLaMA-style decoder (train/model.py) on token shards or a text file.
+
+    python -m train.pretrain --config configs/train/tiny.yaml [--set train.max_steps=50] [--resume]
+    torchrun --nproc_per_node 8 -m train.pretrain --config configs/train/125m.yaml
+
+Writes to `checkpoint.dir`: model.safetensors + model_config.json (final weights),
+checkpoints/step_N (resumable), metrics.jsonl, tensorboard/, hf/ (Hugging Face export).
+The last line printed is `val_loss X tokens_per_s Y`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from tokenizer.config import parse_set
+from train.checkpoint import latest_checkpoint, load_checkpoint, model_state, save_checkpoint, save_weights
+from train.config import TrainConfig, load_config
+from train.data import TokenArray, TokenLoader, TokenShards, TokenSource
+from train.export import export_hf
+from train.model import Transformer
+from train.runtime import (MetricsLog, Runtime, build_optimizer, gradient_sync, init_runtime, lr_at,
+                           parallelize, peak_flops)
+
+BYTES_PER_TOKEN_SAMPLE = 1_000_000  # validation tokens decoded to measure bytes per token
+
+
+@dataclass
+class Data:
+    train: TokenLoader
+    val: TokenSource
+    bytes_per_token: float  # of the validation text, for bits per byte
+    encode: Callable[[str], list[int]]
+    decode: Callable[[list[int]], str]
+    start: list[int]  # what precedes a document in the stream (a prompt is appended to it)
+    tokenizer_dir: str | None
+
+
+def tokenizer_dir(shards: str) -> str:
+    with open(os.path.join(shards, "manifest.json"), encoding="utf-8") as handle:
+        recorded = os.path.dirname(json.load(handle)["tokenizer"]["path"])
+    for candidate in (recorded, os.path.join(os.path.dirname(os.path.abspath(shards)), "tokenizer")):
+        if os.path.exists(os.path.join(candidate, "tokenizer.json")):
+            return candidate
+    raise FileNotFoundError(f"no tokenizer.json for {shards} (looked in {recorded} and beside the shards)")
+
+
+def load_data(config: TrainConfig, runtime: Runtime) -> Data:
+    data, seed = config.data, config.train.seed
+    common = dict(rank=runtime.rank, world_size=runtime.world_size, seed=seed, num_workers=data.num_workers)
+    if data.text:  # byte-level: token = byte, the split as nanoGPT's prepare.py (first 90 % train)
+        raw = np.fromfile(data.text, dtype=np.uint8)
+        split = int(len(raw) * (1 - data.text_val_fraction))
+        train = TokenLoader(TokenArray(raw[:split]), data.seq_len, data.batch_size, **common)
+        return Data(train, TokenArray(raw[split:]), 1.0, lambda text: list(text.encode()),
+                    lambda ids: bytes(ids).decode(errors="replace"), list(b"\n"), None)
+    from tokenizers import Tokenizer
+
+    folder = tokenizer_dir(data.shards)
+    tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    train = TokenLoader(data.shards, data.seq_len, data.batch_size, split="train", **common)
+    val = TokenShards(data.shards, "val")
+    return Data(train, val, bytes_per_token(val, tokenizer.decode), lambda text: tokenizer.encode(text).ids,
+                tokenizer.decode, [train.source.manifest["eos_id"]], folder)
+
+
+def bytes_per_token(source: TokenShards, decode: Callable[[list[int]], str]) -> float:
+    """UTF-8 bytes per token of (a prefix of) the validation documents, special tokens excluded."""
+    tokens = text_bytes = 0
+    for index in range(len(source.sizes)):
+        stream, offsets = source.tokens(index), source.document_offsets(index)
+        for start, end in zip(offsets[:-1], offsets[1:]):
+            text_bytes += len(decode(stream[start:end].tolist()).encode())
+            tokens += int(end - start)
+            if tokens >= BYTES_PER_TOKEN_SAMPLE:
+                return text_bytes / tokens
+    return text_bytes / max(tokens, 1)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: Data, config: TrainConfig, runtime: Runtime) -> dict[str, float]:
+    """Mean validation loss over `eval.batches` (0 = all), the same windows in every pass."""
+    loader = TokenLoader(data.val, config.data.seq_len, config.data.batch_size, rank=runtime.rank,
+                         world_size=runtime.world_size, shuffle=False, loop=False)
+    model.eval()
+    total, count = 0.0, 0
+    for batch, (inputs, targets) in enumerate(loader):
+        if config.eval.batches and batch >= config.eval.batches:
+            break
+        with runtime.autocast():
+            _, loss = model(inputs.to(runtime.device), targets.to(runtime.device))
+        total, count = total + loss.item() * targets.numel(), count + targets.numel()
+    model.train()
+    total, count = runtime.all_reduce_sum([total, count])
+    loss = total / count
+    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50)), "val_bpb": loss / math.log(2) / data.bytes_per_token}
+
+
+def generate_sample(model: Transformer, data: Data, config: TrainConfig, runtime: Runtime) -> str:
+    sample = config.sample
+    prompt = data.start + data.encode(sample.prompt)
+    tokens = torch.tensor([prompt], device=runtime.device)
+    model.eval()
+    generator = torch.Generator(runtime.device).manual_seed(config.train.seed)
+    with runtime.autocast():
+        out = model.generate(tokens, sample.tokens, temperature=sample.temperature, top_k=sample.top_k,
+                             generator=generator)
+    model.train()
+    return sample.prompt + data.decode(out[0, len(prompt):].tolist())
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
+    runtime = init_runtime(config.train)
+    torch.manual_seed(config.train.seed)  # same initial weights on every rank
+    model_config = config.model_config()
+    data = load_data(config, runtime)
+    raw_model = Transformer(model_config).to(runtime.device)
+    model = parallelize(raw_model, runtime, config.train)
+    optimizer = build_optimizer(model, config.optim, runtime.device)
+    out_dir, checkpoints = config.checkpoint.dir, os.path.join(config.checkpoint.dir, "checkpoints")
+    step, tokens_seen = 0, 0
+    if resume and (path := latest_checkpoint(checkpoints)):
+        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank)
+        step, tokens_seen = state["step"], state["tokens"]
+        data.train.load_state_dict(state["loader"])
+        if runtime.is_main:
+            print(f"resumed from {path} at step {step}", file=sys.stderr)
+    log = MetricsLog(out_dir, runtime, config.log.tensorboard)
+    loop, accum = config.train, config.train.grad_accum
+    tokens_per_step = config.data.batch_size * config.data.seq_len * accum * runtime.world_size
+    flops_per_token, peak = raw_model.flops_per_token(config.data.seq_len), peak_flops(runtime.device)
+    if runtime.is_main:
+        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters ({raw_model.num_params(False) / 1e6:.2f}M "
+              f"without embeddings); {tokens_per_step:,} tokens per step; {runtime.world_size} process(es) on "
+              f"{runtime.device.type}{' with bf16 autocast' if runtime.autocast_dtype else ''}", file=sys.stderr)
+
+    def checkpoint(state_step: int) -> None:
+        save_checkpoint(checkpoints, model, model_config, optimizer,
+                        {"step": state_step, "tokens": tokens_seen, "loader": data.train.state_dict()},
+                        runtime.rank, config.checkpoint.keep)
+
+    batches = iter(data.train)
+    progress = tqdm(total=loop.max_steps, initial=step, disable=not (runtime.is_main and config.log.progress),
+                    desc="pretrain", unit="step", dynamic_ncols=True)
+    train_seconds, trained_tokens, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    while step < loop.max_steps:
+        lr = lr_at(step, config.optim, loop.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=runtime.device)
+        for micro in range(accum):
+            inputs, targets = next(batches)
+            with gradient_sync(model, micro == accum - 1), runtime.autocast():
+                _, loss = model(inputs.to(runtime.device, non_blocking=True),
+                                targets.to(runtime.device, non_blocking=True))
+                (loss / accum).backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip or float("inf"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, tokens_seen, window_tokens = step + 1, tokens_seen + tokens_per_step, window_tokens + tokens_per_step
+        trained_tokens += tokens_per_step
+        progress.update()
+        if step % config.log.every == 0 or step == loop.max_steps:
+            loss_value = runtime.all_reduce_sum([loss_sum.item() / accum])[0] / runtime.world_size
+            elapsed = time.perf_counter() - window_start
+            train_seconds += elapsed
+            metrics = {"loss": loss_value, "lr": lr, "grad_norm": float(grad_norm), "tokens": tokens_seen,
+                       "tokens_per_s": window_tokens / elapsed}
+            if peak:
+                metrics["mfu"] = flops_per_token * metrics["tokens_per_s"] / (peak * runtime.world_size)
+            log.write(step, **metrics)
+            progress.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{metrics['tokens_per_s']:,.0f}")
+            window_tokens, window_start = 0, time.perf_counter()
+        paused = time.perf_counter()  # evaluation and checkpoints do not count as training time
+        if config.eval.every and step % config.eval.every == 0 and step < loop.max_steps:
+            log.write(step, **evaluate(model, data, config, runtime))
+        if config.checkpoint.every and step % config.checkpoint.every == 0:
+            checkpoint(step)
+        window_start += time.perf_counter() - paused
+    progress.close()
+    final = evaluate(model, data, config, runtime)
+    log.write(step, **final)
+    checkpoint(step)
+    state = model_state(model, model_config)
+    if runtime.is_main:
+        save_weights(state, model_config, out_dir)
+        if config.export_hf and data.tokenizer_dir:
+            export_hf(state, model_config, os.path.join(out_dir, "hf"), data.tokenizer_dir)
+    if config.sample.tokens:  # on every rank: under FSDP the forward pass is collective
+        sample = generate_sample(raw_model, data, config, runtime)
+        if runtime.is_main:
+            print(f"--- sample ---\n{sample}\n--------------", file=sys.stderr)
+    log.close()
+    final["tokens_per_s"] = trained_tokens / train_seconds if train_seconds else 0.0
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.pretrain",
+        description="Pretrain the LLaMA-style decoder on token shards (make corpus) or a text file. "
+                    "Runs on CPU or GPU; under torchrun with DDP or FSDP2.")
+    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/train/tiny.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in <checkpoint.dir>/checkpoints, if any")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, parse_set(args.set))
+    except ValueError as error:
+        parser.error(str(error))
+    final = train(config, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"val_loss {final['val_loss']:.4f} tokens_per_s {final['tokens_per_s']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""What every training entry point shares: device and torchrun process group, parallel
+wrapping (DDP / FSDP2, compile), the learning-rate schedule, the optimizer, metrics logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from train.config import LoopConfig, OptimConfig
+
+
+@dataclass
+class Runtime:
+    rank: int
+    world_size: int
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # bf16 autocast on GPU; None = fp32
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        if self.world_size == 1:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+
+def init_runtime(loop: LoopConfig) -> Runtime:
+    """One process of a torchrun job (RANK/WORLD_SIZE/LOCAL_RANK), or a single process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    want_cuda = loop.device == "cuda" or (loop.device == "auto" and torch.cuda.is_available())
+    if want_cuda and not torch.cuda.is_available():
+        raise RuntimeError("train.device: cuda requested but torch sees no GPU (is a CPU build of torch installed?)")
+    device = torch.device("cuda", local_rank) if want_cuda else torch.device("cpu")
+    if want_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if want_cuda else "gloo")
+    if loop.dtype == "bf16" and not want_cuda:
+        raise ValueError("train.dtype: bf16 autocast is for GPUs; CPU runs train in fp32")
+    bf16 = loop.dtype == "bf16" or (loop.dtype == "auto" and want_cuda)
+    return Runtime(rank, world_size, device, torch.bfloat16 if bf16 else None)
+
+
+def parallelize(model: nn.Module, runtime: Runtime, loop: LoopConfig) -> nn.Module:
+    """Compile blocks in place (state-dict names unchanged), then wrap for several processes."""
+    if loop.compile:
+        for block in model.layers:
+            block.compile()
+    if runtime.world_size == 1:
+        return model
+    if loop.parallel == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.layers:  # one all-gather per block, freed after use
+            fully_shard(block)
+        return fully_shard(model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+
+
+def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """Skip the gradient all-reduce on all but the last micro-step of an accumulation."""
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
+    if hasattr(model, "no_sync") and not sync:  # DDP
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices (linear and embedding weights), none on norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
+                             fused=device.type == "cuda")
+
+
+def lr_at(step: int, optim: OptimConfig, max_steps: int) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `lr * min_lr_ratio` at `decay_steps`.
+    A pure function of the step: resuming needs no scheduler object."""
+    if step < optim.warmup_steps:
+        return optim.lr * (step + 1) / optim.warmup_steps
+    decay_steps = optim.decay_steps or max_steps
+    progress = min(1.0, (step - optim.warmup_steps) / max(1, decay_steps - optim.warmup_steps))
+    floor = optim.lr * optim.min_lr_ratio
+    return floor + (optim.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by substring of the CUDA device name;
+# the first match wins, so specific variants come before their family.
+PEAK_BF16_FLOPS = [
+    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
+    ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12),
+]
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The device's bf16 peak, or None (CPU, unknown GPU): MFU is then not reported."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for key, flops in PEAK_BF16_FLOPS if key in name), None)
+
+
+class MetricsLog:
+    """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard."""
+
+    def __init__(self, directory: str, runtime: Runtime, tensorboard: bool):
+        self.active = runtime.is_main
+        self.path = os.path.join(directory, "metrics.jsonl")
+        self.writer = None
+        if self.active:
+            os.makedirs(directory, exist_ok=True)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(os.path.join(directory, "tensorboard"))
+
+    def write(self, step: int, **metrics: Any) -> None:
+        if not self.active:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.writer:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
