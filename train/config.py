@@ -46,7 +46,7 @@ class LoopConfig:
     grad_accum: int = 1  # micro-steps per optimizer step
     seed: int = 0
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
-    dtype: str = "auto"  # auto (bf16 autocast on cuda, fp32 on cpu) | bf16 | fp32
+    dtype: str = "auto"  # auto (bf16 autocast on cuda, fp32 on cpu) | bf16 (also on cpu: slow, for tests) | fp32
     compile: bool = False  # torch.compile the model
     parallel: str = "ddp"  # with several torchrun processes: ddp | fsdp (FSDP2 fully_shard per block)
 
@@ -118,15 +118,25 @@ def _positive(section: str, **values: Any) -> None:
 
 
 def validate(config: TrainConfig) -> TrainConfig:
-    data, optim, loop = config.data, config.optim, config.train
+    data = config.data
     if not data.text and not data.shards:
         raise ValueError("data: set `shards` (a token-shard folder) or `text` (a UTF-8 file)")
     if data.text and not os.path.exists(data.text):
         raise ValueError(f"data.text: {data.text} not found")
     _positive("data", seq_len=data.seq_len, batch_size=data.batch_size)
-    _positive("train", max_steps=loop.max_steps, grad_accum=loop.grad_accum)
     if not 0 < data.text_val_fraction < 1:
         raise ValueError(f"data.text_val_fraction: must be in (0, 1), got {data.text_val_fraction}")
+    validate_run(config.optim, config.train, config.eval, config.checkpoint, config.log)
+    model = config.model_config()  # model errors now, before any data is read
+    if data.seq_len > model.max_seq_len:
+        raise ValueError(f"data.seq_len ({data.seq_len}) exceeds model.max_seq_len ({model.max_seq_len})")
+    return config
+
+
+def validate_run(optim: OptimConfig, loop: LoopConfig, evaluation: EvalConfig, checkpoint: CheckpointConfig,
+                 log: LogConfig) -> None:
+    """The checks of the sections every training entry point shares (pretraining, fine-tuning)."""
+    _positive("train", max_steps=loop.max_steps, grad_accum=loop.grad_accum)
     if not (isinstance(optim.lr, (int, float)) and optim.lr > 0):
         raise ValueError(f"optim.lr: must be a number > 0, got {optim.lr!r}")
     if not 0 <= optim.min_lr_ratio <= 1:
@@ -141,14 +151,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"train.dtype: {loop.dtype!r} is not auto, bf16 or fp32")
     if loop.parallel not in ("ddp", "fsdp"):
         raise ValueError(f"train.parallel: {loop.parallel!r} is not ddp or fsdp")
-    if config.eval.every < 0 or config.eval.batches < 0 or config.checkpoint.every < 0:
+    if evaluation.every < 0 or evaluation.batches < 0 or checkpoint.every < 0:
         raise ValueError("eval.every, eval.batches and checkpoint.every must be >= 0")
-    _positive("log", every=config.log.every)
-    _positive("checkpoint", keep=config.checkpoint.keep)
-    model = config.model_config()  # model errors now, before any data is read
-    if data.seq_len > model.max_seq_len:
-        raise ValueError(f"data.seq_len ({data.seq_len}) exceeds model.max_seq_len ({model.max_seq_len})")
-    return config
+    _positive("log", every=log.every)
+    _positive("checkpoint", keep=checkpoint.keep)
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -22,7 +22,7 @@ class Runtime:
     rank: int
     world_size: int
     device: torch.device
-    autocast_dtype: torch.dtype | None  # bf16 autocast on GPU; None = fp32
+    autocast_dtype: torch.dtype | None  # bf16 autocast (default on GPU; on CPU only when asked); None = fp32
 
     @property
     def is_main(self) -> bool:
@@ -55,8 +55,6 @@ def init_runtime(loop: LoopConfig) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if want_cuda else "gloo")
-    if loop.dtype == "bf16" and not want_cuda:
-        raise ValueError("train.dtype: bf16 autocast is for GPUs; CPU runs train in fp32")
     bf16 = loop.dtype == "bf16" or (loop.dtype == "auto" and want_cuda)
     return Runtime(rank, world_size, device, torch.bfloat16 if bf16 else None)
 

@@ -174,3 +174,17 @@ def test_shipped_configs_are_valid(tmp_path, in_repo_root):
         assert config.model_config().max_seq_len >= config.data.seq_len
     if os.path.exists("../shared/data/lm/input.txt"):
         assert load_config("configs/train/shakespeare_char.yaml").model_config().vocab_size == 256
+
+
+@pytest.mark.slow
+def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(tmp_path):
+    """The GPU settings (bf16 autocast, compiled blocks) exercised on CPU: same losses within bf16 noise."""
+    one_layer = {**TINY_MODEL, "n_layers": 1}  # one block to compile
+    fp32 = write_config(tmp_path, "fp32", model=one_layer, train={"max_steps": 4}, checkpoint={"every": 0})
+    fast = write_config(tmp_path, "fast", model=one_layer, train={"max_steps": 4, "dtype": "bf16", "compile": True},
+                        checkpoint={"every": 0})
+    pretrain.main(["--config", fp32])
+    pretrain.main(["--config", fast])
+    reference, compiled = losses(str(tmp_path / "fp32")), losses(str(tmp_path / "fast"))
+    for step in reference:
+        assert compiled[step] == pytest.approx(reference[step], rel=0.02), step
