@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 OUT ?= out
 TRAIN_CONFIG ?= configs/train/tiny.yaml
 
-.PHONY: install corpus test test-fast bench sample quality-model train clean
+.PHONY: install corpus test test-fast bench sample quality-model train finetune clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ sample: install  ## rebuild data/sample and tests/fixtures from ../shared/data
 train: install  ## pretrain the tiny model on out/shards (CPU, minutes); writes out/model and out/model/hf
 	@test -f $(OUT)/shards/manifest.json || { echo "make train: no $(OUT)/shards yet; run 'make corpus' first"; exit 1; }
 	$(PY) -m train.pretrain --config $(TRAIN_CONFIG) --set data.shards=$(OUT)/shards --set checkpoint.dir=$(OUT)/model
+
+finetune: install  ## SFT (full) on data/finetune's Alpaca slices, then DPO (LoRA) on its preference pairs; writes out/finetune/hf
+	@test -f $(OUT)/model/hf/tokenizer_config.json || { echo "make finetune: no $(OUT)/model yet; run 'make train' first"; exit 1; }
+	rm -rf $(OUT)/finetune
+	$(PY) -m train.finetune --config configs/finetune/sft.yaml --set base=$(OUT)/model --set checkpoint.dir=$(OUT)/finetune/sft
+	$(PY) -m train.finetune --config configs/finetune/dpo.yaml --set base=$(OUT)/finetune/sft --set checkpoint.dir=$(OUT)/finetune
 
 clean:
 	rm -rf $(OUT) .pytest_cache

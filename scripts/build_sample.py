@@ -588,6 +588,21 @@ Lines are 1-based; the records are shuffled (seed 0) so copies and near-copies i
 | --- | --- | --- | --- |
 {chr(10).join(dup_lines)}
 
+## `data/finetune/` (fine-tuning slices)
+
+Not built by this script: `python scripts/build_finetune_data.py` writes them from
+`../shared/data/sft`, the LLaMA-Factory repository's demo data, for `make finetune`
+(`configs/finetune/`). Records are copied verbatim (JSON lists), in file order, taking the
+first ones short enough for the tiny model's 256-token context; longer preference answers
+are cut by the trainer (`data.seq_len`).
+
+| file | records | source (`../shared/data/sft/...`) | taken when |
+| --- | --- | --- | --- |
+| `finetune/alpaca_en.json` | 200 | `alpaca_en_demo.json` (999, Alpaca: instruction/input/output) | instruction + input + output <= 500 characters |
+| `finetune/alpaca_zh.json` | 200 | `alpaca_zh_demo.json` (1000, Alpaca) | <= 200 characters |
+| `finetune/dpo_en.json` | 100 | `dpo_en_demo.json` (300, conversations + chosen/rejected) | prompt (all conversation turns) <= 600 characters |
+| `finetune/dpo_zh.json` | 100 | `dpo_zh_demo.json` (300, same form) | prompt <= 200 characters |
+
 ## Licenses and attribution
 
 - **C4** (`web/c4-*`): derived from Common Crawl by Google (Raffel et al., 2020), released
@@ -610,6 +625,10 @@ Lines are 1-based; the records are shuffled (seed 0) so copies and near-copies i
   Guanghui, 2015-2019 Mo Zhou, 2020-2021 xiao sheng wen, GPL-3.0+; copyright file copied to
   `licenses/fortunes-zh.copyright` (GPL v3 text: https://www.gnu.org/licenses/gpl-3.0.txt).
   The poems themselves (Tang dynasty) are in the public domain.
+- **Fine-tuning slices** (`finetune/`): LLaMA-Factory (hiyouga/LLaMA-Factory) demo data, in a
+  repository under Apache-2.0 (`licenses/Apache-2.0.txt`). The demo files do not state the
+  upstream origin of their records (Alpaca-style instructions and preference pairs); check
+  the upstream datasets' terms before using the slices beyond this demo.
 """
 
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shutil
+from collections.abc import Sequence
 
 import torch
 from safetensors.torch import save_file
@@ -53,8 +54,10 @@ def special_token_ids(tokenizer_dir: str | None) -> dict[str, int]:
 
 
 def export_hf(state: dict[str, torch.Tensor], config: ModelConfig, out_dir: str,
-              tokenizer_dir: str | None = None) -> str:
-    """Write config.json, generation_config.json, model.safetensors and the tokenizer files."""
+              tokenizer_dir: str | None = None, stop_ids: Sequence[int] = ()) -> str:
+    """Write config.json, generation_config.json, model.safetensors and the tokenizer files.
+
+    stop_ids: more tokens that end generation besides EOS (a chat model's end of turn)."""
     os.makedirs(out_dir, exist_ok=True)
     tensors = {(key if key.startswith("lm_head.") else f"model.{key}"): value.contiguous()
                for key, value in state.items()
@@ -63,8 +66,11 @@ def export_hf(state: dict[str, torch.Tensor], config: ModelConfig, out_dir: str,
     special_ids = special_token_ids(tokenizer_dir)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as handle:
         json.dump(hf_config(config, special_ids), handle, indent=2)
+    generation = {f"{name}_token_id": token_id for name, token_id in special_ids.items()}
+    if stop_ids:
+        generation["eos_token_id"] = [*stop_ids, *([special_ids["eos"]] if "eos" in special_ids else [])]
     with open(os.path.join(out_dir, "generation_config.json"), "w", encoding="utf-8") as handle:
-        json.dump({f"{name}_token_id": token_id for name, token_id in special_ids.items()}, handle, indent=2)
+        json.dump(generation, handle, indent=2)
     for name in TOKENIZER_FILES if tokenizer_dir else ():
         if os.path.exists(os.path.join(tokenizer_dir, name)):
             shutil.copy(os.path.join(tokenizer_dir, name), os.path.join(out_dir, name))

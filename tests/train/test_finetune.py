@@ -1,0 +1,145 @@
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+
+from train import finetune  # noqa: E402
+from train.chat import ChatTokenizer  # noqa: E402
+from train.checkpoint import load_model  # noqa: E402
+from train.lora import load_adapter  # noqa: E402
+
+from tests.train.train_helpers import ROOT  # noqa: E402
+
+SLICES = os.path.join(ROOT, "data", "finetune")
+LORA = {"enabled": True, "rank": 4, "alpha": 8, "dropout": 0.0}
+
+
+def write_config(tmp_path, base: str, name: str = "run", **sections) -> str:
+    """SFT on 24 records of each Alpaca slice, LoRA, a metric line per step, no answer printed."""
+    config = {
+        "method": "sft",
+        "base": base,
+        "data": {"files": [f"{SLICES}/alpaca_en.json", f"{SLICES}/alpaca_zh.json"], "limit": 24,
+                 "seq_len": 96, "batch_size": 4, "val_fraction": 0.1},
+        "lora": LORA,
+        "optim": {"lr": 1e-2, "warmup_steps": 2, "weight_decay": 0.0},
+        "train": {"max_steps": 8, "seed": 3},
+        "eval": {"every": 0},
+        "checkpoint": {"dir": str(tmp_path / name), "every": 4},
+        "log": {"every": 1, "tensorboard": False, "progress": False},
+        "sample": {"tokens": 0},
+    }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def metrics(run_dir: str) -> dict[int, dict]:
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    return {row["step"]: row for row in rows if "loss" in row}
+
+
+def test_full_sft_learns_and_writes_model_export_and_answer(tmp_path, base_model, capsys):
+    # Full fine-tuning: the random base's tiny embeddings bound its logits, which LoRA on the
+    # linear layers cannot lift much (a pretrained base has no such limit).
+    config = write_config(tmp_path, base_model, train={"max_steps": 30}, checkpoint={"every": 0},
+                          lora={"enabled": False}, optim={"lr": 1e-2},
+                          sample={"prompt": "Hi", "tokens": 8, "temperature": 0})
+    assert finetune.main(["--config", config]) == 0
+    out, err = capsys.readouterr()
+    seen = metrics(str(tmp_path / "run"))
+    assert seen[30]["loss"] < seen[1]["loss"] - 1.0
+    assert out.startswith("sft: loss ") and "val_loss" in out
+    assert "--- Hi ---\n" in err and "39 train / 4 validation examples (5 dropped" in err
+    for name in ("model.safetensors", "model_config.json", "hf/config.json", "hf/tokenizer_config.json",
+                 "checkpoints/step_0000030/trainer.pt"):
+        assert os.path.exists(tmp_path / "run" / name), name
+    assert not os.path.exists(tmp_path / "run" / "adapter")
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_resume_continues_with_exactly_the_uninterrupted_losses(tmp_path, base_model, method):
+    data = {"files": [f"{SLICES}/dpo_zh.json"], "limit": 16} if method == "dpo" else {}
+    config = write_config(tmp_path, base_model, method=method, data=data, lora={**LORA, "dropout": 0.1})
+    finetune.main(["--config", config])
+    run_dir = str(tmp_path / "run")
+    uninterrupted = metrics(run_dir)
+    shutil.rmtree(os.path.join(run_dir, "checkpoints", "step_0000008"))  # as if stopped after step 4
+    os.remove(os.path.join(run_dir, "metrics.jsonl"))
+    finetune.main(["--config", config, "--resume"])
+    resumed = metrics(run_dir)
+    assert sorted(resumed) == [5, 6, 7, 8]
+    assert [resumed[s]["loss"] for s in range(5, 9)] == [uninterrupted[s]["loss"] for s in range(5, 9)]
+
+
+def test_dpo_loss_falls_and_the_reward_margin_rises_on_a_fixed_set(tmp_path, base_model):
+    config = write_config(tmp_path, base_model, method="dpo",
+                          data={"files": [f"{SLICES}/dpo_en.json"], "limit": 8, "val_fraction": 0, "batch_size": 8},
+                          dpo={"beta": 0.5}, train={"max_steps": 12}, checkpoint={"every": 0})
+    finetune.main(["--config", config])
+    seen = metrics(str(tmp_path / "run"))
+    # Step 1 runs the reference model itself: log(2) loss, zero rewards.
+    assert seen[1]["loss"] == pytest.approx(0.6931, abs=1e-3) and seen[1]["margin"] == pytest.approx(0, abs=1e-4)
+    assert seen[12]["loss"] < 0.5 and seen[12]["margin"] > 0.5 and seen[12]["accuracy"] == 1.0
+    assert seen[12]["chosen_reward"] > seen[12]["rejected_reward"]
+
+
+def test_packing_does_not_change_the_sft_losses(tmp_path, base_model):
+    packed = write_config(tmp_path, base_model, "packed", train={"max_steps": 3}, checkpoint={"every": 0})
+    padded = write_config(tmp_path, base_model, "padded", train={"max_steps": 3}, checkpoint={"every": 0},
+                          data={"packing": False})
+    finetune.main(["--config", packed])
+    finetune.main(["--config", padded])
+    one, two = metrics(str(tmp_path / "packed")), metrics(str(tmp_path / "padded"))
+    for step in (1, 2, 3):
+        assert one[step]["loss"] == pytest.approx(two[step]["loss"], rel=1e-4)
+
+
+def test_exported_model_loads_in_transformers_with_the_adapted_models_logits(tmp_path, base_model):
+    transformers = pytest.importorskip("transformers")
+    config = write_config(tmp_path, base_model, train={"max_steps": 6}, checkpoint={"every": 0})
+    finetune.main(["--config", config])
+    run_dir = str(tmp_path / "run")
+    assert sorted(os.listdir(os.path.join(run_dir, "adapter"))) == ["adapter_config.json", "adapter_model.safetensors"]
+    unmerged = load_adapter(load_model(base_model), os.path.join(run_dir, "adapter")).eval()
+    hf_dir = os.path.join(run_dir, "hf")
+    theirs = transformers.LlamaForCausalLM.from_pretrained(hf_dir).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    messages = [{"role": "user", "content": "Name a colour. 说一个颜色。"}]
+    ids = torch.tensor([tokenizer.apply_chat_template(messages, add_generation_prompt=True)["input_ids"]])
+    assert ids[0].tolist() == ChatTokenizer(hf_dir).prompt_ids(messages)
+    with torch.no_grad():
+        assert torch.allclose(unmerged(ids)[0], theirs(ids).logits, atol=1e-5)
+        assert not torch.allclose(load_model(base_model)(ids)[0], theirs(ids).logits, atol=1e-4)
+    end = tokenizer.convert_tokens_to_ids("<|end|>")
+    assert end in theirs.generation_config.eos_token_id  # HF generate stops at the end of the turn
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method=ppo", "method"),
+    ("data.files=[]", "data.files"),
+    ("data.files=[/nonexistent.json]", "/nonexistent.json not found"),
+    ("data.seq_len=4096", "exceeds the base model's max_seq_len"),
+    ("dpo.beta=0", "dpo.beta"),
+    ("lora.targets=[wq]", "lora.targets"),
+    ("optim.lr=-1", "optim.lr"),
+])
+def test_bad_config_values_get_a_clear_error(tmp_path, base_model, override, message):
+    config = write_config(tmp_path, base_model)
+    with pytest.raises(ValueError) as error:
+        key, value = override.split("=")
+        finetune.finetune(finetune.load_config(config, {key: yaml.safe_load(value)}))
+    assert message in str(error.value)
+
+
+def test_shipped_configs_are_valid(base_model, in_repo_root):
+    for name in ("sft", "dpo"):
+        config = finetune.load_config(f"configs/finetune/{name}.yaml", {"base": base_model})
+        assert config.method == name and config.checkpoint.dir.startswith("out/finetune")
