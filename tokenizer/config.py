@@ -171,15 +171,20 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
-    """Read `path` (None = all defaults) and apply `overrides` ({"shards.max_epochs": 2, ...})."""
+def read_yaml(path: str | None, overrides: dict[str, Any] | None = None) -> dict:
+    """The mapping in `path` (None = empty) with `overrides` ({"shards.max_epochs": 2, ...}) applied."""
     raw: dict = {}
     if path:
         with open(path, encoding="utf-8") as handle:
             raw = yaml.safe_load(handle) or {}
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
-    return parse_config(raw)
+    return raw
+
+
+def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read `path` (None = all defaults) and apply `overrides`."""
+    return parse_config(read_yaml(path, overrides))
 
 
 def parse_set(values: list[str]) -> dict[str, Any]:

@@ -7,14 +7,13 @@ defaults to the data's (the shard manifest's, or 256 for byte-level text).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-import yaml
-
-from tokenizer.config import build_dataclass, set_dotted
+from tokenizer.config import build_dataclass, parse_set, read_yaml
 from train.model import ModelConfig
 
 
@@ -159,8 +158,21 @@ def validate_run(optim: OptimConfig, loop: LoopConfig, evaluation: EvalConfig, c
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML config and apply `overrides` ({"train.max_steps": 10, ...})."""
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
-    for dotted, value in (overrides or {}).items():
-        set_dotted(raw, dotted, value)
-    return validate(build_dataclass(TrainConfig, raw, "config"))
+    return validate(build_dataclass(TrainConfig, read_yaml(path, overrides), "config"))
+
+
+def parse_run_arguments(argv: list[str] | None, prog: str, description: str, example: str,
+                        load: Callable[[str, dict[str, Any]], Any]) -> tuple[Any, bool]:
+    """The training entry points' command line: --config, --set KEY=VALUE..., --resume.
+    Returns (the loaded config, resume); a bad config exits with status 2 naming the key."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.max_steps=20 (repeatable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in <checkpoint.dir>/checkpoints, if any")
+    args = parser.parse_args(argv)
+    try:
+        return load(args.config, parse_set(args.set)), args.resume
+    except ValueError as error:
+        parser.error(str(error))

@@ -23,7 +23,6 @@ hf/ (Hugging Face export with the tokenizer files). Then prints the model's answ
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -34,14 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from tqdm import tqdm
 
-from tokenizer.config import build_dataclass, parse_set, set_dotted
+from tokenizer.config import build_dataclass, read_yaml
 from train.chat import (ChatTokenizer, Example, load_conversations, load_preferences, make_batch, sequence_logprobs,
                         truncate)
 from train.checkpoint import latest_checkpoint, load_checkpoint, load_model, model_state, save_checkpoint, save_weights
-from train.config import CheckpointConfig, EvalConfig, LogConfig, LoopConfig, OptimConfig, SampleConfig, validate_run
+from train.config import (CheckpointConfig, EvalConfig, LogConfig, LoopConfig, OptimConfig, SampleConfig,
+                          parse_run_arguments, validate_run)
 from train.data import epoch_order
 from train.export import export_hf
 from train.lora import LoraConfig, apply_lora, merge_lora, save_adapter
@@ -88,11 +87,7 @@ class FinetuneConfig:
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
-    for dotted, value in (overrides or {}).items():
-        set_dotted(raw, dotted, value)
-    config = build_dataclass(FinetuneConfig, raw, "config")
+    config = build_dataclass(FinetuneConfig, read_yaml(path, overrides), "config")
     data = config.data
     if config.method not in ("sft", "dpo"):
         raise ValueError(f"method: {config.method!r} is not sft or dpo")
@@ -354,20 +349,11 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.finetune",
-        description="Fine-tune a saved model with SFT (response-only loss) or DPO, fully or with LoRA.")
-    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/finetune/sft.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.max_steps=20 (repeatable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest checkpoint in <checkpoint.dir>/checkpoints, if any")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, parse_set(args.set))
-    except ValueError as error:
-        parser.error(str(error))
-    result = finetune(config, resume=args.resume)
+    config, resume = parse_run_arguments(
+        argv, "python -m train.finetune",
+        "Fine-tune a saved model with SFT (response-only loss) or DPO, fully or with LoRA.",
+        "configs/finetune/sft.yaml", load_config)
+    result = finetune(config, resume=resume)
     # e.g. "dpo: loss 0.6931 -> 0.5210 margin 0.0000 -> 0.4466 accuracy 0.0000 -> 0.8750 val_loss 0.6402 ..."
     summary = [f"{key} {result['first_' + key]:.4f} -> {result[key]:.4f}" for key in SUMMARY if key in result]
     summary += [f"{key} {value:.4f}" for key, value in result.items() if key.startswith("val_")]

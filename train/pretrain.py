@@ -10,7 +10,6 @@ The last line printed is `val_loss X tokens_per_s Y`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -24,9 +23,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from tokenizer.config import parse_set
 from train.checkpoint import latest_checkpoint, load_checkpoint, model_state, save_checkpoint, save_weights
-from train.config import TrainConfig, load_config
+from train.config import TrainConfig, load_config, parse_run_arguments
 from train.data import TokenArray, TokenLoader, TokenShards, TokenSource
 from train.export import export_hf
 from train.model import Transformer
@@ -210,21 +208,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.pretrain",
-        description="Pretrain the LLaMA-style decoder on token shards (make corpus) or a text file. "
-                    "Runs on CPU or GPU; under torchrun with DDP or FSDP2.")
-    parser.add_argument("--config", required=True, help="YAML config, e.g. configs/train/tiny.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest checkpoint in <checkpoint.dir>/checkpoints, if any")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, parse_set(args.set))
-    except ValueError as error:
-        parser.error(str(error))
-    final = train(config, resume=args.resume)
+    config, resume = parse_run_arguments(
+        argv, "python -m train.pretrain",
+        "Pretrain the LLaMA-style decoder on token shards (make corpus) or a text file. "
+        "Runs on CPU or GPU; under torchrun with DDP or FSDP2.", "configs/train/tiny.yaml", load_config)
+    final = train(config, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"val_loss {final['val_loss']:.4f} tokens_per_s {final['tokens_per_s']:.0f}")
     return 0

@@ -12,7 +12,7 @@ from train.chat import ChatTokenizer  # noqa: E402
 from train.checkpoint import load_model  # noqa: E402
 from train.lora import load_adapter  # noqa: E402
 
-from tests.train.train_helpers import ROOT  # noqa: E402
+from tests.train.train_helpers import ROOT, write_run_config  # noqa: E402
 
 SLICES = os.path.join(ROOT, "data", "finetune")
 LORA = {"enabled": True, "rank": 4, "alpha": 8, "dropout": 0.0}
@@ -33,11 +33,7 @@ def write_config(tmp_path, base: str, name: str = "run", **sections) -> str:
         "log": {"every": 1, "tensorboard": False, "progress": False},
         "sample": {"tokens": 0},
     }
-    for section, values in sections.items():
-        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_run_config(str(tmp_path / f"{name}.yaml"), config, sections)
 
 
 def metrics(run_dir: str) -> dict[int, dict]:

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 torch = pytest.importorskip("torch")
 
@@ -14,7 +13,7 @@ from train.checkpoint import load_model  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.runtime import lr_at  # noqa: E402
 
-from tests.train.train_helpers import ROOT, write_text, write_tokenized_shards  # noqa: E402
+from tests.train.train_helpers import ROOT, write_run_config, write_text, write_tokenized_shards  # noqa: E402
 
 TINY_MODEL = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2}
 
@@ -34,11 +33,7 @@ def write_config(tmp_path, name: str = "run", **sections) -> str:
         "log": {"every": 1, "tensorboard": False, "progress": False},
         "sample": {"tokens": 0},
     }
-    for section, values in sections.items():
-        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_run_config(str(tmp_path / f"{name}.yaml"), config, sections)
 
 
 def losses(run_dir: str) -> dict[int, float]:

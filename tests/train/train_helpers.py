@@ -9,12 +9,22 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import yaml
 
 from pipelines.shards import shard_schema, write_arrow
 from tokenizer.config import TokenizerConfig
 from tokenizer.models import new_tokenizer, save
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write_run_config(path: str, config: dict, sections: dict) -> str:
+    """Write `config` as YAML with each of `sections` merged into its section (a mapping) or replacing it."""
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle)
+    return path
 
 
 def sample_texts(limit: int = 200) -> list[str]:
