@@ -4,22 +4,28 @@ Signatures use datasketch's (legacy) permutation scheme, h(x) = ((a·x + b)
 mod (2^61 - 1)) & (2^32 - 1) with a, b drawn from `RandomState(seed)` as
 datasketch draws them, so a signature equals `datasketch.MinHash(seed=...)`
 fed the same shingle hashes (tested). They are computed here for a whole
-Arrow batch in one numpy pass rather than per document, which is what makes
-them an order of magnitude faster than a `MinHash.update` loop.
+Arrow batch in a few numpy passes rather than per document (the modulo by
+the Mersenne prime with shifts and masks instead of a division), and the
+shingle hashes too (words hashed once, n-grams combined numerically), which
+makes text -> signature over 10x faster than a `MinHash.update` loop
+(bench/dedup_throughput.py).
 
 Shingles: word n-grams (default 5), character n-grams for languages written
-without spaces (by the `lang` column). Band keys are shuffled across the
-cluster (groupby); each bucket links its members to its best-ranked member,
+without spaces (by the `lang` column). Band keys are hash-shuffled across the
+cluster; each bucket links its members to its best-ranked member,
 optionally only when their estimated Jaccard similarity passes `threshold`;
 clusters are the connected components of those links.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from stages.base import GlobalStage, RunContext, make_params
@@ -29,7 +35,7 @@ from stages.text import CHARACTER_WORD_LANGS
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
 CHAR_SHINGLE_LANGS = CHARACTER_WORD_LANGS | {"zh"}
-_SHINGLES_PER_CHUNK = 1 << 15  # bounds the (shingles x num_perm) matrix to ~30 MB at 128 perms
+_SHINGLES_PER_CHUNK = 1 << 11  # (shingles x num_perm) uint64 matrix of ~2 MB at 112 perms: stays in cache
 
 
 @dataclass
@@ -57,39 +63,108 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def shingle_hashes(text: str, lang: str | None, params: MinHashParams) -> np.ndarray:
-    """32-bit hashes of the document's shingles (unique)."""
+# Shingle hashing: each unit (a word's xxh3-64 hash, or a character's code point) is a uint64; an
+# n-gram's hash is a polynomial over its n units (mod 2^64), mixed by splitmix64's finaliser and cut
+# to 32 bits (the width of datasketch's default hash). Computed for a whole batch of documents in
+# a few numpy passes instead of a string join and a hash call per shingle.
+_POLY = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_NOT_ALNUM = re.compile(r"[\W_]+")  # what str.isalnum() rejects (\w is alphanumerics and "_")
+
+
+def _units(text: str, lang: str | None, params: MinHashParams) -> tuple[np.ndarray, int]:
+    """The document's shingle units as uint64, and the n-gram size."""
     text = text.lower()
-    if lang in CHAR_SHINGLE_LANGS:
-        units = [ch for ch in text if ch.isalnum()]
-        n, sep = params.char_ngram, ""
-    else:
-        units = text.split()
-        n, sep = params.ngram, " "
-    if len(units) < n:
-        grams = [sep.join(units)] if units else [""]
-    else:
-        grams = {sep.join(units[i : i + n]) for i in range(len(units) - n + 1)}
-    return np.fromiter((xxhash.xxh32_intdigest(g) for g in grams), dtype=np.uint64)
+    if lang in CHAR_SHINGLE_LANGS:  # alphanumeric characters, n-grams of characters
+        kept = _NOT_ALNUM.sub("", text)
+        return np.frombuffer(kept.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64), params.char_ngram
+    words = text.split()
+    return np.fromiter(map(xxhash.xxh3_64_intdigest, words), dtype=np.uint64, count=len(words)), params.ngram
+
+
+def shingle_hash_batch(texts: list[str], langs: list[str | None], params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
+    """Unique 32-bit shingle hashes of many documents, flat: (hashes as uint64, offsets of each
+    document's hashes, length len(texts) + 1). Word n-grams (`ngram` words), or character n-grams
+    (`char_ngram`) for languages written without spaces; a document shorter than one n-gram is one
+    shingle of what it has (an empty one too)."""
+    n_docs = len(texts)
+    units, sizes = zip(*(_units(t, l, params) for t, l in zip(texts, langs))) if n_docs else ((), ())
+    lengths = np.array([len(u) for u in units], dtype=np.int64)
+    n = np.array(sizes, dtype=np.int64)
+    all_units = np.concatenate([*units, np.zeros(1, np.uint64)])  # a final 0: the unit of empty documents
+    full = lengths >= n
+    counts = np.where(full, lengths - n + 1, 1)  # shingles per document
+    widths = np.repeat(np.where(full, n, np.maximum(lengths, 1)), counts)  # units per shingle
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.uint64), counts)
+    first = np.repeat(np.cumsum(lengths) - lengths - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    first[np.repeat(lengths == 0, counts)] = len(all_units) - 1
+    h = all_units[first]
+    widest = int(widths.max(initial=1))
+    uniform = int(widths.min(initial=1)) == widest
+    for k in range(1, widest):
+        if uniform:
+            h *= _POLY
+            h += all_units[first + k]
+        else:  # shorter n-grams (documents shorter than n, or word and character n differ)
+            inside = widths > k
+            h[inside] = h[inside] * _POLY + all_units[first[inside] + k]
+    h ^= h >> np.uint64(30)
+    h *= _MIX1
+    h ^= h >> np.uint64(27)
+    h *= _MIX2
+    h ^= h >> np.uint64(31)
+    keyed = (doc_of << np.uint64(32)) | (h >> np.uint64(32))  # (document, hash): unique per document
+    keyed.sort()  # (np.unique is several times slower here)
+    keyed = keyed[np.concatenate(([True], keyed[1:] != keyed[:-1]))] if len(keyed) else keyed
+    offsets = np.searchsorted(keyed >> np.uint64(32), np.arange(len(texts) + 1, dtype=np.uint64))
+    return keyed & MAX_HASH, offsets
+
+
+def shingle_hashes(text: str, lang: str | None, params: MinHashParams) -> np.ndarray:
+    """32-bit hashes of one document's shingles (unique)."""
+    return shingle_hash_batch([text], [lang], params)[0]
+
+
+def _mod_mersenne_low32(y: np.ndarray) -> np.ndarray:
+    """(y mod (2^61 - 1)) & (2^32 - 1) as uint32, for uint64 `y` of shape (..., k), exactly.
+
+    y mod P = (y & P) + (y >> 61), minus P if that reaches P. The low 32 bits of P are all ones,
+    so the low 32 bits of the sum are low32(y) + (y >> 61) (uint32 arithmetic); the subtraction
+    is needed only when y & P >= P - 7, which requires low32(y) >= 2^32 - 8: those rare entries
+    are recomputed with a real modulo. Much faster than numpy's uint64 `%`."""
+    halves = y.view(np.uint32).reshape(*y.shape, 2)
+    low, high = (halves[..., 0], halves[..., 1]) if sys.byteorder == "little" else (halves[..., 1], halves[..., 0])
+    out = high >> np.uint32(29)
+    out += low
+    rare = low >= np.uint32(0xFFFFFFF8)
+    if rare.any():
+        out[rare] = (y[rare] % MERSENNE_PRIME & MAX_HASH).astype(np.uint32)
+    return out
+
+
+def signatures_flat(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MinHash signatures (n_docs x num_perm, uint32) of documents whose shingle hashes are
+    `hashes[offsets[i]:offsets[i + 1]]` (each document has at least one)."""
+    n_docs = len(offsets) - 1
+    out = np.empty((n_docs, len(a)), dtype=np.uint32)
+    start = 0
+    while start < n_docs:
+        # Whole documents up to ~_SHINGLES_PER_CHUNK shingles (at least one), then one vectorised pass.
+        stop = int(np.searchsorted(offsets, offsets[start] + _SHINGLES_PER_CHUNK, side="right")) - 1
+        stop = min(max(stop, start + 1), n_docs)
+        permuted = np.multiply.outer(hashes[offsets[start] : offsets[stop]], a)
+        permuted += b
+        low = _mod_mersenne_low32(permuted)
+        out[start:stop] = np.minimum.reduceat(low, offsets[start:stop] - offsets[start], axis=0)
+        start = stop
+    return out
 
 
 def signatures(hash_lists: list[np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """MinHash signatures (n_docs x num_perm, uint32) for many documents at once."""
-    out = np.empty((len(hash_lists), len(a)), dtype=np.uint32)
-    start = 0
-    while start < len(hash_lists):
-        # Take documents until the chunk holds enough shingles, then one vectorised pass.
-        stop, total = start, 0
-        while stop < len(hash_lists) and (total == 0 or total + len(hash_lists[stop]) <= _SHINGLES_PER_CHUNK):
-            total += len(hash_lists[stop])
-            stop += 1
-        chunk = hash_lists[start:stop]
-        hv = np.concatenate(chunk)
-        permuted = np.bitwise_and((np.outer(hv, a) + b) % MERSENNE_PRIME, MAX_HASH)
-        offsets = np.cumsum([0] + [len(h) for h in chunk[:-1]])
-        out[start:stop] = np.minimum.reduceat(permuted, offsets, axis=0)
-        start = stop
-    return out
+    offsets = np.cumsum([0] + [len(h) for h in hash_lists])
+    hashes = np.concatenate(hash_lists) if hash_lists else np.zeros(0, np.uint64)
+    return signatures_flat(hashes.astype(np.uint64, copy=False), offsets, a, b)
 
 
 EDGES = pa.schema([("a", pa.string()), ("b", pa.string())])
@@ -102,7 +177,7 @@ def band_rows(batch: pa.Table, params: MinHashParams, context: RunContext, a: np
     if not rows.num_rows:
         return BAND_SCHEMA.empty_table()
     langs = rows["lang"].to_pylist() if "lang" in rows.column_names else [None] * rows.num_rows
-    sigs = signatures([shingle_hashes(t, l, params) for t, l in zip(rows["text"].to_pylist(), langs)], a, b)
+    sigs = signatures_flat(*shingle_hash_batch(rows["text"].to_pylist(), langs, params), a, b)
     ranks = rank_keys(rows, context)
     n = len(ranks)
     used = sigs[:, : params.bands * params.rows].reshape(n, params.bands, params.rows)
@@ -119,17 +194,33 @@ def band_rows(batch: pa.Table, params: MinHashParams, context: RunContext, a: np
     )
 
 
-def bucket_edges(group: pa.Table, verify: bool, threshold: float) -> pa.Table:
-    """Link each member of an LSH bucket to the bucket's best-ranked member."""
-    if group.num_rows < 2:
+def bucket_edges(block: pa.Table, verify: bool, threshold: float) -> pa.Table:
+    """Link each member of an LSH bucket to the bucket's best-ranked member, for every bucket of
+    `block` (whole buckets: rows sharing (band, key) are all in it). Vectorised over the block."""
+    if block.num_rows < 2:
         return EDGES.empty_table()
-    order = sorted(range(group.num_rows), key=lambda i: group["rank"][i].as_py())
-    ranks = [group["rank"][i].as_py() for i in order]
-    first, rest = ranks[0], ranks[1:]
+    block = block.sort_by([("band", "ascending"), ("key", "ascending"), ("rank", "ascending")])
+    band, key = block["band"].combine_chunks(), block["key"].combine_chunks()
+    new = np.ones(block.num_rows, dtype=bool)  # row starts a bucket
+    new[1:] = (pc.not_equal(band[1:], band[:-1]).to_numpy(zero_copy_only=False)
+               | pc.not_equal(key[1:], key[:-1]).to_numpy(zero_copy_only=False))
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, block.num_rows))
+    shared = sizes > 1
+    if not shared.any():
+        return EDGES.empty_table()
+    # Members after the first of each shared bucket, and the first (best-ranked) of their bucket.
+    members = np.concatenate([np.arange(s + 1, s + n) for s, n in zip(starts[shared], sizes[shared])])
+    firsts = np.repeat(starts[shared], sizes[shared] - 1)
     if verify:
-        sigs = [np.frombuffer(group["signature"][i].as_py(), dtype=np.uint32) for i in order]
-        rest = [r for r, s in zip(rest, sigs[1:]) if float(np.mean(s == sigs[0])) >= threshold]
-    return pa.table({"a": [first] * len(rest), "b": rest}, schema=EDGES)
+        rows = np.unique(np.concatenate([members, firsts]))
+        where = np.searchsorted(rows, [members, firsts])
+        sigs = np.frombuffer(b"".join(block["signature"].take(pa.array(rows)).to_pylist()), dtype=np.uint32)
+        sigs = sigs.reshape(len(rows), -1)
+        keep = (sigs[where[0]] == sigs[where[1]]).mean(axis=1) >= threshold
+        members, firsts = members[keep], firsts[keep]
+    rank = block["rank"]
+    return pa.table({"a": rank.take(pa.array(firsts)), "b": rank.take(pa.array(members))}, schema=EDGES)
 
 
 class MinHashDedup(GlobalStage):
@@ -144,9 +235,12 @@ class MinHashDedup(GlobalStage):
         a, b = permutations(self.params.num_perm, self.params.seed)
         bands = ds.map_batches(band_rows, fn_kwargs={"params": self.params, "context": context, "a": a, "b": b},
                                batch_format="pyarrow", batch_size=context.batch_size)
-        edges = bands.groupby(["band", "key"]).map_groups(
+        # Hash shuffle by band key (as `groupby(...).map_groups` does), then whole blocks at once:
+        # one call per block rather than one per bucket, most buckets having a single document.
+        partitions = ds.context.default_hash_shuffle_parallelism
+        edges = bands.repartition(partitions, keys=["band", "key"]).map_batches(
             bucket_edges, fn_kwargs={"verify": self.params.verify, "threshold": self.params.threshold},
-            batch_format="pyarrow",
+            batch_format="pyarrow", batch_size=None,  # a batch is a whole block: buckets are not split
         ).take_all()
         duplicates, histogram = duplicates_from_edges(sorted({(e["a"], e["b"]) for e in edges}))
         self.stats = {"duplicates": len(duplicates), "cluster_sizes": histogram}

@@ -3,7 +3,10 @@ import pyarrow as pa
 import pytest
 from datasketch import MinHash
 
-from stages.minhash_dedup import MinHashDedup, MinHashParams, permutations, shingle_hashes, signatures
+from stages.minhash_dedup import (
+    MERSENNE_PRIME, MAX_HASH, MinHashDedup, MinHashParams, _mod_mersenne_low32, permutations, shingle_hash_batch,
+    shingle_hashes, signatures,
+)
 from tests.helpers import batch, fixture_text, reasons
 from tests.stages.dedup_helpers import run_global
 
@@ -25,6 +28,30 @@ def test_signatures_equal_datasketch():
         reference = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=lambda x: x, scheme="legacy")
         reference.update_batch(hv)
         assert np.array_equal(reference.hashvalues.astype(np.uint32), sig)
+
+
+def test_mersenne_modulo_without_division_is_exact_including_the_rare_carry():
+    p = (1 << 61) - 1
+    edge = [p, p + 1, p + 6, 2 * p, 2 * p + 7, 3 * p + 5, (1 << 64) - 1, (1 << 64) - 8, 0, p - 1]
+    y = np.array(edge + list(np.random.default_rng(0).integers(0, 2**64 - 1, 2000, dtype=np.uint64)), dtype=np.uint64)
+    y = y[: len(y) // 6 * 6].reshape(-1, 6)
+    assert np.array_equal(_mod_mersenne_low32(y), (y % MERSENNE_PRIME & MAX_HASH).astype(np.uint32))
+
+
+def test_batch_shingle_hashes_equal_per_document_ones_short_and_empty_documents_included():
+    params = MinHashParams()
+    texts = [fixture_text("good_en.json"), "", "two words", fixture_text("good_zh.json")[0], "短文", "same same"]
+    langs = ["en", "en", "en", "zh", "zh", "en"]
+    hashes, offsets = shingle_hash_batch(texts, langs, params)
+    assert offsets.tolist()[:1] == [0] and len(offsets) == len(texts) + 1
+    for i, (text, lang) in enumerate(zip(texts, langs)):
+        one = shingle_hashes(text, lang, params)
+        assert np.array_equal(hashes[offsets[i] : offsets[i + 1]], one)
+        assert len(one) == len(set(one.tolist())) >= 1 and one.max() <= MAX_HASH
+    assert offsets[2] - offsets[1] == 1 and offsets[3] - offsets[2] == 1  # shorter than a 5-gram: one shingle
+    # Case and whitespace do not matter; word order does.
+    assert np.array_equal(shingle_hashes("A b c d e", "en", params), shingle_hashes("a  b\nc d E", "en", params))
+    assert not np.array_equal(shingle_hashes("a b c d e", "en", params), shingle_hashes("b a c d e", "en", params))
 
 
 def test_chinese_uses_character_shingles():

@@ -1,0 +1,562 @@
+"""Fuzzy dedup throughput: `python -m bench.dedup_throughput [--mb 100] [--cores 2] [--rss-base-mb 4]`.
+
+Input (built once, cached under bench/work/, git-ignored): real text from
+../shared/data (C4 and CCNet pages, Wikipedia articles cut into 2-5k-character
+documents at sentence ends, the Chinese Debian Reference cut into 2-5k-character
+documents at blank lines) repeated until `--mb` MB of UTF-8 text. Copy 0 of
+each document is the original; every other copy has a fraction r ~ U(0, 0.10)
+of its words replaced by random corpus words (Chinese: of its CJK characters),
+at least one, so no two copies are identical and LSH sees realistic buckets:
+near-duplicate copies (small r: 5-gram Jaccard with the original ~0.8) and
+copies that are no longer duplicates (r near 0.1: Jaccard ~0.4). Stored as
+Parquet in the document schema plus `lang` (en, or zh for the Debian
+Reference, as langid would say), one source.
+
+Measured, on the same cores:
+1. Signatures, text -> signature, on the same `--signature-docs` documents,
+   in CPU seconds of this process (other load on the shared machine then
+   hardly biases the ratio): the stage's batched path (`shingle_hash_batch`
+   + `signatures_flat` per batch of `batch_size` documents, as `band_rows`
+   runs it) vs the usual per-document datasketch loop: shingle strings
+   (`grams_of`, the same shingles), then `MinHash(num_perm, seed,
+   scheme="legacy")` and `update(gram.encode())` per shingle (datasketch's
+   default SHA-1 hash). Also shown: the loop alone, the loop fed our shingle
+   hashes (`hashfunc=lambda x: x`: signatures identical to ours, checked),
+   and datasketch's bulk `update_batch` per document. Goal: >= 10x the loop.
+2. End to end: a local Ray (num_cpus=cores) runs `exact_dedup` then
+   `minhash_dedup` (params from configs/corpus.yaml) as pipelines/corpus.py
+   does (blocks of `batch_size` documents, preserve_order, materialise,
+   `apply`, materialise the result), each step timed: wall seconds and
+   CPU-seconds summed over the driver and every Ray process (raylet, GCS,
+   workers; sampled from /proc every 0.2 s). MB/s = text MB / wall seconds
+   (Ray start and Parquet read excluded); per core = that / cores; MB per
+   CPU-second = MB/s per fully used core, the figure that the machine's
+   other load hardly changes. Fuzzy dedup = the `minhash_dedup` step (goal
+   >= 1 MB/s per core); exact_dedup and both together are shown too.
+3. Peak memory at 1x, 4x and 16x `--rss-base-mb`, each in a fresh process
+   with a fresh Ray: the process tree (driver, raylet, GCS, workers) sampled
+   every 0.2 s from /proc/PID/smaps_rollup: sum of RSS, sum of PSS (shared
+   pages counted once), and PSS split into anonymous (heaps) and shmem (Ray's
+   object store). Plus one "long" run: 4x the text in 1x the documents
+   (4 documents concatenated), to tell growth with text from growth with
+   documents.
+
+Ends with `signatures_per_s S datasketch_loop_per_s D speedup X mb_per_s M
+mb_per_s_per_core C mb_per_cpu_s Z` (signatures: documents per CPU-second,
+text -> signature; MB figures: the minhash_dedup step).
+MB = 10^6 bytes of UTF-8 text. `--profile` runs py-spy on the minhash run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(REPO, "bench", "work")
+DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
+BUILD_VERSION = 1
+MB = 1e6
+DOC_MIN, DOC_MAX = 2000, 5000
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def log(message: str) -> None:
+    print(f"[dedup_throughput] {message}", file=sys.stderr, flush=True)
+
+
+def load() -> str:
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return " ".join(handle.read().split()[:3])
+
+
+# --------------------------------------------------------------------------- input
+
+
+def pieces(text: str, rng: random.Random, separator: re.Pattern) -> list[str]:
+    """Cut `text` into documents of DOC_MIN..DOC_MAX characters at `separator` matches."""
+    out, start = [], 0
+    cuts = [m.end() for m in separator.finditer(text)] + [len(text)]
+    target = rng.randint(DOC_MIN, DOC_MAX)
+    for cut in cuts:
+        if cut - start >= target:
+            out.append(text[start:cut].strip())
+            start, target = cut, rng.randint(DOC_MIN, DOC_MAX)
+    if len(text) - start > DOC_MIN // 2:
+        out.append(text[start:].strip())
+    return [p for p in out if p]
+
+
+def base_documents(shared: str) -> list[tuple[str, str]]:
+    """(lang, text) of every real document, in a fixed order."""
+    rng = random.Random(0)
+    docs = []
+    with open(os.path.join(shared, "web", "c4_sample.jsonl"), encoding="utf-8") as handle:
+        docs += [("en", json.loads(line)["text"]) for line in handle if line.strip()]
+    for name in sorted(os.listdir(os.path.join(shared, "web"))):
+        if name.startswith("multiple_files_cc_en_head-") and name.endswith(".jsonl"):
+            with open(os.path.join(shared, "web", name), encoding="utf-8") as handle:
+                docs += [("en", json.loads(line)["text"]) for line in handle if line.strip()]
+    with open(os.path.join(shared, "web", "wikipedia_en_sample.txt"), encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                docs += [("en", p) for p in pieces(line.strip(), rng, _SENTENCE_END)]
+    with gzip.open(os.path.join(shared, "zh", "debian-reference.zh-cn.txt.gz"), "rt", encoding="utf-8") as handle:
+        docs += [("zh", p) for p in pieces(handle.read(), rng, re.compile(r"\n\s*\n"))]
+    return docs
+
+
+def changed_copy(text: str, lang: str, rng: random.Random, vocab: list[str], cjk: list[str]) -> str:
+    rate = rng.uniform(0.0, 0.10)
+    if lang == "zh":
+        chars = list(text)
+        positions = [i for i, ch in enumerate(chars) if _CJK.match(ch)]
+        for i in rng.sample(positions, max(1, round(rate * len(positions)))) if positions else []:
+            chars[i] = rng.choice(cjk)
+        return "".join(chars)
+    words = text.split(" ")
+    for i in rng.sample(range(len(words)), max(1, round(rate * len(words)))):
+        words[i] = rng.choice(vocab)
+    return " ".join(words)
+
+
+def build_input(shared: str, mb: float, concat: int = 1) -> dict:
+    """Parquet shards of >= `mb` MB of text under bench/work/ (cached); `concat` > 1 joins that many
+    consecutive documents into one (same text, fewer, longer documents)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.base import DOCUMENT_SCHEMA
+
+    name = f"dedup-{mb:g}mb{f'-x{concat}' if concat > 1 else ''}-v{BUILD_VERSION}"
+    folder = os.path.join(WORK, name)
+    manifest_path = os.path.join(folder, "manifest.json")
+    if os.path.exists(manifest_path):
+        with open(manifest_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    log(f"building {folder}")
+    base = base_documents(shared)
+    vocab = sorted({w for lang, t in base if lang == "en" for w in re.findall(r"[a-z]{3,12}", t.lower())})
+    cjk = sorted({ch for lang, t in base if lang == "zh" for ch in _CJK.findall(t)})
+    base_bytes = sum(len(t.encode()) for _, t in base)
+    copies = max(1, -int(-mb * MB // base_bytes))
+    rng = random.Random(0)
+    order = list(range(len(base)))
+    rows: dict[str, list] = {"id": [], "text": [], "lang": []}
+    text_bytes = 0
+    for copy in range(copies):
+        rng.shuffle(order)  # mix languages and copies across blocks
+        for index in order:
+            lang, text = base[index]
+            if copy:
+                text = changed_copy(text, lang, rng, vocab, cjk)
+            rows["id"].append(f"{index}/c{copy}")
+            rows["text"].append(text)
+            rows["lang"].append(lang)
+            text_bytes += len(text.encode())
+            if text_bytes >= mb * MB:
+                break
+        if text_bytes >= mb * MB:
+            break
+    if concat > 1:  # join documents of the same language, `concat` at a time
+        joined: dict[str, list] = {"id": [], "text": [], "lang": []}
+        for lang in ("en", "zh"):
+            idx = [i for i, l in enumerate(rows["lang"]) if l == lang]
+            for k in range(0, len(idx), concat):
+                group = idx[k : k + concat]
+                joined["id"].append("+".join(rows["id"][i] for i in group))
+                joined["text"].append("\n\n".join(rows["text"][i] for i in group))
+                joined["lang"].append(lang)
+        rows = joined
+    n = len(rows["id"])
+    columns = {
+        "id": rows["id"], "source": ["bench"] * n, "text": rows["text"], "url": [None] * n,
+        "metadata": ["{}"] * n, "drop_stage": [None] * n, "drop_reason": [None] * n,
+    }
+    schema = DOCUMENT_SCHEMA.append(pa.field("lang", pa.string()))
+    table = pa.table({**columns, "lang": rows["lang"]}, schema=schema)
+    os.makedirs(folder, exist_ok=True)
+    shards = 8
+    step = -(-n // shards)
+    files = []
+    for k in range(shards):
+        path = os.path.join(folder, f"part-{k:03d}.parquet")
+        pq.write_table(table.slice(k * step, step), path)
+        files.append(path)
+    manifest = {"name": name, "folder": folder, "files": files, "documents": n, "copies": copies,
+                "base_documents": len(base), "text_bytes": sum(len(t.encode()) for t in rows["text"]),
+                "zh_documents": rows["lang"].count("zh")}
+    with open(manifest_path, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2)
+    return manifest
+
+
+def read_texts(manifest: dict, limit: int | None = None) -> tuple[list[str], list[str]]:
+    import pyarrow.parquet as pq
+
+    texts, langs = [], []
+    for path in manifest["files"]:
+        table = pq.read_table(path, columns=["text", "lang"])
+        texts += table["text"].to_pylist()
+        langs += table["lang"].to_pylist()
+        if limit and len(texts) >= limit:
+            break
+    return (texts[:limit], langs[:limit]) if limit else (texts, langs)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def grams_of(text: str, lang: str | None, params) -> list[str]:
+    """The shingles `stages.minhash_dedup.shingle_hash_batch` hashes, as strings (the lowercased
+    whitespace-separated words, or alphanumeric characters for CJK/Thai, in n-grams), unique:
+    what a datasketch user feeds `MinHash.update`."""
+    from stages.minhash_dedup import CHAR_SHINGLE_LANGS
+
+    text = text.lower()
+    if lang in CHAR_SHINGLE_LANGS:
+        units, n, sep = [ch for ch in text if ch.isalnum()], params.char_ngram, ""
+    else:
+        units, n, sep = text.split(), params.ngram, " "
+    if len(units) < n:
+        return [sep.join(units)] if units else [""]
+    return list({sep.join(units[i : i + n]) for i in range(len(units) - n + 1)})
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def bench_signatures(texts: list[str], langs: list[str], params, batch_size: int) -> dict:
+    """CPU seconds of each path on the same documents."""
+    import numpy as np
+    from datasketch import MinHash
+
+    from stages.minhash_dedup import permutations, shingle_hash_batch, signatures_flat
+
+    a, b = permutations(params.num_perm, params.seed)
+    n = len(texts)
+    out: dict = {"documents": n}
+    # Ours, as band_rows runs it: per batch of `batch_size` documents, shingle hashes then signatures.
+    batches = range(0, n, batch_size)
+    t0 = cpu()
+    hashed = [shingle_hash_batch(texts[k : k + batch_size], langs[k : k + batch_size], params) for k in batches]
+    t1 = cpu()
+    sigs = np.concatenate([signatures_flat(h, offsets, a, b) for h, offsets in hashed])
+    t2 = cpu()
+    hashes = [h[offsets[i] : offsets[i + 1]] for h, offsets in hashed for i in range(len(offsets) - 1)]
+    out.update(shingles=sum(len(h) for h in hashes), ours_shingle_s=t1 - t0, ours_signature_s=t2 - t1)
+    # datasketch, per document: (a) the usual loop, SHA-1 of each shingle string (grams built first).
+    t0 = cpu()
+    grams = [grams_of(t, l, params) for t, l in zip(texts, langs)]
+    out["grams_s"] = cpu() - t0
+    t0 = cpu()
+    for doc in grams:
+        m = MinHash(num_perm=params.num_perm, seed=params.seed, scheme="legacy")
+        for g in doc:
+            m.update(g.encode("utf-8"))
+    t1 = cpu()
+    # (b) the same loop fed our shingle hashes: identical signatures to ours.
+    ref_sigs = []
+    for hv in hashes:
+        m = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=lambda x: x, scheme="legacy")
+        for h in hv:
+            m.update(h)
+        ref_sigs.append(m.hashvalues)
+    t2 = cpu()
+    # (c) datasketch's bulk API per document, our hashes.
+    for hv in hashes:
+        m = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=lambda x: x, scheme="legacy")
+        m.update_batch(hv)
+    t3 = cpu()
+    same = all(np.array_equal(r.astype(np.uint32), s) for r, s in zip(ref_sigs, sigs))
+    out.update(reference_shingles=sum(len(g) for g in grams), ds_loop_sha1_s=t1 - t0, ds_loop_xxh_s=t2 - t1,
+               ds_update_batch_s=t3 - t2, identical=same)
+    return out
+
+
+def print_signatures(r: dict) -> tuple[float, float]:
+    """The table; returns (ours, datasketch loop) in documents per CPU-second, text -> signature."""
+    n = r["documents"]
+    ours_sig = n / r["ours_signature_s"]
+    ours_all = n / (r["ours_shingle_s"] + r["ours_signature_s"])
+    loop_with_shingling = n / (r["ds_loop_sha1_s"] + r["grams_s"])
+    print(f"\n### Signatures (one process, CPU seconds; num_perm {r['num_perm']}; the same {n:,} documents, "
+          f"{r['shingles'] / n:.0f} shingles/doc)\n")
+    print("| path | docs per CPU-s | shingles per CPU-s (M) | vs datasketch loop (text -> signature) |")
+    print("| --- | ---: | ---: | ---: |")
+    rows = [
+        ("**ours: `shingle_hash_batch` + `signatures_flat` per batch (text -> signature)**", ours_all,
+         r["shingles"] / (r["ours_shingle_s"] + r["ours_signature_s"])),
+        ("ours: `signatures_flat` alone (hashes given)", ours_sig, r["shingles"] / r["ours_signature_s"]),
+        ("ours: `shingle_hash_batch` alone", n / r["ours_shingle_s"], r["shingles"] / r["ours_shingle_s"]),
+        ("**datasketch: shingle strings + `update(gram.encode())` loop (SHA-1) (text -> signature)**",
+         loop_with_shingling, r["reference_shingles"] / (r["ds_loop_sha1_s"] + r["grams_s"])),
+        ("datasketch: `update(gram.encode())` loop alone (shingle strings given)", n / r["ds_loop_sha1_s"],
+         r["reference_shingles"] / r["ds_loop_sha1_s"]),
+        ("datasketch: `update(h)` loop on our hashes", n / r["ds_loop_xxh_s"], r["shingles"] / r["ds_loop_xxh_s"]),
+        ("datasketch: `update_batch(hashes)` per document, our hashes", n / r["ds_update_batch_s"],
+         r["shingles"] / r["ds_update_batch_s"]),
+    ]
+    for label, rate, shingles in rows:
+        print(f"| {label} | {rate:,.0f} | {shingles / 1e6:.2f} | {rate / loop_with_shingling:.1f}x |")
+    print(f"\nsignatures identical to datasketch's on the same shingle hashes: {'yes' if r['identical'] else 'NO'}")
+    return ours_all, loop_with_shingling
+
+
+# --------------------------------------------------------------------------- memory / CPU of the process tree
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and all its descendants (from /proc/*/stat parent ids)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def rollup(pid: int) -> dict[str, int]:
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Pss_Anon", "Pss_Shmem", "Pss_File"):
+                values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        except (OSError, IndexError):
+            continue
+    return total
+
+
+class TreeMonitor(threading.Thread):
+    """Peaks of memory summed over this process and its descendants, and their CPU time."""
+
+    def __init__(self, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.interval, self.stop = interval, threading.Event()
+        self.peak: dict[str, int] = {}
+        self.cpu: dict[int, float] = {}  # last CPU seconds seen per pid (survives exited workers)
+
+    def sample(self) -> None:
+        pids = tree_pids(os.getpid())
+        totals = {"Rss": 0, "Pss": 0, "Pss_Anon": 0, "Pss_Shmem": 0}
+        for pid in pids:
+            try:
+                values = rollup(pid)
+            except OSError:
+                continue
+            for key in totals:
+                totals[key] += values.get(key, 0)
+            self.cpu[pid] = cpu_seconds([pid])
+        totals["driver_Rss"] = rollup(os.getpid())["Rss"]
+        totals["processes"] = len(pids)
+        for key, value in totals.items():
+            self.peak[key] = max(self.peak.get(key, 0), value)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.sample()
+            self.stop.wait(self.interval)
+
+    def cpu_total(self) -> float:
+        self.sample()
+        return sum(self.cpu.values())
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def start_ray(cores: int) -> float:
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    started = time.perf_counter()
+    ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return time.perf_counter() - started
+
+
+def dedup_specs() -> tuple[list[tuple[str, dict]], int, int]:
+    from bench.dedup import dedup_specs as specs
+
+    return specs(os.path.join(REPO, "configs", "corpus.yaml"))
+
+
+def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> dict:
+    """exact_dedup then minhash_dedup on the manifest's Parquet, timed per stage, in this process."""
+    import ray
+
+    from stages import build_stage
+    from stages.base import RunContext
+
+    monitor = TreeMonitor()
+    monitor.start()
+    ray_start = start_ray(cores)
+    specs, batch_size, seed = dedup_specs()
+    context = RunContext(source_priority={"bench": 1}, batch_size=batch_size, seed=seed)
+    result = {"ray_start_s": ray_start, "documents": manifest["documents"], "text_bytes": manifest["text_bytes"],
+              "load_before": load()}
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # as pipelines/corpus.py
+    t0 = time.perf_counter()
+    # Blocks of `batch_size` documents, as the pipeline's stage chain hands them to the dedup stages
+    # (read_parquet alone would make one block of everything: one task, one core).
+    ds = ray.data.read_parquet(manifest["files"]).repartition(target_num_rows_per_block=batch_size).materialize()
+    result["read_s"] = time.perf_counter() - t0
+    result["blocks"] = ds.num_blocks()
+    cpu_start = monitor.cpu_total()
+    t_start = time.perf_counter()
+    spy = None
+    for name, params in specs:
+        stage = build_stage(name, params)
+        if profile and name == "minhash_dedup":
+            spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--subprocesses",
+                                    "--idle", "-r", "50", "-f", "raw", "-o", profile, "-p", str(os.getpid())],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0, c0 = time.perf_counter(), monitor.cpu_total()
+        ds = stage.apply(ds, context).materialize()  # the next stage (or the writer) reads it again
+        result[f"{name}_s"] = time.perf_counter() - t0
+        result[f"{name}_cpu_s"] = monitor.cpu_total() - c0
+        result[f"{name}_stats"] = {k: v for k, v in stage.stats.items() if k == "duplicates"}
+    result["total_s"] = time.perf_counter() - t_start
+    result["cpu_s"] = monitor.cpu_total() - cpu_start
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes the profile and exits
+        spy.wait(timeout=120)
+    result["load_after"] = load()
+    monitor.stop.set()
+    monitor.join()
+    result["peak"] = monitor.peak
+    ray.shutdown()
+    return result
+
+
+def child(manifest_path: str, cores: int, profile: str | None) -> int:
+    """One end-to-end run in a fresh process (fresh Ray): prints its result as JSON on the last line."""
+    with open(manifest_path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    result = run_end_to_end(manifest, cores, profile)
+    print(json.dumps(result))
+    return 0
+
+
+def run_child(manifest: dict, cores: int, profile: str | None = None) -> dict:
+    command = [sys.executable, "-m", "bench.dedup_throughput", "--child", os.path.join(manifest["folder"], "manifest.json"),
+               "--cores", str(cores)] + (["--profile", profile] if profile else [])
+    log(f"end to end on {manifest['name']}: {manifest['text_bytes'] / MB:.1f} MB, {manifest['documents']:,} docs "
+        f"(load {load()})")
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-5000:])
+        raise SystemExit(f"end-to-end run failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=100, help="text MB for the throughput run")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rss-base-mb", type=float, default=4, help="1x size of the memory runs (also 4x, 16x)")
+    parser.add_argument("--signature-docs", type=int, default=3000,
+                        help="documents for the signature timing (ours and datasketch on the same ones)")
+    parser.add_argument("--skip", action="append", default=[], choices=["signatures", "e2e", "rss"])
+    parser.add_argument("--profile", help="py-spy raw profile of the minhash_dedup stage of the e2e run")
+    parser.add_argument("--shared", default=DEFAULT_SHARED)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.cores, args.profile)
+
+    from stages.minhash_dedup import MinHashParams
+
+    specs, batch_size, _ = dedup_specs()
+    params = MinHashParams(**dict(specs)["minhash_dedup"])
+    manifest = build_input(args.shared, args.mb)
+    print(f"input: {manifest['text_bytes'] / MB:.1f} MB of text, {manifest['documents']:,} documents "
+          f"({manifest['zh_documents']:,} zh) from {manifest['base_documents']} real documents x {manifest['copies']} "
+          f"copies; {manifest['folder']}")
+    print(f"machine: {os.cpu_count()} cores, load {load()} (1/5/15 min) at start; minhash_dedup "
+          f"{json.dumps(dict(specs)['minhash_dedup'], sort_keys=True)}; batch_size {batch_size}")
+    ours_sig = loop = mb_s = mb_cpu = None
+    if "signatures" not in args.skip:
+        texts, langs = read_texts(manifest, args.signature_docs)
+        r = bench_signatures(texts, langs, params, batch_size)
+        r["num_perm"] = params.num_perm
+        ours_sig, loop = print_signatures(r)
+        print(f"(load {load()})")
+    if "e2e" not in args.skip:
+        r = run_child(manifest, args.cores, args.profile)
+        mb = r["text_bytes"] / MB
+        print(f"\n### End to end ({mb:.1f} MB, {r['documents']:,} documents in {r['blocks']} blocks, "
+              f"{args.cores} cores, load {r['load_before']} -> {r['load_after']})\n")
+        print("| step | wall s | CPU-s (all processes) | MB/s (wall) | MB/s per core (wall / cores) "
+              "| MB per CPU-second | docs/s (wall) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        steps = [(f"{step} ({r[f'{step}_stats']['duplicates']:,} duplicates)", r[f"{step}_s"], r[f"{step}_cpu_s"])
+                 for step in ("exact_dedup", "minhash_dedup")]
+        steps.append(("both, as the pipeline runs them", r["total_s"], r["cpu_s"]))
+        for label, seconds, cpu_s in steps:
+            print(f"| {label} | {seconds:.1f} | {cpu_s:.0f} | {mb / seconds:.2f} | {mb / seconds / args.cores:.2f} "
+                  f"| {mb / cpu_s:.2f} | {r['documents'] / seconds:,.0f} |")
+        fuzzy_s, fuzzy_cpu = r["minhash_dedup_s"], r["minhash_dedup_cpu_s"]
+        mb_s, mb_cpu = mb / fuzzy_s, mb / fuzzy_cpu
+        print(f"\nRay start {r['ray_start_s']:.1f} s and Parquet read {r['read_s']:.1f} s excluded; "
+              f"peak PSS {mib(r['peak']['Pss'])} MiB. The machine is shared: wall-clock figures depend on "
+              "the load above, CPU-seconds much less.")
+    if "rss" not in args.skip:
+        rows = []
+        base = args.rss_base_mb
+        for label, mb, concat in (("1x", base, 1), ("4x", 4 * base, 1), ("16x", 16 * base, 1),
+                                  ("4x text, 1x docs", 4 * base, 4)):
+            m = build_input(args.shared, mb, concat)
+            rows.append((label, m, run_child(m, args.cores)))
+        print(f"\n### Peak memory, driver + Ray processes ({args.cores} cores; MiB)\n")
+        print("| input | MB text | documents | seconds | sum RSS | sum PSS | PSS anon (heaps) | PSS shmem (object store) "
+              "| driver RSS | load before |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for label, m, r in rows:
+            p = r["peak"]
+            print(f"| {label} | {m['text_bytes'] / MB:.1f} | {m['documents']:,} | {r['total_s']:.1f} | {mib(p['Rss'])} | "
+                  f"{mib(p['Pss'])} | {mib(p['Pss_Anon'])} | {mib(p['Pss_Shmem'])} | {mib(p['driver_Rss'])} | "
+                  f"{r['load_before']} |")
+    if ours_sig and mb_s:
+        print(f"signatures_per_s {ours_sig:.0f} datasketch_loop_per_s {loop:.0f} speedup {ours_sig / loop:.1f} "
+              f"mb_per_s {mb_s:.2f} mb_per_s_per_core {mb_s / args.cores:.2f} mb_per_cpu_s {mb_cpu:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
