@@ -21,11 +21,11 @@ from typing import Iterator
 
 import pyarrow as pa
 import ray
-import yaml
 
 from pipelines.config import CorpusConfig, load_config
 from pipelines.output import BINS, DIRS, KEPT, QUARANTINED, REMOVED, filesystem, write_outputs
 from pipelines.report import write_report
+from tokenizer.config import parse_set
 from stages import build_stage
 from stages.base import GlobalStage, RunContext
 from stages.ingest import InputFile, list_input_files, read_file
@@ -257,16 +257,6 @@ def run(config: CorpusConfig) -> dict:
     return stats
 
 
-def parse_set(values: list[str]) -> dict:
-    overrides = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="corpus",
@@ -282,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. execution.batch_size=512 (repeatable)")
     args = parser.parse_args(argv)
-    overrides = parse_set(args.set)
+    try:
+        overrides = parse_set(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     if args.out:
         overrides["output.dir"] = args.out
     if args.num_cpus:

@@ -194,8 +194,18 @@ def parse_set(values: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = _number_or_as_is(yaml.safe_load(value))
     return overrides
+
+
+def _number_or_as_is(value: Any) -> Any:
+    """YAML 1.1 reads `3e-3` (no dot) as a string; a user typing --set optim.lr=3e-3 means a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def with_out_root(overrides: dict[str, Any], out: str | None) -> dict[str, Any]:
