@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.corpus import run
+from stages.minhash_dedup import MinHashParams, shingle_hashes
 from stages.pii import PiiScrubber
 from tests.helpers import ROOT
 
@@ -90,15 +91,27 @@ def test_kept_languages_follow_the_per_source_rules(local_run):
     assert "language_not_allowed:de" in multilingual_reasons
 
 
-def test_dedup_survivors_are_kept_and_decontamination_hits_the_eval_articles(local_run):
+def test_dedup_survivors_are_kept_and_decontamination_hits_the_eval_articles(local_run, in_repo_root):
     out, stats = local_run
     docs, rejects = read_dir(f"{out}/docs"), read_dir(f"{out}/rejects").to_pydict()
     kept_ids = set(docs["id"].to_pylist())
     duplicates = [(i, of) for i, stage, of in zip(rejects["id"], rejects["drop_stage"], rejects["duplicate_of"])
                   if stage in ("exact_dedup", "minhash_dedup")]
-    assert len(duplicates) >= 15  # c4-0001 holds 15 exact copies and 15 near-copies of c4-0000 documents
+    # c4-0001 holds 15 exact copies and 15 edited copies of c4-0000 documents (some fall to filters first).
+    assert sum(of.startswith("web/c4-0000") for _, of in duplicates) >= 10
     for doc_id, survivor in duplicates:
         assert survivor in kept_ids and survivor < doc_id  # same source priority: the smaller id survives
+    # What survives of c4-0001 is no near-copy of a kept c4-0000 document: its true word 5-gram
+    # Jaccard stays below what MinHash-LSH at threshold 0.7 finds reliably (edited copies span 0.3-1.0).
+    params = MinHashParams(**next(s.params for s in load_config("configs/corpus.yaml").stages
+                                  if s.name == "minhash_dedup"))
+    shingles = {i: set(shingle_hashes(t, lang, params).tolist())
+                for i, t, lang in zip(docs["id"].to_pylist(), docs["text"].to_pylist(), docs["lang"].to_pylist())
+                if i.startswith(("web/c4-0000", "web/c4-0001"))}
+    for copy in (i for i in shingles if i.startswith("web/c4-0001")):
+        jaccard = max(len(shingles[copy] & shingles[o]) / len(shingles[copy] | shingles[o])
+                      for o in shingles if o.startswith("web/c4-0000"))
+        assert jaccard < 0.8, copy
     assert stats["removed"]["decontaminate"] == {"eval_overlap": 3}
     assert stats["exact_dedup"]["duplicates"] == stats["removed"]["exact_dedup"]["exact_duplicate"]
 
