@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import xxhash
-from datatrove.utils.text import simplify_text
 
 from stages.base import Filter, column_or_none, make_params
 from stages.minhash_dedup import CHAR_SHINGLE_LANGS
+from stages.text import simplify_text
 
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0x0E00, 0x0E7F))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -88,6 +89,57 @@ def apply_duplicates(ds, duplicates: dict[str, str], stage: str, reason: str, ba
         batch_size=batch_size,
         batch_format="pyarrow",
     )
+
+
+# Documents that share a bucket key are duplicate candidates. Minhash dedup has one row per
+# (document, band) with the signature for verification; exact dedup one row per document (band 0,
+# the normalised text's hash as key, no signature).
+BUCKET_SCHEMA = pa.schema([("band", pa.int32()), ("key", pa.binary()), ("rank", pa.string()), ("signature", pa.binary())])
+EDGES = pa.schema([("a", pa.string()), ("b", pa.string())])
+
+
+def bucket_edges(block: pa.Table, threshold: float | None) -> pa.Table:
+    """Link each member of a bucket to the bucket's best-ranked member, for every bucket of `block`
+    (whole buckets: rows sharing (band, key) are all in it), vectorised over the block. With a
+    `threshold`, only links whose signatures agree on at least that fraction of positions."""
+    if block.num_rows < 2:
+        return EDGES.empty_table()
+    block = block.sort_by([("band", "ascending"), ("key", "ascending"), ("rank", "ascending")])
+    band, key = block["band"].combine_chunks(), block["key"].combine_chunks()
+    new = np.ones(block.num_rows, dtype=bool)  # row starts a bucket
+    new[1:] = (pc.not_equal(band[1:], band[:-1]).to_numpy(zero_copy_only=False)
+               | pc.not_equal(key[1:], key[:-1]).to_numpy(zero_copy_only=False))
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, block.num_rows))
+    shared = sizes > 1
+    if not shared.any():
+        return EDGES.empty_table()
+    # Members after the first of each shared bucket, and the first (best-ranked) of their bucket.
+    members = np.concatenate([np.arange(s + 1, s + n) for s, n in zip(starts[shared], sizes[shared])])
+    firsts = np.repeat(starts[shared], sizes[shared] - 1)
+    if threshold is not None:
+        rows = np.unique(np.concatenate([members, firsts]))
+        where = np.searchsorted(rows, [members, firsts])
+        sigs = np.frombuffer(b"".join(block["signature"].take(pa.array(rows)).to_pylist()), dtype=np.uint32)
+        sigs = sigs.reshape(len(rows), -1)
+        keep = (sigs[where[0]] == sigs[where[1]]).mean(axis=1) >= threshold
+        members, firsts = members[keep], firsts[keep]
+    rank = block["rank"]
+    return pa.table({"a": rank.take(pa.array(firsts)), "b": rank.take(pa.array(members))}, schema=EDGES)
+
+
+def bucket_links(buckets, threshold: float | None = None) -> list[tuple[str, str]]:
+    """Sorted (best rank key, other rank key) links of a dataset of BUCKET_SCHEMA rows.
+
+    A hash shuffle by (band, key) (as `groupby(...).map_groups` does), then whole blocks at once:
+    one call per block rather than one per bucket, most buckets having a single document. Only
+    the links come back to the driver."""
+    partitions = buckets.context.default_hash_shuffle_parallelism
+    edges = buckets.repartition(partitions, keys=["band", "key"]).map_batches(
+        bucket_edges, fn_kwargs={"threshold": threshold},
+        batch_format="pyarrow", batch_size=None,  # a batch is a whole block: buckets are not split
+    ).take_all()
+    return sorted({(e["a"], e["b"]) for e in edges})
 
 
 class UnionFind:

@@ -1,31 +1,26 @@
 """Exact document dedup: documents whose normalised text is identical (case,
-whitespace, punctuation and digits normalised by datatrove's `simplify_text`)
-form a cluster; the best-ranked one survives."""
+whitespace, punctuation and digits normalised as datatrove's `simplify_text`
+does) form a cluster; the best-ranked one survives."""
 
 from __future__ import annotations
 
 import pyarrow as pa
-import ray
 import xxhash
-from datatrove.utils.text import simplify_text
 
 from stages.base import GlobalStage, RunContext
-from stages.dedup import DUPLICATE_OF, first_owner_of_shared_keys, rank_keys, record_duplicates
+from stages.dedup import (
+    BUCKET_SCHEMA, DUPLICATE_OF, alive_rows, apply_duplicates, bucket_links, duplicates_from_edges, rank_keys,
+)
+from stages.text import simplify_text
 
 
-def text_keys(rows: pa.Table) -> list[list[int]]:
-    return [[xxhash.xxh3_64_intdigest(simplify_text(text))] for text in rows["text"].to_pylist()]
-
-
-def mark_exact(batch: pa.Table, owners_ref, context: RunContext, stage: str) -> pa.Table:
-    owners: dict[int, str] = ray.get(owners_ref)
-    alive = batch["drop_stage"].is_null().to_pylist()
-    keys = text_keys(batch)
-    of = []
-    for is_alive, (key,), rank in zip(alive, keys, rank_keys(batch, context)):
-        first = owners.get(key) if is_alive else None
-        of.append(first.split("|", 1)[1] if first is not None and first != rank else None)
-    return record_duplicates(batch, of, stage, "exact_duplicate")
+def text_key_rows(batch: pa.Table, context: RunContext) -> pa.Table:
+    """One bucket row per alive document: its normalised text's hash and its rank key."""
+    rows = alive_rows(batch)
+    keys = [xxhash.xxh3_64_digest(simplify_text(text)) for text in rows["text"].to_pylist()]
+    return pa.table({"band": pa.array([0] * len(keys), pa.int32()), "key": pa.array(keys, pa.binary()),
+                     "rank": pa.array(rank_keys(rows, context), pa.string()),
+                     "signature": pa.array([b""] * len(keys), pa.binary())}, schema=BUCKET_SCHEMA)
 
 
 class ExactDedup(GlobalStage):
@@ -33,11 +28,9 @@ class ExactDedup(GlobalStage):
     writes = {DUPLICATE_OF: pa.string()}
 
     def apply(self, ds, context: RunContext):
-        owners, shared = first_owner_of_shared_keys(ds, text_keys, context)
-        self.stats = {
-            "duplicates": sum((n - 1) * clusters for n, clusters in shared.items()),
-            "cluster_sizes": {str(n): c for n, c in sorted(shared.items())},
-        }
-        return ds.map_batches(mark_exact, fn_kwargs={"owners_ref": ray.put(owners), "context": context,
-                                                     "stage": self.name},
-                              batch_format="pyarrow", batch_size=context.batch_size)
+        # The text is normalised and hashed once; rows are then marked by id, not by rehashing.
+        keys = ds.map_batches(text_key_rows, fn_kwargs={"context": context}, batch_format="pyarrow",
+                              batch_size=context.batch_size)
+        duplicates, histogram = duplicates_from_edges(bucket_links(keys))
+        self.stats = {"duplicates": len(duplicates), "cluster_sizes": histogram}
+        return apply_duplicates(ds, duplicates, self.name, "exact_duplicate", context.batch_size)

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
 from stages.base import GlobalStage, RunContext, make_params
-from stages.dedup import DUPLICATE_OF, alive_rows, apply_duplicates, duplicates_from_edges, rank_keys
+from stages.dedup import (
+    BUCKET_SCHEMA, DUPLICATE_OF, alive_rows, apply_duplicates, bucket_links, duplicates_from_edges, rank_keys,
+)
 from stages.text import CHARACTER_WORD_LANGS
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
@@ -167,15 +168,11 @@ def signatures(hash_lists: list[np.ndarray], a: np.ndarray, b: np.ndarray) -> np
     return signatures_flat(hashes.astype(np.uint64, copy=False), offsets, a, b)
 
 
-EDGES = pa.schema([("a", pa.string()), ("b", pa.string())])
-BAND_SCHEMA = pa.schema([("band", pa.int32()), ("key", pa.binary()), ("rank", pa.string()), ("signature", pa.binary())])
-
-
 def band_rows(batch: pa.Table, params: MinHashParams, context: RunContext, a: np.ndarray, b: np.ndarray) -> pa.Table:
     """One row per (document, band): the band's key, the document's rank and signature."""
     rows = alive_rows(batch)
     if not rows.num_rows:
-        return BAND_SCHEMA.empty_table()
+        return BUCKET_SCHEMA.empty_table()
     langs = rows["lang"].to_pylist() if "lang" in rows.column_names else [None] * rows.num_rows
     sigs = signatures_flat(*shingle_hash_batch(rows["text"].to_pylist(), langs, params), a, b)
     ranks = rank_keys(rows, context)
@@ -190,37 +187,8 @@ def band_rows(batch: pa.Table, params: MinHashParams, context: RunContext, a: np
             "rank": np.repeat(np.array(ranks, dtype=object), params.bands),
             "signature": np.repeat(np.array(sig_bytes, dtype=object), params.bands),
         },
-        schema=BAND_SCHEMA,
+        schema=BUCKET_SCHEMA,
     )
-
-
-def bucket_edges(block: pa.Table, verify: bool, threshold: float) -> pa.Table:
-    """Link each member of an LSH bucket to the bucket's best-ranked member, for every bucket of
-    `block` (whole buckets: rows sharing (band, key) are all in it). Vectorised over the block."""
-    if block.num_rows < 2:
-        return EDGES.empty_table()
-    block = block.sort_by([("band", "ascending"), ("key", "ascending"), ("rank", "ascending")])
-    band, key = block["band"].combine_chunks(), block["key"].combine_chunks()
-    new = np.ones(block.num_rows, dtype=bool)  # row starts a bucket
-    new[1:] = (pc.not_equal(band[1:], band[:-1]).to_numpy(zero_copy_only=False)
-               | pc.not_equal(key[1:], key[:-1]).to_numpy(zero_copy_only=False))
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.append(starts, block.num_rows))
-    shared = sizes > 1
-    if not shared.any():
-        return EDGES.empty_table()
-    # Members after the first of each shared bucket, and the first (best-ranked) of their bucket.
-    members = np.concatenate([np.arange(s + 1, s + n) for s, n in zip(starts[shared], sizes[shared])])
-    firsts = np.repeat(starts[shared], sizes[shared] - 1)
-    if verify:
-        rows = np.unique(np.concatenate([members, firsts]))
-        where = np.searchsorted(rows, [members, firsts])
-        sigs = np.frombuffer(b"".join(block["signature"].take(pa.array(rows)).to_pylist()), dtype=np.uint32)
-        sigs = sigs.reshape(len(rows), -1)
-        keep = (sigs[where[0]] == sigs[where[1]]).mean(axis=1) >= threshold
-        members, firsts = members[keep], firsts[keep]
-    rank = block["rank"]
-    return pa.table({"a": rank.take(pa.array(firsts)), "b": rank.take(pa.array(members))}, schema=EDGES)
 
 
 class MinHashDedup(GlobalStage):
@@ -235,13 +203,7 @@ class MinHashDedup(GlobalStage):
         a, b = permutations(self.params.num_perm, self.params.seed)
         bands = ds.map_batches(band_rows, fn_kwargs={"params": self.params, "context": context, "a": a, "b": b},
                                batch_format="pyarrow", batch_size=context.batch_size)
-        # Hash shuffle by band key (as `groupby(...).map_groups` does), then whole blocks at once:
-        # one call per block rather than one per bucket, most buckets having a single document.
-        partitions = ds.context.default_hash_shuffle_parallelism
-        edges = bands.repartition(partitions, keys=["band", "key"]).map_batches(
-            bucket_edges, fn_kwargs={"verify": self.params.verify, "threshold": self.params.threshold},
-            batch_format="pyarrow", batch_size=None,  # a batch is a whole block: buckets are not split
-        ).take_all()
-        duplicates, histogram = duplicates_from_edges(sorted({(e["a"], e["b"]) for e in edges}))
+        threshold = self.params.threshold if self.params.verify else None
+        duplicates, histogram = duplicates_from_edges(bucket_links(bands, threshold))
         self.stats = {"duplicates": len(duplicates), "cluster_sizes": histogram}
         return apply_duplicates(ds, duplicates, self.name, "near_duplicate", context.batch_size)

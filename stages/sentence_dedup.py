@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import ray
 import xxhash
-from datatrove.utils.text import simplify_text
 
 from stages.base import GlobalStage, RunContext, make_params, write_alive
 from stages.dedup import first_owner_of_shared_keys, rank_keys
-from stages.text import sentence_spans, words_of
+from stages.text import sentence_spans, simplify_text, words_of
 
 
 @dataclass

@@ -14,10 +14,12 @@ batch (cached) and words are counted the way each script needs:
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
+from datatrove.utils.text import NUMBERS_PATTERN, PUNCTUATION, PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
 CHARACTER_WORD_LANGS = frozenset({"ja", "th", "lo", "km", "my"})
 # Terminal punctuation for sentence/line ends in any script (datatrove's set
@@ -63,6 +65,25 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if end > start:
             spans.append((start, end))
     return spans
+
+
+# simplify_text: datatrove's `simplify_text` with its default config, same output (tested), ~2x
+# faster. The dedup stages run it on every document and sentence, and datatrove's version spends
+# most of its time in a per-character Python loop (diacritics) and a dict-based str.translate
+# (punctuation); here these are a regex character class, a skip for ASCII text (nothing to strip)
+# and a precomputed deletion table.
+_PUNCTUATION = re.compile("[" + "".join(re.escape(ch) for ch in sorted(set(PUNCTUATION))) + "]")
+_NONSPACING_MARKS = dict.fromkeys(cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Mn")
+
+
+def simplify_text(text: str) -> str:
+    """Lower case, digit runs -> "0", punctuation -> space, whitespace runs -> one space, NFD
+    without combining marks (datatrove's `simplify_text`, default config): what exact and
+    sentence dedup and decontamination compare."""
+    text = " ".join(_PUNCTUATION.sub(" ", NUMBERS_PATTERN.sub("0", text.lower())).split())
+    if not text.isascii():
+        text = unicodedata.normalize("NFD", text).translate(_NONSPACING_MARKS).strip()
+    return text
 
 
 def sentences_of(text: str) -> list[str]:
