@@ -345,15 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from stages.minhash_dedup import MinHashParams, shingle_hashes
+    from tokenizer.config import parse_set
 
     records = load_records(args.file)
     by_id = {str(r["id"]): r for r in records}
     specs, batch_size, seed = dedup_specs(args.config)
-    for override in args.set:
-        import yaml
-
-        key, _, value = override.partition("=")
-        dict(specs)["minhash_dedup"][key] = yaml.safe_load(value)
+    dict(specs)["minhash_dedup"].update(parse_set(args.set))
     params = MinHashParams(**dict(specs)["minhash_dedup"])
     print(f"file {args.file}: {len(records)} documents; config {os.path.relpath(args.config, REPO)}: "
           + "; ".join(f"{name} {json.dumps(p, sort_keys=True)}" for name, p in specs) + f"; batch_size {batch_size}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -159,6 +160,10 @@ class ChatTokenizer:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
+        # Message content is text: a "<|end|>" typed by a user or scraped into a data set must not
+        # become the special token (it would end the turn and shift the response mask).
+        self.content_tokenizer = Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
+        self.content_tokenizer.encode_special_tokens = True
         with open(os.path.join(directory, "tokenizer_config.json"), encoding="utf-8") as handle:
             config = json.load(handle)
         if not config.get("chat_template"):
@@ -192,17 +197,37 @@ class ChatTokenizer:
                 raise ValueError("the chat template does not render a conversation as the render of its "
                                  "first turns followed by the rest; response masking needs that")
             spans.append((len(prompt), len(upto)))
-        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        ids, offsets = self._encode(messages)
         # Our template puts special tokens at both edges of a span, and the tokenizer splits
         # them off first; another template might let a token straddle an edge.
-        if any(start < edge < end for start, end in encoding.offsets for span in spans for edge in span):
+        if any(start < edge < end for start, end in offsets for span in spans for edge in span):
             raise ValueError("a token straddles the edge of an assistant turn; cannot mask the prompt exactly")
-        targets = [any(start <= offset[0] < end for start, end in spans) for offset in encoding.offsets]
-        return encoding.ids, targets
+        targets = [any(start <= offset[0] < end for start, end in spans) for offset in offsets]
+        return ids, targets
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
         """The ids generation continues from: the conversation plus the assistant's opening."""
-        return self.tokenizer.encode(self.render(messages, True), add_special_tokens=False).ids
+        return self._encode(messages, add_generation_prompt=True)[0]
+
+    def _encode(self, messages: list[Message], add_generation_prompt: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and character offsets of the rendered conversation: the template's text with its special
+        tokens, each message's content as plain text. The template is rendered with a placeholder per
+        content to tell them apart; for templates with special tokens around the content (ours) the
+        ids equal those of tokenizing the whole render, unless content spells a special token."""
+        placeholders = [{**message, "content": f"\ue000{i}\ue001"} for i, message in enumerate(messages)]
+        parts = re.split("\ue000(\\d+)\ue001", self.render(placeholders, add_generation_prompt))
+        texts = [messages[int(part)]["content"] if index % 2 else part for index, part in enumerate(parts)]
+        if "".join(texts) != self.render(messages, add_generation_prompt):
+            raise ValueError("the chat template changes message content (e.g. trims it); it must insert it as is")
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        position = 0
+        for index, text in enumerate(texts):
+            encoding = (self.content_tokenizer if index % 2 else self.tokenizer).encode(text, add_special_tokens=False)
+            ids += encoding.ids
+            offsets += [(position + start, position + end) for start, end in encoding.offsets]
+            position += len(text)
+        return ids, offsets
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
