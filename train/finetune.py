@@ -2,6 +2,7 @@
 
     python -m train.finetune --config configs/finetune/sft.yaml [--set train.max_steps=20] [--resume]
     python -m train.finetune --config configs/finetune/dpo.yaml
+    torchrun --nproc_per_node N -m train.finetune --config configs/finetune/sft.yaml   # DDP
 
 Reads `base` (model.safetensors + model_config.json, as `make train` writes) and the
 tokenizer with its chat template (`tokenizer`, default `<base>/hf`). Writes to
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -45,7 +47,7 @@ from train.data import epoch_order
 from train.export import export_hf
 from train.lora import LoraConfig, apply_lora, merge_lora, save_adapter
 from train.model import Transformer
-from train.runtime import MetricsLog, Runtime, build_optimizer, init_runtime, lr_at, parallelize
+from train.runtime import MetricsLog, Runtime, build_optimizer, gradient_sync, init_runtime, lr_at, parallelize
 
 SUMMARY = ("loss", "chosen_reward", "rejected_reward", "margin", "accuracy")  # first -> last in the summary line
 
@@ -115,6 +117,8 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> FinetuneC
 class SFT:
     """Items are Examples; the loss is averaged over their target tokens."""
 
+    stats = ("loss", "tokens")  # what a call returns, summed over items
+
     def __init__(self, examples: list[Example], config: FinetuneConfig, row_len: int, pad_id: int):
         self.examples, self.row_len, self.pack, self.pad_id = examples, row_len, config.data.packing, pad_id
 
@@ -132,6 +136,8 @@ class SFT:
 
 class DPO:
     """Items are pair indices; chosen and rejected of a pair go through the model in one batch."""
+
+    stats = ("loss", "chosen_reward", "rejected_reward", "margin", "accuracy", "tokens")
 
     def __init__(self, pairs: list[tuple[Example, Example]], config: FinetuneConfig, row_len: int, pad_id: int):
         self.pairs, self.beta = pairs, config.dpo.beta
@@ -227,17 +233,25 @@ class ItemStream:
 
 def evaluate(model: torch.nn.Module, objective: SFT | DPO, items: list[int], config: FinetuneConfig,
              runtime: Runtime) -> dict[str, float]:
-    """Mean validation metrics over the held-out items (the first `eval.batches` batches; 0 = all)."""
-    batch_size = config.data.batch_size
+    """Mean validation metrics over the held-out items (the first `eval.batches` batches; 0 = all),
+    each process taking its share. `model` is the unwrapped model: no collective in its forward."""
+    batch_size = config.data.batch_size * runtime.world_size
     items = items[:config.eval.batches * batch_size] if config.eval.batches else items
     model.eval()
     sums: Counter = Counter()
     with torch.no_grad():
         for start in range(0, len(items), batch_size):
-            sums.update(objective(model, items[start:start + batch_size], runtime)[1])
+            if share := items[start:start + batch_size][runtime.rank::runtime.world_size]:
+                sums.update(objective(model, share, runtime)[1])
     model.train()
+    totals = reduce_stats(sums, objective, runtime)
     weight = objective.weight(items)
-    return {f"val_{key}": value / weight for key, value in sums.items() if key != "tokens"}
+    return {f"val_{key}": value / weight for key, value in totals.items() if key != "tokens"}
+
+
+def reduce_stats(sums: Counter, objective: SFT | DPO, runtime: Runtime) -> dict[str, float]:
+    """Sums over all processes."""
+    return dict(zip(objective.stats, runtime.all_reduce_sum([float(sums[key]) for key in objective.stats])))
 
 
 def generate_answer(model: Transformer, chat: ChatTokenizer, config: FinetuneConfig, runtime: Runtime) -> str:
@@ -256,8 +270,9 @@ def generate_answer(model: Transformer, chat: ChatTokenizer, config: FinetuneCon
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     runtime = init_runtime(config.train)
-    if runtime.world_size > 1:
-        raise ValueError("train.finetune runs in one process; start it without torchrun")
+    if runtime.world_size > 1 and config.train.parallel != "ddp":
+        raise ValueError("train.parallel: fine-tuning under torchrun uses ddp (LoRA merging and the export "
+                         "read whole weights); fsdp is for pretraining")
     torch.manual_seed(config.train.seed)
     chat = ChatTokenizer(config.tokenizer_dir)
     raw_model = load_model(config.base, runtime.device)
@@ -279,16 +294,19 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     if resume and (path := latest_checkpoint(checkpoints)):
         state = load_checkpoint(path, model, model_config, optimizer, runtime.rank)
         step, stream.consumed = state["step"], state["consumed"]
-        print(f"resumed from {path} at step {step}", file=sys.stderr)
+        if runtime.is_main:
+            print(f"resumed from {path} at step {step}", file=sys.stderr)
     log = MetricsLog(out_dir, runtime, config.log.tensorboard)
     loop, batch_size = config.train, config.data.batch_size
-    print(f"{config.method}: {len(train_items)} train / {len(val_items)} validation "
+    say = print if runtime.is_main else lambda *args, **kwargs: None
+    say(f"{config.method}: {len(train_items)} train / {len(val_items)} validation "
           f"{'pairs' if config.method == 'dpo' else 'examples'} ({dropped} dropped: no response token within "
           f"{row_len + 1} tokens); {sum(p.numel() for p in trainable) / 1e6:.3f}M of "
-          f"{raw_model.num_params() / 1e6:.2f}M parameters train{' (LoRA)' if config.lora.enabled else ''}",
-          file=sys.stderr)
+          f"{raw_model.num_params() / 1e6:.2f}M parameters train{' (LoRA)' if config.lora.enabled else ''}; "
+        f"{batch_size * runtime.world_size * loop.grad_accum} per step in {runtime.world_size} process(es)",
+        file=sys.stderr)
 
-    progress = tqdm(total=loop.max_steps, initial=step, disable=not config.log.progress,
+    progress = tqdm(total=loop.max_steps, initial=step, disable=not (runtime.is_main and config.log.progress),
                     desc=config.method, unit="step", dynamic_ncols=True)
     first: dict[str, float] = {}  # the first and the last logged training metrics, for the summary
     last: dict[str, float] = {}
@@ -298,12 +316,15 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
         lr = lr_at(step, config.optim, loop.max_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        micro_items = [stream.take(batch_size) for _ in range(loop.grad_accum)]
+        # Every process draws the same global micro-batches and takes its share of each; the loss is
+        # normalised by the global weight, and DDP averages gradients: times world_size gives the sum.
+        micro_items = [stream.take(batch_size * runtime.world_size) for _ in range(loop.grad_accum)]
         total = sum(objective.weight(items) for items in micro_items)
         sums: Counter = Counter()
-        for items in micro_items:
-            loss, stats = objective(model, items, runtime)
-            (loss / total).backward()
+        for micro, items in enumerate(micro_items):
+            with gradient_sync(model, micro == loop.grad_accum - 1):
+                loss, stats = objective(model, items[runtime.rank::runtime.world_size], runtime)
+                (loss * runtime.world_size / total).backward()
             sums.update(stats)
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip or float("inf"))
         optimizer.step()
@@ -313,8 +334,10 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
         window.update(sums)
         window["weight"] += total
         if step % config.log.every == 0 or step == loop.max_steps:
-            weight, tokens = window.pop("weight"), window.pop("tokens")
-            metrics = {key: value / weight for key, value in window.items()}
+            weight = window.pop("weight")
+            totals = reduce_stats(window, objective, runtime)
+            tokens = totals.pop("tokens")
+            metrics = {key: value / weight for key, value in totals.items()}
             elapsed = time.perf_counter() - window_start
             metrics.update(lr=lr, grad_norm=float(grad_norm), tokens_per_s=tokens / elapsed)
             first, last = first or metrics, metrics
@@ -323,28 +346,31 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
             window, window_start = Counter(), time.perf_counter()
         paused = time.perf_counter()  # evaluation and checkpoints do not count towards tokens/s
         if val_items and config.eval.every and step % config.eval.every == 0 and step < loop.max_steps:
-            log.write(step, **evaluate(model, objective, val_items, config, runtime))
+            log.write(step, **evaluate(raw_model, objective, val_items, config, runtime))
         if config.checkpoint.every and step % config.checkpoint.every == 0:
             save_checkpoint(checkpoints, model, model_config, optimizer, {"step": step, "consumed": stream.consumed},
                             runtime.rank, config.checkpoint.keep)
         window_start += time.perf_counter() - paused
     progress.close()
-    final = evaluate(model, objective, val_items, config, runtime) if val_items else {}
+    final = evaluate(raw_model, objective, val_items, config, runtime) if val_items else {}
     log.write(step, **final)
     if not config.checkpoint.every or step % config.checkpoint.every:
         save_checkpoint(checkpoints, model, model_config, optimizer, {"step": step, "consumed": stream.consumed},
                         runtime.rank, config.checkpoint.keep)
-    if config.lora.enabled:
-        save_adapter(raw_model, config.lora, os.path.join(out_dir, "adapter"), config.base)
-        merge_lora(raw_model)
-    state = model_state(raw_model, model_config)
-    save_weights(state, model_config, out_dir)
-    if config.export_hf:
-        export_hf(state, model_config, os.path.join(out_dir, "hf"), config.tokenizer_dir, stop_ids=[chat.stop_id])
-    if config.sample.tokens:
-        answer = generate_answer(raw_model, chat, config, runtime)
-        print(f"--- {config.sample.prompt} ---\n{answer}\n--------------", file=sys.stderr)
+    if runtime.is_main:  # under DDP every process holds the same whole weights
+        if config.lora.enabled:
+            save_adapter(raw_model, config.lora, os.path.join(out_dir, "adapter"), config.base)
+            merge_lora(raw_model)
+        state = model_state(raw_model, model_config)
+        save_weights(state, model_config, out_dir)
+        if config.export_hf:
+            export_hf(state, model_config, os.path.join(out_dir, "hf"), config.tokenizer_dir, stop_ids=[chat.stop_id])
+        if config.sample.tokens:
+            answer = generate_answer(raw_model, chat, config, runtime)
+            print(f"--- {config.sample.prompt} ---\n{answer}\n--------------", file=sys.stderr)
     log.close()
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return {**{f"first_{key}": value for key, value in first.items()}, **last, **final}
 
 
@@ -354,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         "Fine-tune a saved model with SFT (response-only loss) or DPO, fully or with LoRA.",
         "configs/finetune/sft.yaml", load_config)
     result = finetune(config, resume=resume)
+    if int(os.environ.get("RANK", "0")):
+        return 0
     # e.g. "dpo: loss 0.6931 -> 0.5210 margin 0.0000 -> 0.4466 accuracy 0.0000 -> 0.8750 val_loss 0.6402 ..."
     summary = [f"{key} {result['first_' + key]:.4f} -> {result[key]:.4f}" for key in SUMMARY if key in result]
     summary += [f"{key} {value:.4f}" for key, value in result.items() if key.startswith("val_")]

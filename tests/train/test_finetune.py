@@ -12,7 +12,7 @@ from train.chat import ChatTokenizer  # noqa: E402
 from train.checkpoint import load_model  # noqa: E402
 from train.lora import load_adapter  # noqa: E402
 
-from tests.train.train_helpers import ROOT, write_run_config  # noqa: E402
+from tests.train.train_helpers import ROOT, torchrun_two_processes, write_run_config  # noqa: E402
 
 SLICES = os.path.join(ROOT, "data", "finetune")
 LORA = {"enabled": True, "rank": 4, "alpha": 8, "dropout": 0.0}
@@ -40,6 +40,12 @@ def metrics(run_dir: str) -> dict[int, dict]:
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
     return {row["step"]: row for row in rows if "loss" in row}
+
+
+def validation(run_dir: str) -> list[float]:
+    """Every logged validation loss, in order."""
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
+        return [row["val_loss"] for row in map(json.loads, handle) if "val_loss" in row]
 
 
 def test_full_sft_learns_and_writes_model_export_and_answer(tmp_path, base_model, capsys):
@@ -116,6 +122,29 @@ def test_exported_model_loads_in_transformers_with_the_adapted_models_logits(tmp
         assert not torch.allclose(load_model(base_model)(ids)[0], theirs(ids).logits, atol=1e-4)
     end = tokenizer.convert_tokens_to_ids("<|end|>")
     assert end in theirs.generation_config.eos_token_id  # HF generate stops at the end of the turn
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_two_ddp_processes_equal_one_process_with_the_same_global_batch(tmp_path, base_model, method):
+    data = {"files": [f"{SLICES}/dpo_zh.json"], "limit": 24} if method == "dpo" else {}
+    common = {"method": method, "checkpoint": {"every": 0}, "lora": {**LORA, "dropout": 0.0},
+              "eval": {"every": 3}, "train": {"max_steps": 5, "seed": 3, "grad_accum": 2}}
+    single = write_config(tmp_path, base_model, "single", data={**data, "batch_size": 4}, **common)
+    finetune.main(["--config", single])
+    double = write_config(tmp_path, base_model, "double", data={**data, "batch_size": 2},
+                          **{**common, "train": {**common["train"], "parallel": "ddp"}})
+    result = torchrun_two_processes("train.finetune", double)
+    assert result.stdout.count(f"{method}: loss") == 1 and "in 2 process(es)" in result.stderr  # rank 0 reports
+    one, two = metrics(str(tmp_path / "single")), metrics(str(tmp_path / "double"))
+    assert sorted(two) == sorted(one) == [1, 2, 3, 4, 5]
+    for step in one:
+        for key in ("loss", "margin") if method == "dpo" else ("loss",):
+            assert two[step][key] == pytest.approx(one[step][key], rel=1e-4, abs=1e-6), (step, key)
+    assert len(validation(str(tmp_path / "single"))) == 2  # at step 3 and at the end
+    assert validation(str(tmp_path / "double")) == pytest.approx(validation(str(tmp_path / "single")), rel=1e-4)
+    a, b = load_model(str(tmp_path / "single")), load_model(str(tmp_path / "double"))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-5), name
 
 
 @pytest.mark.parametrize("override, message", [

@@ -1,8 +1,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,8 @@ from train.checkpoint import load_model  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.runtime import lr_at  # noqa: E402
 
-from tests.train.train_helpers import ROOT, write_run_config, write_text, write_tokenized_shards  # noqa: E402
+from tests.train.train_helpers import (torchrun_two_processes, write_run_config, write_text,  # noqa: E402
+                                      write_tokenized_shards)
 
 TINY_MODEL = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2}
 
@@ -87,22 +86,13 @@ def test_schedule_warms_up_then_decays_to_ten_percent(tmp_path):
     assert lr_at(55, optim, 100) == pytest.approx(0.55) and lr_at(100, optim, 100) == pytest.approx(0.1)
 
 
-def torchrun(config: str, *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "train.pretrain", "--config", config, *[f"--set={o}" for o in overrides]]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, parallel):
     single = write_config(tmp_path, "single", train={"max_steps": 5}, data={"batch_size": 4}, checkpoint={"every": 0})
     pretrain.main(["--config", single])
     double = write_config(tmp_path, "double", train={"max_steps": 5, "parallel": parallel},
                           data={"batch_size": 2}, checkpoint={"every": 0})
-    result = torchrun(double)
+    result = torchrun_two_processes("train.pretrain", double)
     assert result.stdout.count("val_loss") == 1  # only rank 0 reports
     one, two = losses(str(tmp_path / "single")), losses(str(tmp_path / "double"))
     assert sorted(two) == [1, 2, 3, 4, 5]

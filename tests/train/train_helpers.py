@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -72,3 +74,13 @@ def write_tokenized_shards(root: str, vocab_size: int = 512) -> str:
     with open(os.path.join(shards, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return shards
+
+
+def torchrun_two_processes(module: str, config: str) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node 2 -m MODULE --config CONFIG` on CPU (gloo), checked for exit 0."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", module, "--config", config]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
