@@ -41,14 +41,18 @@ _SHINGLES_PER_CHUNK = 1 << 11  # (shingles x num_perm) uint64 matrix of ~2 MB at
 
 @dataclass
 class MinHashParams:
-    num_perm: int = 112
-    bands: int = 14
-    rows: int = 8
+    # 20 bands x 5 rows: documents with 5-gram Jaccard 0.6 become candidates with probability 0.8,
+    # at 0.7 0.99 (FineWeb's 14 x 8 misses a third of the gold pairs of bench/data/dedup_gold.jsonl;
+    # docs/BENCHMARKS.md has the sweep); verification at 0.5 drops the chance collisions of
+    # unrelated documents, whose number grows with the corpus.
+    num_perm: int = 100
+    bands: int = 20
+    rows: int = 5
     ngram: int = 5  # words per shingle
     char_ngram: int = 5  # characters per shingle for zh, ja, th, ...
     seed: int = 1
     verify: bool = True  # drop bucket links whose estimated Jaccard is below threshold
-    threshold: float = 0.7
+    threshold: float = 0.5
 
     def __post_init__(self):
         if self.bands * self.rows > self.num_perm:
