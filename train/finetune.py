@@ -7,7 +7,7 @@
 Reads `base` (model.safetensors + model_config.json, as `make train` writes) and the
 tokenizer with its chat template (`tokenizer`, default `<base>/hf`). Writes to
 `checkpoint.dir`: model.safetensors + model_config.json (LoRA merged: the next stage's
-`base`), adapter/ (LoRA only), checkpoints/step_N (resumable), metrics.jsonl, tensorboard/,
+`base`), adapter/ (LoRA only, PEFT format), checkpoints/step_N (resumable), metrics.jsonl, tensorboard/,
 hf/ (Hugging Face export with the tokenizer files). Then prints the model's answer to
 `sample.prompt`, rendered with the chat template.
 
@@ -359,7 +359,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
                         runtime.rank, config.checkpoint.keep)
     if runtime.is_main:  # under DDP every process holds the same whole weights
         if config.lora.enabled:
-            save_adapter(raw_model, config.lora, os.path.join(out_dir, "adapter"), config.base)
+            save_adapter(raw_model, config.lora, os.path.join(out_dir, "adapter"), os.path.join(config.base, "hf"))
             merge_lora(raw_model)
         state = model_state(raw_model, model_config)
         save_weights(state, model_config, out_dir)

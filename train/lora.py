@@ -3,8 +3,9 @@
 Our own few dozen lines rather than `peft`: peft wraps Hugging Face model classes and
 would need our Transformer converted to and from LlamaForCausalLM around every run, while
 here the adapters sit directly in our modules, so checkpoints, resume and the pretraining
-loop's pieces work unchanged. Merging is W + (alpha / r) B A, exactly what the adapted
-layer computes (without dropout), and gives a plain Transformer to save and export.
+loop's pieces work unchanged. The saved adapter files are in PEFT's format all the same.
+Merging is W + (alpha / r) B A, exactly what the adapted layer computes (without dropout),
+and gives a plain Transformer to save and export.
 B starts at zero, so the adapted model's output equals the base model's at initialisation.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -87,21 +88,38 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach().contiguous() for name, param in model.named_parameters() if ".lora_" in name}
 
 
-def save_adapter(model: nn.Module, config: LoraConfig, directory: str, base: str) -> None:
-    """The adapter alone: its weights (adapter_model.safetensors) and how to apply it (adapter_config.json)."""
+# Adapter files in PEFT's format, so that `peft.PeftModel.from_pretrained(llama, adapter_dir)` (and
+# servers that take PEFT adapters, such as vLLM) can apply them to the base's Hugging Face export:
+# our module names are Llama's, under PeftModel -> LlamaForCausalLM -> LlamaModel.
+PEFT_PREFIX, PEFT_SUFFIX = "base_model.model.model.", ".weight"
+
+
+def save_adapter(model: nn.Module, config: LoraConfig, directory: str, base_hf: str) -> None:
+    """The adapter alone, in PEFT's format: adapter_model.safetensors and adapter_config.json, which
+    names `base_hf` (the base model's Hugging Face export) as the model it applies to."""
     os.makedirs(directory, exist_ok=True)
-    save_file(adapter_state(model), os.path.join(directory, ADAPTER_WEIGHTS))
+    weights = {f"{PEFT_PREFIX}{name}{PEFT_SUFFIX}": tensor for name, tensor in adapter_state(model).items()}
+    save_file(weights, os.path.join(directory, ADAPTER_WEIGHTS))
+    peft_config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_hf,
+                   "r": config.rank, "lora_alpha": config.alpha, "lora_dropout": config.dropout,
+                   "target_modules": list(config.targets), "bias": "none", "fan_in_fan_out": False,
+                   "inference_mode": True}
     with open(os.path.join(directory, ADAPTER_CONFIG), "w", encoding="utf-8") as handle:
-        json.dump({**asdict(config), "base_model": base}, handle, indent=2)
+        json.dump(peft_config, handle, indent=2)
 
 
 def load_adapter(model: nn.Module, directory: str) -> nn.Module:
-    """Apply a saved adapter to (a fresh copy of) its base model."""
+    """Apply a saved adapter (PEFT's LoRA format, as `save_adapter` writes) to a fresh copy of its base."""
     with open(os.path.join(directory, ADAPTER_CONFIG), encoding="utf-8") as handle:
         saved = json.load(handle)
-    saved.pop("base_model")
-    apply_lora(model, LoraConfig(**saved))
-    missing, unexpected = model.load_state_dict(load_file(os.path.join(directory, ADAPTER_WEIGHTS)), strict=False)
-    if unexpected or any(".lora_" in name for name in missing):
-        raise ValueError(f"{directory}: adapter does not fit this model (unexpected {unexpected})")
+    if saved.get("peft_type") != "LORA" or saved.get("use_rslora") or saved.get("use_dora"):
+        raise ValueError(f"{directory}: not a plain LoRA adapter (peft_type {saved.get('peft_type')!r})")
+    apply_lora(model, LoraConfig(enabled=True, rank=saved["r"], alpha=saved["lora_alpha"],
+                                 dropout=saved.get("lora_dropout", 0.0), targets=list(saved["target_modules"])))
+    weights = load_file(os.path.join(directory, ADAPTER_WEIGHTS))
+    state = {name[len(PEFT_PREFIX):-len(PEFT_SUFFIX)]: tensor for name, tensor in weights.items()
+             if name.startswith(PEFT_PREFIX) and name.endswith(PEFT_SUFFIX)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if len(state) != len(weights) or unexpected or any(".lora_" in name for name in missing):
+        raise ValueError(f"{directory}: adapter does not fit this model (unexpected {sorted(set(weights) - set(state)) or unexpected})")
     return model

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from train import finetune  # noqa: E402
 from train.chat import ChatTokenizer  # noqa: E402
-from train.checkpoint import load_model  # noqa: E402
+from train.checkpoint import load_model, model_state  # noqa: E402
+from train.export import export_hf  # noqa: E402
 from train.lora import load_adapter  # noqa: E402
 
 from tests.train.train_helpers import ROOT, torchrun_two_processes, write_run_config  # noqa: E402
@@ -122,6 +123,25 @@ def test_exported_model_loads_in_transformers_with_the_adapted_models_logits(tmp
         assert not torch.allclose(load_model(base_model)(ids)[0], theirs(ids).logits, atol=1e-4)
     end = tokenizer.convert_tokens_to_ids("<|end|>")
     assert end in theirs.generation_config.eos_token_id  # HF generate stops at the end of the turn
+
+
+def test_adapter_applies_with_peft_to_the_base_models_hf_export(tmp_path, base_model, tokenizer_dir):
+    transformers, peft = pytest.importorskip("transformers"), pytest.importorskip("peft")
+    base_hf = os.path.join(base_model, "hf")
+    base = load_model(base_model)
+    export_hf(model_state(base, base.config), base.config, base_hf, tokenizer_dir)
+    config = write_config(tmp_path, base_model, train={"max_steps": 4}, checkpoint={"every": 0})
+    finetune.main(["--config", config])
+    adapter_dir = str(tmp_path / "run" / "adapter")
+    with open(os.path.join(adapter_dir, "adapter_config.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["base_model_name_or_path"] == base_hf
+    theirs = peft.PeftModel.from_pretrained(transformers.LlamaForCausalLM.from_pretrained(base_hf), adapter_dir).eval()
+    ours = load_adapter(load_model(base_model), adapter_dir).eval()
+    ids = torch.tensor([ChatTokenizer(base_hf).prompt_ids([{"role": "user", "content": "Hi! 你好"}])])
+    with torch.no_grad():
+        assert torch.allclose(ours(ids)[0], theirs(ids).logits, atol=1e-5)
+        merged = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "run" / "hf")).eval()
+        assert torch.allclose(merged(ids).logits, theirs(ids).logits, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["sft", "dpo"])
