@@ -111,13 +111,18 @@ def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) 
     files = [file for source in config.sources.values() for file in list_input_files(source)]
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input and config => same output files
-    workers = config.execution.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    workers = config.execution.workers or cpus
     ds = ray.data.from_items([file.__dict__ for file in files], override_num_blocks=len(files))
     ds = ds.map_batches(
         ingest_files,
         batch_size=1,
         batch_format="pyarrow",
         fn_kwargs={"batch_rows": config.execution.batch_size, "counter_name": counter_name},
+        # The stage actors hold the CPUs (see below); reading and parsing cost little next to the
+        # stages, so ingest (at most `workers` files at a time) and the writer reserve none.
+        num_cpus=0,
+        concurrency=workers,
     )
     context = RunContext(
         source_priority={name: source.priority for name, source in config.sources.items()},
@@ -127,19 +132,25 @@ def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) 
     row_stages = []
     for segment in segments(config):
         if isinstance(segment, GlobalStage):
-            # A global stage reads the data more than once: compute what precedes it once.
-            ds = segment.apply(ds.materialize(), context)
+            # A global stage reads the data more than once: compute what precedes it once. Its
+            # result is materialised too: its tasks need CPUs that a stage-actor pool after it
+            # (which takes them all) would never give back.
+            ds = segment.apply(ds.materialize(), context).materialize()
             global_stages.append(segment)
             continue
         stages = [build_stage(spec.name, spec.params) for spec in segment]
         row_stages += stages
+        actor_cpus = max(stage.resources.num_cpus for stage in stages)
+        # A fixed pool: an autoscaling one (1 to N actors) never grew while ingest tasks held
+        # CPUs, and ran on 1.2 of 2 cores (bench/pipeline_throughput.py; fixed: 1.96).
+        actors = max(1, min(workers, int(cpus // actor_cpus)))
         ds = ds.map_batches(
             StageChain,
             fn_constructor_kwargs={"specs": [(spec.name, spec.params) for spec in segment]},
             batch_size=config.execution.batch_size,
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
-            num_cpus=max(stage.resources.num_cpus for stage in stages),
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=actor_cpus,
             memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
         )
     return ds.map_batches(
@@ -149,6 +160,7 @@ def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) 
                    "binned": tuple(name for stage in row_stages for name in stage.binned)},
         batch_size=None,
         batch_format="pyarrow",
+        num_cpus=0,
     )
 
 
