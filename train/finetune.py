@@ -300,9 +300,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     loop, batch_size = config.train, config.data.batch_size
     say = print if runtime.is_main else lambda *args, **kwargs: None
     say(f"{config.method}: {len(train_items)} train / {len(val_items)} validation "
-          f"{'pairs' if config.method == 'dpo' else 'examples'} ({dropped} dropped: no response token within "
-          f"{row_len + 1} tokens); {sum(p.numel() for p in trainable) / 1e6:.3f}M of "
-          f"{raw_model.num_params() / 1e6:.2f}M parameters train{' (LoRA)' if config.lora.enabled else ''}; "
+        f"{'pairs' if config.method == 'dpo' else 'examples'} ({dropped} dropped: no response token within "
+        f"{row_len + 1} tokens); {sum(p.numel() for p in trainable) / 1e6:.3f}M of "
+        f"{raw_model.num_params() / 1e6:.2f}M parameters train{' (LoRA)' if config.lora.enabled else ''}; "
         f"{batch_size * runtime.world_size * loop.grad_accum} per step in {runtime.world_size} process(es)",
         file=sys.stderr)
 
