@@ -187,7 +187,7 @@ class ChatTokenizer:
     def encode(self, messages: list[Message], last_turn_only: bool = False) -> tuple[list[int], list[bool]]:
         """Token ids of the rendered conversation and, per token, whether it is a target (an assistant
         turn's content and closing token; only the last turn's with `last_turn_only`)."""
-        text = self.render(messages)
+        text, ids, offsets = self._encode(messages)
         spans = []
         for index, message in enumerate(messages):
             if message["role"] != "assistant" or (last_turn_only and index < len(messages) - 1):
@@ -197,7 +197,6 @@ class ChatTokenizer:
                 raise ValueError("the chat template does not render a conversation as the render of its "
                                  "first turns followed by the rest; response masking needs that")
             spans.append((len(prompt), len(upto)))
-        ids, offsets = self._encode(messages)
         # Our template puts special tokens at both edges of a span, and the tokenizer splits
         # them off first; another template might let a token straddle an edge.
         if any(start < edge < end for start, end in offsets for span in spans for edge in span):
@@ -207,27 +206,29 @@ class ChatTokenizer:
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
         """The ids generation continues from: the conversation plus the assistant's opening."""
-        return self._encode(messages, add_generation_prompt=True)[0]
+        return self._encode(messages, add_generation_prompt=True)[1]
 
-    def _encode(self, messages: list[Message], add_generation_prompt: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
-        """Ids and character offsets of the rendered conversation: the template's text with its special
+    def _encode(self, messages: list[Message],
+                add_generation_prompt: bool = False) -> tuple[str, list[int], list[tuple[int, int]]]:
+        """The rendered conversation, its ids and their character offsets: the template's text with its special
         tokens, each message's content as plain text. The template is rendered with a placeholder per
         content to tell them apart; for templates with special tokens around the content (ours) the
         ids equal those of tokenizing the whole render, unless content spells a special token."""
         placeholders = [{**message, "content": f"\ue000{i}\ue001"} for i, message in enumerate(messages)]
         parts = re.split("\ue000(\\d+)\ue001", self.render(placeholders, add_generation_prompt))
-        texts = [messages[int(part)]["content"] if index % 2 else part for index, part in enumerate(parts)]
-        if "".join(texts) != self.render(messages, add_generation_prompt):
+        pieces = [messages[int(part)]["content"] if index % 2 else part for index, part in enumerate(parts)]
+        text = self.render(messages, add_generation_prompt)
+        if "".join(pieces) != text:
             raise ValueError("the chat template changes message content (e.g. trims it); it must insert it as is")
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         position = 0
-        for index, text in enumerate(texts):
-            encoding = (self.content_tokenizer if index % 2 else self.tokenizer).encode(text, add_special_tokens=False)
+        for index, piece in enumerate(pieces):
+            encoding = (self.content_tokenizer if index % 2 else self.tokenizer).encode(piece, add_special_tokens=False)
             ids += encoding.ids
             offsets += [(position + start, position + end) for start, end in encoding.offsets]
-            position += len(text)
-        return ids, offsets
+            position += len(piece)
+        return text, ids, offsets
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
