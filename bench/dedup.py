@@ -63,6 +63,8 @@ from itertools import combinations
 import numpy as np
 import pyarrow as pa
 
+from stages.dedup import UnionFind
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEDUP_STAGES = ("exact_dedup", "minhash_dedup")
 SOURCE = "bench"
@@ -140,28 +142,6 @@ def document_table(records: list[dict], rewriters: list[tuple[str, dict]]) -> tu
 
 
 # --------------------------------------------------------------------------- clustering and metrics
-
-
-class Components:
-    def __init__(self, items):
-        self.parent = {x: x for x in items}
-
-    def find(self, x):
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a, b):
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def clusters(self) -> dict:
-        out = defaultdict(list)
-        for x in self.parent:
-            out[self.find(x)].append(x)
-        return out
 
 
 def pairs_of(clusters) -> set[tuple[str, str]]:
@@ -314,7 +294,7 @@ def run_datasketch(texts: list[str], langs: list[str | None], ids: list[str], pa
         lsh.insert(doc_id, m)
         sketches.append(m)
         hashes.append(hv)
-    plain, verified = Components(ids), Components(ids)
+    plain, verified = UnionFind(), UnionFind()  # clusters of linked documents (no singletons: no pairs)
     for doc_id, m in zip(ids, sketches):
         for other in lsh.query(m):
             plain.union(doc_id, other)
@@ -344,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
+    from bench.pipeline_throughput import start_ray
     from stages.minhash_dedup import MinHashParams, shingle_hashes
     from tokenizer.config import parse_set
 
@@ -377,16 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     shingles = {i: set(shingle_hashes(t, l, params).tolist()) for i, t, l in zip(ids, texts, langs)}
     jaccard = {(a, b): len(shingles[a] & shingles[b]) / len(shingles[a] | shingles[b]) for a, b in gold_pairs}
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=args.cores, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    start_ray(args.cores)
     try:
         out, stats, seconds = run_ours(table, specs, batch_size, seed, args.blocks or 2 * args.cores)
     finally:
         ray.shutdown()
     if out.num_rows != len(records):
         raise SystemExit(f"dedup returned {out.num_rows} rows for {len(records)} documents")
-    components = Components(list(by_id))
+    components = UnionFind()
     removed = Counter()
     for doc_id, of, stage in zip(out["id"].to_pylist(), out["duplicate_of"].to_pylist(), out["drop_stage"].to_pylist()):
         if of is not None:

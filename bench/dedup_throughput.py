@@ -60,6 +60,8 @@ import sys
 import threading
 import time
 
+from bench.pipeline_throughput import start_ray
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "work")
 DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
@@ -394,16 +396,6 @@ class TreeMonitor(threading.Thread):
 
 
 # --------------------------------------------------------------------------- end to end
-
-
-def start_ray(cores: int) -> float:
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    started = time.perf_counter()
-    ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    return time.perf_counter() - started
 
 
 def dedup_specs() -> tuple[list[tuple[str, dict]], int, int]:
