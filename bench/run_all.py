@@ -105,6 +105,20 @@ BENCHMARKS = [
         timeout=3600,
     ),
     Benchmark(
+        "sample", "The default run on the embedded sample corpus",
+        "What `make corpus` does, written to bench/work/sample_out: the pipeline's accounting (every input "
+        "document kept, removed with a reason, or quarantined), the mixture of the token shards (requested vs "
+        "achieved share by tokens, epochs per source), the tokenizer's report (held-out characters per token "
+        "and tokens per word, before and after the vocabulary extension), and the held-out evaluation stored "
+        "with the shipped quality classifier (models/quality/quality.json, trained by `make quality-model`).",
+        [["-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", "bench/work/sample_out"],
+         ["-m", "pipelines.shards", "--config", "configs/shards.yaml", "--out", "bench/work/sample_out"],
+         ["-c", "print(open('bench/work/sample_out/tokenizer/report.md').read()); "
+                "print(open('bench/work/sample_out/tokenizer/extended/report.md').read())"],
+         ["-c", "import json; print(json.dumps(json.load(open('models/quality/quality.json'))['heldout'], indent=2))"]],
+        needs=".", timeout=900,
+    ),
+    Benchmark(
         "loader", "Token loader throughput",
         "Goal: >= 50M tokens/s from one process on CPU (a GPU trains a 125M model at ~1M tokens/s; the loader "
         "must never be the bottleneck). Synthetic memory-mapped shards of 64M tokens; batches of windows "
