@@ -17,15 +17,15 @@ record's `text` shows what could be read and why it was refused):
 | --- | --- |
 | `bad_json` | a JSONL line is not valid JSON |
 | `not_an_object` | a JSONL line is valid JSON but not an object (e.g. an array) |
-| `missing_text_field` | a JSON object has no `text_field` key, or a Parquet file has no such column (one record for the file) |
+| `missing_text_field` | no `text_field` key in a JSON object; or a Parquet file without that column (one record) |
 | `empty_text` | the text is null, empty or only whitespace (JSONL and Parquet alike) |
 | `text_not_string` | the text is a number, list, object or boolean |
-| `bad_encoding` | the bytes are not valid UTF-8, or a JSON `\\ud800`-style escape left a lone surrogate in text, url or metadata |
+| `bad_encoding` | not valid UTF-8, or a lone surrogate (a JSON `\\ud800` escape) in text, url or metadata |
 | `binary_content` | the text contains a NUL byte: binary data mistaken for text |
-| `too_large` | the document's UTF-8 text exceeds `max_doc_bytes` (a JSONL line over `JSONL_LINE_FACTOR` times that is not parsed) |
+| `too_large` | the text is over `max_doc_bytes` UTF-8 bytes (a JSONL line over JSONL_LINE_FACTOR x that: unparsed) |
 | `empty_file` | the file holds no record at all (0 bytes, only blank lines, no WARC response records) |
 | `unsupported_format` | the file's format cannot be told from its name (e.g. a README.md in a source folder) |
-| `unreadable_file` | reading the file failed part-way (truncated gzip/zstd/WARC, corrupt Parquet, any library error); it comes after the records read before the failure, which are kept |
+| `unreadable_file` | reading failed part-way (truncated gzip/zstd/WARC, bad Parquet, any error); earlier records kept |
 | `unsupported_content_type` | a WARC response that is not HTML |
 | `html_extraction_failed` | trafilatura raised on a WARC response's HTML |
 | `no_extractable_text` | trafilatura found no main text in a WARC response |
@@ -64,9 +64,10 @@ QUARANTINE_SNIPPET_CHARS = 2000
 BATCH_ROWS = 1000
 MAX_DOC_BYTES = 10_000_000  # UTF-8 bytes of one document's text
 MAX_BATCH_BYTES = 64 * 2**20  # bytes of text in one batch
-# A JSONL line is read with at most this many times max_doc_bytes in memory: JSON escapes at
-# most about double the UTF-8 size of ordinary text (\uXXXX for a 3-byte character), so a
-# longer line cannot hold an acceptable document and is refused unparsed.
+# A JSONL line is read with at most this many times max_doc_bytes in memory, and a longer one
+# is refused as too_large unparsed. JSON escaping at most doubles the size of ordinary text
+# (\uXXXX for a 3-byte character), so a line refused this way almost always holds a text over
+# the cap; only a text dense in escaped emoji or control characters can be refused under it.
 JSONL_LINE_FACTOR = 2
 READ_CHUNK = 1 << 20
 BOM = b"\xef\xbb\xbf"
@@ -290,12 +291,13 @@ def read_jsonl(file: InputFile, cap: int) -> Iterator[Record]:
         first = True
         # readline(limit + 1) bounds memory: a longer line is counted and thrown away, not held.
         while line := handle.readline(limit + 1):
-            if first:
-                line, first = line.removeprefix(BOM), False  # a UTF-8 BOM opens some exported files
             if len(line) > limit and not line.endswith(b"\n"):
                 size = len(line) + _discard_line(handle)
                 yield _too_large(line, size, cap, f"JSONL line (not parsed, over {JSONL_LINE_FACTOR} x max_doc_bytes)")
+                first = False
                 continue
+            if first:
+                line, first = line.removeprefix(BOM), False  # a UTF-8 BOM opens some exported files
             if not line.strip():
                 continue  # blank separator lines hold no record
             decoded = _decode(line)
@@ -308,8 +310,9 @@ def read_jsonl(file: InputFile, cap: int) -> Iterator[Record]:
                 yield Record(reason="bad_json", raw=f"{_snippet(decoded)}\n[{type(error).__name__}: {error}]")
                 continue
             if not isinstance(obj, dict):
+                kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
                 yield Record(reason="not_an_object",
-                             raw=f"{_snippet(decoded)}\n[a JSON {type(obj).__name__}, not an object]")
+                             raw=f"{_snippet(decoded)}\n[JSON {kind.get(type(obj), 'null')}, not an object]")
                 continue
             if file.text_field not in obj:
                 yield Record(reason="missing_text_field", raw=f"{_snippet(decoded)}\n[no key {file.text_field!r}; "
@@ -460,8 +463,8 @@ def _records(file: InputFile, cap: int) -> Iterator[Record]:
         count += 1
         yield Record(reason="unreadable_file", raw=f"{file.path}: {type(error).__name__}: {error}")
     if count == 0:
-        yield Record(reason="empty_file", raw=f"{file.path}: no records in its {os.path.getsize(file.path):,} "
-                     "bytes (only blank lines, or no WARC response/conversion records)")
+        yield Record(reason="empty_file", raw=f"{file.path}: no records in the file (only blank lines, "
+                     "or no WARC response/conversion records)")
 
 
 def _checked(record: Record, cap: int) -> tuple[Record, str, int]:

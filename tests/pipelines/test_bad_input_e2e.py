@@ -76,7 +76,9 @@ def expected_records():
 
 
 def read_dir(path):
-    files = [os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith(".parquet")] if os.path.isdir(path) else []
+    if not os.path.isdir(path):
+        return []
+    files = [os.path.join(path, name) for name in sorted(os.listdir(path)) if name.endswith(".parquet")]
     return pq.read_table(files).to_pylist() if files else []
 
 
@@ -86,7 +88,8 @@ def test_every_input_document_is_accounted_for(bad_run):
         assert json.load(handle)["input_documents"] == stats["input_documents"]
     docs, rejects, quarantine = (read_dir(os.path.join(out, d)) for d in ("docs", "rejects", "quarantine"))
     assert stats["input_documents"] == len(expected_records())
-    assert stats["input_documents"] == stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
+    counted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
+    assert stats["input_documents"] == counted
     assert (stats["kept_documents"], stats["removed_documents"], stats["quarantined_documents"]) == (
         len(docs), len(rejects), len(quarantine))
 

@@ -205,7 +205,8 @@ def test_huge_txt_is_too_large_and_read_in_bounded_chunks(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert dict(zip(table["id"].to_pylist(), reasons(table))) == {"src/huge.txt#0": "too_large", "src/small.txt#0": None}
+    by_id = dict(zip(table["id"].to_pylist(), reasons(table)))
+    assert by_id == {"src/huge.txt#0": "too_large", "src/small.txt#0": None}
     assert "33,000,000 bytes" in table["text"][0].as_py()
     assert peak < 4 * MB, peak
 
@@ -303,6 +304,10 @@ def test_bom_at_the_start_of_jsonl_and_txt_is_not_data(tmp_path):
     table = read_source([str(tmp_path / "bom.jsonl")])
     assert reasons(table) == [None, None]
     assert table["text"][0].as_py() == json.loads(lines[0])["text"]
+    # A first line too long to parse is still one record, BOM or not.
+    (tmp_path / "bom_long.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"text": "' + b"x" * 3000 + b'"}\n' + lines[0])
+    assert reasons(read_source([str(tmp_path / "bom_long.jsonl")], read_options={"max_doc_bytes": 1000})) == [
+        "too_large", None]
     txt = read_source([os.path.join(BAD, "bom.txt")])
     assert reasons(txt) == [None] and not txt["text"][0].as_py().startswith("\ufeff")
 
