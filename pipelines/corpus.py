@@ -1,86 +1,156 @@
 """`corpus`: run the corpus pipeline described by a YAML config on Ray.
 
-DAG: list input files -> ingest (one Ray task per file, streaming Arrow
-batches) -> stage chain (the configured stages applied in order to each
-batch, in a pool of actors that load their models once) -> output writer
-(docs/, rejects/, quarantine/ + per-batch counts) -> stats.json, report.md.
+The configured stages are cut into phases at the global stages:
 
-Runs on a local Ray instance by default, or on the cluster named by
-RAY_ADDRESS (as `ray job submit` sets it).
+    phase 0   input files -> ingest (a Ray task per file) -> row stages (a pool of actors
+              that load their models once)
+    phase k   a global stage (dedup: it sees the whole dataset), or the row stages after it
+    last      ... -> docs/, rejects/, quarantine/ + per-part counts -> stats.json, report.md
+
+Each phase writes its rows as Parquet parts under `<out>/.run`, and the next reads them: the
+driver only plans and counts, and memory is bounded by the configuration, not the corpus.
+A row phase records which input files it has finished; a global phase records when it is
+done. Rerunning the same command after a crash resumes from those records
+(pipelines/workdir.py), and the output is published into `<out>` only when complete, with
+`_SUCCESS` written last.
+
+Runs on a local Ray instance by default, or on the cluster named by RAY_ADDRESS (as
+`ray job submit` sets it).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import signal
 import sys
 import time
-from collections import Counter, defaultdict
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import ray
 
-from pipelines.config import CorpusConfig, load_config
-from pipelines.output import BINS, DIRS, KEPT, QUARANTINED, REMOVED, filesystem, write_outputs
+from pipelines.config import CorpusConfig, StageSpec, load_config
+from pipelines.output import STATS_SCHEMA, write_final, write_phase
 from pipelines.report import write_report
-from tokenizer.config import parse_set
+from pipelines.stats import collect_stats
+from pipelines.workdir import WorkDir, unit_key, write_atomic
 from stages import build_stage
-from stages.base import GlobalStage, RunContext
+from stages.base import QUARANTINE_STAGE, GlobalStage, RunContext, Stage, set_column
 from stages.ingest import InputFile, list_input_files, read_file
-
-COUNTER_NAME = "corpus_input_counter"
-
-
-@ray.remote(num_cpus=0)
-class InputCounter:
-    """Counts records read per input file, independently of the DAG's outputs, so the
-    accounting check (input = kept + removed + quarantined) can catch a lost document.
-    Counts are set per file, not added, so a retried ingest task cannot double them."""
-
-    def __init__(self):
-        self.per_file: dict[str, tuple[str, int]] = {}
-
-    def record(self, path: str, source: str, documents: int) -> None:
-        self.per_file[path] = (source, documents)
-
-    def totals(self) -> dict[str, int]:
-        totals: Counter = Counter()
-        for source, documents in self.per_file.values():
-            totals[source] += documents
-        return dict(totals)
+from tokenizer.config import parse_set
 
 
-def ingest_files(files: pa.Table, batch_rows: int, counter_name: str) -> Iterator[pa.Table]:
-    """Ray Data UDF: read each input file of the batch, streaming its document batches."""
-    counter = ray.get_actor(counter_name)
+def ingest_files(files: pa.Table, out_dir: str, batch_rows: int, max_doc_bytes: int,
+                 max_batch_bytes: int) -> Iterator[pa.Table]:
+    """Ray Data UDF: read each input file of the batch, streaming its document batches; record
+    its document count once it is read whole (the accounting check and resume rely on it)."""
+    work = WorkDir(out_dir)
     for row in files.to_pylist():
         file = InputFile(**row)
         documents = 0
-        for batch in read_file(file, batch_rows):
+        for batch in read_file(file, batch_rows, max_doc_bytes=max_doc_bytes, max_batch_bytes=max_batch_bytes):
             documents += batch.num_rows
             yield batch
-        ray.get(counter.record.remote(file.path, file.source, documents))
+        work.record_input(f"{file.source}/{file.relpath}", file.source, file.path, documents)
+
+
+def read_units(units: pa.Table, out_dir: str, phase: int, batch_rows: int) -> Iterator[pa.Table]:
+    """Ray Data UDF: the rows a phase wrote for each input file of the batch, in order."""
+    work = WorkDir(out_dir)
+    fs, _ = work.fs_root
+    for unit in units["unit"].to_pylist():
+        for info in sorted(fs.get_file_info(pafs.FileSelector(f"{work.phase_dir(phase)}/{unit}")),
+                           key=lambda info: info.base_name):
+            if info.base_name.endswith(".parquet"):
+                for batch in pads.dataset(info.path, filesystem=fs).to_batches(batch_size=batch_rows):
+                    yield pa.Table.from_batches([batch])
 
 
 class StageChain:
-    """Applies the configured stages in order to each batch. Row-local stages run
-    chained in one actor so a batch is converted to Python once per stage, not
-    serialised between stages; models load once per actor in `setup`."""
+    """Applies the configured row stages in order to each block. Row-local stages run chained
+    in one actor so a block is converted to Python once per stage, not serialised between
+    stages; models load once per actor.
 
-    def __init__(self, specs: list[tuple[str, dict]]):
+    A stage that raises on a batch gets it again document by document: the documents that still
+    raise are quarantined as `stage_error:<stage>` (exception in their metadata `error`), the
+    others go on. Bad data never stops the run; an actor that dies is restarted by Ray."""
+
+    def __init__(self, specs: list[tuple[str, dict]], batch_rows: int, batch_bytes: int):
         self.stages = [build_stage(name, params) for name, params in specs]
         for stage in self.stages:
             stage.setup()
+        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        for stage in self.stages:
-            batch = stage.process(batch)
-        return batch
+    def __call__(self, block: pa.Table) -> pa.Table:
+        outputs = []
+        for batch in slices(block, self.batch_rows, self.batch_bytes):
+            for stage in self.stages:
+                batch = apply_isolated(stage, batch)
+            outputs.append(batch)
+        return pa.concat_tables(outputs) if outputs else block
 
 
-def init_ray(num_cpus: int | None) -> None:
+def slices(block: pa.Table, max_rows: int, max_bytes: int) -> Iterator[pa.Table]:
+    """Consecutive slices of at most `max_rows` rows and (unless one document is larger) `max_bytes` of text."""
+    sizes = pa.compute.binary_length(pa.compute.cast(block["text"], pa.binary())).fill_null(0).to_numpy()
+    start, size = 0, 0
+    for row, length in enumerate(sizes):
+        if row > start and (row - start >= max_rows or size + length > max_bytes):
+            yield block.slice(start, row - start)
+            start, size = row, 0
+        size += length
+    if start < block.num_rows:
+        yield block.slice(start)
+
+
+def apply_isolated(stage: Stage, batch: pa.Table) -> pa.Table:
+    try:
+        return stage.process(batch)
+    except Exception:  # noqa: BLE001 - whatever a stage raises on data, only its documents pay
+        pass
+    rows = []
+    for position in range(batch.num_rows):
+        row = batch.slice(position, 1)
+        try:
+            rows.append(stage.process(row))
+        except Exception as error:  # noqa: BLE001
+            rows.append(quarantine_row(row, stage.name, error))
+    out = pa.concat_tables(rows, promote_options="default")
+    for column, dtype in stage.writes.items():  # every row failed: the batch still has the stage's columns
+        if column not in out.column_names:
+            out = out.append_column(column, pa.nulls(out.num_rows, dtype))
+    return out
+
+
+def quarantine_row(row: pa.Table, stage: str, error: Exception) -> pa.Table:
+    metadata = json.loads(row["metadata"][0].as_py() or "{}")
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    metadata["error"] = f"{type(error).__name__}: {error} ({os.path.basename(frame.filename)}:{frame.lineno})"[:2000]
+    row = set_column(row, "metadata", pa.array([json.dumps(metadata, ensure_ascii=False, sort_keys=True)]))
+    row = set_column(row, "drop_stage", pa.array([QUARANTINE_STAGE]))
+    return set_column(row, "drop_reason", pa.array([f"stage_error:{stage}"]))
+
+
+def failpoint(name: str, _counts: Counter = Counter()) -> None:
+    """Test hook: with LMFORGE_KILL_AT=name:n the driver kills itself (SIGKILL, as a lost node or
+    an OOM kill would) the n-th time it reaches `name`. tests/pipelines/test_resume.py uses it to
+    stop a run at chosen points; unset, it costs a dictionary update."""
+    _counts[name] += 1
+    target, _, times = os.environ.get("LMFORGE_KILL_AT", "").partition(":")
+    if target == name and _counts[name] == int(times or 1):
+        print(f"corpus: LMFORGE_KILL_AT={target}:{times}: killing the driver", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def init_ray(num_cpus: int | None, object_store_memory: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
@@ -88,193 +158,255 @@ def init_ray(num_cpus: int | None) -> None:
         ray.init(address=address, log_to_driver=True)
     else:
         # "local" starts a fresh instance even if a `ray start` cluster runs on this machine.
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
+                 include_dashboard=False, log_to_driver=True)
 
 
-def segments(config: CorpusConfig) -> list:
-    """Split the configured stages into runs of row-local stages (chained in one actor)
-    and global stages (which see the whole dataset)."""
-    out: list = []
+@dataclass
+class Phase:
+    """A global stage, or a run of row stages (phase 0 also ingests); the last one writes the output."""
+
+    index: int
+    specs: list[StageSpec] = field(default_factory=list)
+    stage: GlobalStage | None = None
+    final: bool = False
+
+    @property
+    def output(self) -> int | str:
+        """Where its parts go in the work directory."""
+        return "final" if self.final else self.index
+
+    def describe(self) -> str:
+        what = self.stage.name if self.stage else ", ".join(s.name for s in self.specs) or "no row stages"
+        return f"phase {self.index} ({'ingest, ' if self.index == 0 else ''}{what})"
+
+
+def plan_phases(config: CorpusConfig) -> list[Phase]:
+    phases: list[Phase] = [Phase(0)]
     for spec in config.stages:
         stage = build_stage(spec.name, spec.params)
         if isinstance(stage, GlobalStage):
-            out.append(stage)
-        elif out and isinstance(out[-1], list):
-            out[-1].append(spec)
+            phases.append(Phase(len(phases), stage=stage))
+        elif phases[-1].stage is not None:
+            phases.append(Phase(len(phases), specs=[spec]))
         else:
-            out.append([spec])
-    return out
+            phases[-1].specs.append(spec)
+    phases[-1].final = True
+    return phases
 
 
-def build_dataset(config: CorpusConfig, counter_name: str, global_stages: list) -> ray.data.Dataset:
-    """The DAG, lazily; `global_stages` receives the global stages so their stats can be read."""
-    files = [file for source in config.sources.values() for file in list_input_files(source)]
+class CorpusRun:
+    """One run of the pipeline into `config.output.dir`, resumed from its work directory."""
+
+    def __init__(self, config: CorpusConfig, files: list[InputFile]):
+        self.config = config
+        self.files = files
+        self.work = WorkDir(config.output.dir)
+        self.phases = plan_phases(config)
+        self.units = {unit_key(f"{f.source}/{f.relpath}") for f in files}
+        self.context = RunContext(
+            source_priority={name: source.priority for name, source in config.sources.items()},
+            batch_size=config.execution.batch_size,
+            seed=config.seed,
+        )
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.workers = config.execution.workers or cpus
+        self.cpus = cpus
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        if self.work.publishing():  # killed while moving the finished output into place
+            self.work.publish(after_move=lambda name: failpoint("publish"))
+            return self.published_stats()
+        for phase in self.phases:
+            if phase.stage is None:
+                self.run_rows(phase)
+            else:
+                self.run_global(phase)
+        stats = self.write_stats(time.perf_counter() - started)
+        stats_bytes = json.dumps(stats, indent=2, ensure_ascii=False).encode()
+        fs, _ = self.work.fs_root
+        write_atomic(fs, f"{self.work.staging}/stats.json", stats_bytes)
+        write_atomic(fs, f"{self.work.staging}/report.md", write_report(stats, self.config).encode())
+        self.work.publish({"stats_sha256": hashlib.sha256(stats_bytes).hexdigest(),
+                           "config_digest": self.config.digest, "kept_documents": stats["kept_documents"]},
+                          after_move=lambda name: failpoint("publish"))
+        return stats
+
+    # Phases
+    def sink(self, ds, phase: Phase):
+        row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
+        if phase.final:
+            fn, kwargs = write_final, {
+                "out_dir": self.config.output.dir, "rejects_text": self.config.output.rejects_text,
+                "summed": tuple(name for stage in row_stages for name in stage.summed),
+                "binned": tuple(name for stage in row_stages for name in stage.binned)}
+        else:
+            fn, kwargs = write_phase, {"out_dir": self.config.output.dir, "phase": phase.index}
+        return ds.map_batches(fn, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=0,
+                              concurrency=self.workers, max_retries=self.config.execution.max_retries)
+
+    def consume(self, ds, phase: Phase) -> int:
+        """Run the phase; only part counts come back to the driver."""
+        documents = 0
+        for parts in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for count in parts["documents"].to_pylist():
+                documents += count
+                failpoint(f"phase{phase.index}.part")
+        return documents
+
+    def read_phase(self, phase: int, units: list[str]):
+        """The rows `phase` wrote for `units` (a task per file: our parts are many and small,
+        which Ray's Parquet reader handles poorly)."""
+        return ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units)).map_batches(
+            read_units, fn_kwargs={"out_dir": self.config.output.dir, "phase": phase,
+                                   "batch_rows": self.config.execution.batch_size},
+            batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
+            max_retries=self.config.execution.max_retries)
+
+    def run_rows(self, phase: Phase) -> None:
+        execution = self.config.execution
+        inputs = self.work.inputs()
+        done = self.work.complete_units(phase.output, inputs) & self.units
+        todo = sorted(self.units - done)
+        if not todo:
+            print(f"corpus: {phase.describe()}: done in an earlier attempt", flush=True)
+            return
+        if done:
+            print(f"corpus: {phase.describe()}: resuming, {len(done)} of {len(self.units)} input files done "
+                  "in an earlier attempt", flush=True)
+        self.work.discard_units(phase.output, set(todo))
+        if phase.index == 0:
+            files = [f.__dict__ for f in self.files if unit_key(f"{f.source}/{f.relpath}") in set(todo)]
+            ds = ray.data.from_items(files, override_num_blocks=len(files)).map_batches(
+                ingest_files, fn_kwargs={"out_dir": self.config.output.dir, "batch_rows": execution.batch_size,
+                                         "max_doc_bytes": self.config.ingest.max_doc_bytes,
+                                         "max_batch_bytes": self.config.ingest.max_batch_bytes},
+                batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
+                max_retries=execution.max_retries)
+        else:
+            ds = self.read_phase(phase.index - 1, todo)
+        if phase.specs:
+            stages = [build_stage(spec.name, spec.params) for spec in phase.specs]
+            actor_cpus = max(stage.resources.num_cpus for stage in stages)
+            # A fixed pool: an autoscaling one (1 to N actors) never grew while ingest tasks held
+            # CPUs, and ran on 1.2 of 2 cores (bench/pipeline_throughput.py; fixed: 1.96).
+            actors = max(1, min(self.workers, int(self.cpus // actor_cpus)))
+            ds = ds.map_batches(
+                StageChain,
+                fn_constructor_kwargs={"specs": [(spec.name, spec.params) for spec in phase.specs],
+                                       "batch_rows": execution.batch_size,
+                                       "batch_bytes": self.config.ingest.max_batch_bytes},
+                batch_size=None,  # whole blocks (bounded by Ray's block size); StageChain slices them
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=actors),
+                num_cpus=actor_cpus,
+                memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
+                # Ray's default restarts a dead actor forever: a document that crashes its process
+                # every time would loop; after these, the run stops and says so.
+                max_restarts=execution.max_restarts,
+                max_task_retries=execution.max_task_retries,
+            )
+        self.consume(self.sink(ds, phase), phase)
+        missing = self.units - self.work.complete_units(phase.output, self.work.inputs())
+        if missing:
+            raise RuntimeError(f"{phase.describe()} finished without writing all rows of {len(missing)} input files")
+
+    def run_global(self, phase: Phase) -> None:
+        record = self.work.phase_done(phase.output)
+        if record is not None:
+            phase.stage.stats = record["stats"]
+            print(f"corpus: {phase.describe()}: done in an earlier attempt", flush=True)
+            return
+        self.work.discard_phase(phase.output)
+        ds = self.read_phase(phase.index - 1, sorted(self.units))
+        ds = phase.stage.apply(ds, self.context)
+        failpoint(f"phase{phase.index}.applied")
+        self.consume(self.sink(ds, phase), phase)
+        self.work.mark_phase_done(phase.output, {"stage": phase.stage.name, "stats": phase.stage.stats})
+
+    # Results
+    def write_stats(self, seconds: float) -> dict:
+        inputs: Counter = Counter()
+        for record in self.work.inputs().values():
+            inputs[record["source"]] += record["documents"]
+        fs, _ = self.work.fs_root
+        paths = [path for spans in self.work.parts("final").values() for _, _, path in spans]
+        rows = pads.dataset(paths, filesystem=fs, schema=STATS_SCHEMA).to_table().to_pylist() if paths else []
+        stats = collect_stats(rows, dict(inputs), self.config, seconds)
+        stats.update({phase.stage.name: phase.stage.stats for phase in self.phases if phase.stage})
+        return stats
+
+    def published_stats(self) -> dict:
+        fs, root = self.work.fs_root
+        with fs.open_input_stream(f"{root}/stats.json") as stream:
+            return json.loads(stream.read())
+
+
+def input_state(config: CorpusConfig, files: list[InputFile]) -> dict:
+    """What a run's work directory must match to be resumed: the config and the input files."""
+    listed = []
+    for file in files:
+        info = os.stat(file.path)
+        listed.append([file.source, file.path, info.st_size, info.st_mtime_ns])
+    return {"config_digest": config.digest, "inputs": listed}
+
+
+def why_not_resumable(old: dict, new: dict) -> str | None:
+    if old.get("config_digest") != new["config_digest"]:
+        return f"its configuration differs (digest {old.get('config_digest')}, now {new['config_digest']})"
+    before = {tuple(entry[:2]): entry[2:] for entry in old.get("inputs", [])}
+    now = {tuple(entry[:2]): entry[2:] for entry in new["inputs"]}
+    if before == now:
+        return None
+    added = sorted(set(now) - set(before))
+    removed = sorted(set(before) - set(now))
+    changed = sorted(key for key in set(now) & set(before) if now[key] != before[key])
+    parts = [f"{len(keys)} {what} (first: {keys[0][1]})" for keys, what in
+             ((added, "added"), (removed, "removed"), (changed, "changed")) if keys]
+    return "its input files differ: " + ", ".join(parts)
+
+
+def list_inputs(config: CorpusConfig) -> list[InputFile]:
+    """Every source's input files; FileNotFoundError names a pattern that matches nothing."""
+    return [file for source in config.sources.values() for file in list_input_files(source)]
+
+
+def run(config: CorpusConfig, fresh: bool = False, files: list[InputFile] | None = None) -> dict:
+    """Run the pipeline, resuming an interrupted run of the same config and inputs unless
+    `fresh`; returns the stats also written to `<out>/stats.json`."""
+    files = list_inputs(config) if files is None else files  # before anything is started or deleted
+    state = input_state(config, files)
+    work = WorkDir(config.output.dir)
+    old = work.state()
+    if old is not None:
+        reason = "--fresh was given" if fresh else why_not_resumable(old, state)
+        if reason:
+            print(f"corpus: not resuming the unfinished run in {work.root}: {reason}; starting afresh", flush=True)
+            work.start(state)
+        else:
+            print(f"corpus: resuming the unfinished run in {work.root}", flush=True)
+    else:
+        work.start(state)
+    init_ray(config.execution.num_cpus, config.execution.object_store_memory)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input and config => same output files
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    workers = config.execution.workers or cpus
-    ds = ray.data.from_items([file.__dict__ for file in files], override_num_blocks=len(files))
-    ds = ds.map_batches(
-        ingest_files,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_kwargs={"batch_rows": config.execution.batch_size, "counter_name": counter_name},
-        # The stage actors hold the CPUs (see below); reading and parsing cost little next to the
-        # stages, so ingest (at most `workers` files at a time) and the writer reserve none.
-        num_cpus=0,
-        concurrency=workers,
-    )
-    context = RunContext(
-        source_priority={name: source.priority for name, source in config.sources.items()},
-        batch_size=config.execution.batch_size,
-        seed=config.seed,
-    )
-    row_stages = []
-    for segment in segments(config):
-        if isinstance(segment, GlobalStage):
-            # A global stage reads the data more than once: compute what precedes it once. Its
-            # result is materialised too: its tasks need CPUs that a stage-actor pool after it
-            # (which takes them all) would never give back.
-            ds = segment.apply(ds.materialize(), context).materialize()
-            global_stages.append(segment)
-            continue
-        stages = [build_stage(spec.name, spec.params) for spec in segment]
-        row_stages += stages
-        actor_cpus = max(stage.resources.num_cpus for stage in stages)
-        # A fixed pool: an autoscaling one (1 to N actors) never grew while ingest tasks held
-        # CPUs, and ran on 1.2 of 2 cores (bench/pipeline_throughput.py; fixed: 1.96).
-        actors = max(1, min(workers, int(cpus // actor_cpus)))
-        ds = ds.map_batches(
-            StageChain,
-            fn_constructor_kwargs={"specs": [(spec.name, spec.params) for spec in segment]},
-            batch_size=config.execution.batch_size,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=actor_cpus,
-            memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
-        )
-    return ds.map_batches(
-        write_outputs,
-        fn_kwargs={"out_dir": config.output.dir, "rejects_text": config.output.rejects_text,
-                   "summed": tuple(name for stage in row_stages for name in stage.summed),
-                   "binned": tuple(name for stage in row_stages for name in stage.binned)},
-        batch_size=None,
-        batch_format="pyarrow",
-        num_cpus=0,
-    )
-
-
-def prepare_output(out_dir: str) -> None:
-    fs, root = filesystem(out_dir)
-    for sub in DIRS.values():
-        fs.delete_dir_contents(f"{root}/{sub}", missing_dir_ok=True)
-        fs.create_dir(f"{root}/{sub}")
-
-
-def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig, seconds: float) -> dict:
-    """Fold per-batch counts into stats.json and check that every input is accounted for."""
-    totals: Counter = Counter()
-    removed: dict = defaultdict(Counter)
-    quarantined: Counter = Counter()
-    per_source: dict = defaultdict(Counter)
-    langs: Counter = Counter()
-    examples: dict = defaultdict(list)
-    sums: Counter = Counter()
-    histograms: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0] * BINS)))
-    for row in rows:
-        for name, value in row["signals"]:
-            column, _, b = name.partition("#")
-            if b:
-                histograms[column][row["source"]][row["category"]][int(b)] += value
-            else:
-                sums[column] += value
-        category, source, docs, size = row["category"], row["source"], row["documents"], row["bytes"]
-        totals[category] += docs
-        totals[f"{category}_bytes"] += size
-        per_source[source][category] += docs
-        per_source[source][f"{category}_bytes"] += size
-        if category == KEPT:
-            langs[row["lang"] or "unknown"] += docs
-        elif category == REMOVED:
-            removed[row["stage"]][row["reason"]] += docs
-        else:
-            quarantined[row["reason"]] += docs
-        if category != KEPT:
-            key = (row["stage"], row["reason"])
-            examples[key].extend(zip(row["example_ids"], row["example_texts"]))
-    input_documents = sum(inputs.values())
-    stats = {
-        "input_documents": input_documents,
-        "kept_documents": totals[KEPT],
-        "removed_documents": totals[REMOVED],
-        "quarantined_documents": totals[QUARANTINED],
-        "removed": {stage: dict(sorted(reasons.items())) for stage, reasons in sorted(removed.items())},
-        "quarantined": dict(sorted(quarantined.items())),
-        "bytes_in": totals[f"{KEPT}_bytes"] + totals[f"{REMOVED}_bytes"] + totals[f"{QUARANTINED}_bytes"],
-        "bytes_out": totals[f"{KEPT}_bytes"],
-        "per_source": {
-            source: {
-                "input_documents": inputs.get(source, 0),
-                "kept_documents": counts[KEPT],
-                "removed_documents": counts[REMOVED],
-                "quarantined_documents": counts[QUARANTINED],
-                "kept_bytes": counts[f"{KEPT}_bytes"],
-            }
-            for source, counts in sorted(per_source.items())
-        },
-        "kept_languages": dict(langs.most_common()),
-        "signal_sums": dict(sorted(sums.items())),  # e.g. pii_email_address: values replaced
-        # column -> source -> kept/removed -> documents per score bin [0, 0.1), ..., [0.9, 1]
-        "histograms": {column: {source: dict(sorted(parts.items())) for source, parts in sorted(by_source.items())}
-                       for column, by_source in sorted(histograms.items())},
-        "stages": [spec.name for spec in config.stages],
-        "config_digest": config.digest,
-        "seed": config.seed,
-        "seconds": round(seconds, 2),
-        "docs_per_s": round(input_documents / seconds, 1) if seconds else None,
-    }
-    stats["examples"] = {
-        f"{stage}/{reason}": [{"id": i, "text": t} for i, t in sorted(pairs)[:3]]
-        for (stage, reason), pairs in sorted(examples.items())
-    }
-    accounted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
-    if accounted != input_documents:
-        raise RuntimeError(
-            f"accounting check failed: {input_documents} input documents but {stats['kept_documents']} kept + "
-            f"{stats['removed_documents']} removed + {stats['quarantined_documents']} quarantined = {accounted}"
-        )
-    return stats
-
-
-def run(config: CorpusConfig) -> dict:
-    """Run the pipeline; returns the stats also written to `<out>/stats.json`."""
-    init_ray(config.execution.num_cpus)
-    started = time.perf_counter()
-    prepare_output(config.output.dir)
-    counter_name = f"{COUNTER_NAME}_{os.getpid()}_{time.time_ns()}"
-    counter = InputCounter.options(name=counter_name).remote()
-    try:
-        global_stages: list = []
-        rows = build_dataset(config, counter_name, global_stages).take_all()
-        inputs = ray.get(counter.totals.remote())
-    finally:
-        ray.kill(counter)
-    stats = collect_stats(rows, inputs, config, time.perf_counter() - started)
-    stats.update({stage.name: stage.stats for stage in global_stages})
-    fs, root = filesystem(config.output.dir)
-    with fs.open_output_stream(f"{root}/stats.json") as stream:
-        stream.write(json.dumps(stats, indent=2, ensure_ascii=False).encode())
-    with fs.open_output_stream(f"{root}/report.md") as stream:
-        stream.write(write_report(stats, config).encode())
-    return stats
+    # Ray's default of 200 shuffle partitions costs ~10 s per dedup shuffle on a small corpus;
+    # one per 64 MiB of input (at least two per CPU) keeps partitions large enough to pay.
+    input_bytes = sum(entry[2] for entry in state["inputs"])
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    ctx.default_hash_shuffle_parallelism = max(2 * cpus, min(200, input_bytes // 2**26))
+    return CorpusRun(config, files).run()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="corpus",
-        description="Clean a text corpus: ingest -> language ID -> quality filters -> Parquet, on Ray. "
-        "Writes <out>/docs (kept), rejects (removed, with stage and reason), quarantine (malformed input), "
-        "stats.json and report.md.",
+        description="Clean a text corpus: ingest -> language ID -> quality filters -> dedup -> PII -> Parquet, "
+        "on Ray. Writes <out>/docs (kept), rejects (removed, with stage and reason), quarantine (malformed input "
+        "and documents a stage failed on), stats.json, report.md and _SUCCESS (last, when all is in place). "
+        "An interrupted run resumes where it stopped when the same command is run again (its state is in "
+        "<out>/.run); the previous output stays until the new one is complete.",
         epilog="Example: corpus --config configs/corpus.yaml --out out --set execution.batch_size=512. "
         "On a cluster: ray job submit --working-dir . -- python -m pipelines.corpus --config configs/corpus.yaml",
     )
@@ -283,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, help="cores for a local Ray instance (default: all)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. execution.batch_size=512 (repeatable)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the state of an interrupted run in <out>/.run instead of resuming it")
     args = parser.parse_args(argv)
     try:
         overrides = parse_set(args.set)
@@ -297,7 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"corpus: config error: {error}", file=sys.stderr)
         return 2
-    stats = run(config)
+    try:
+        files = list_inputs(config)
+    except FileNotFoundError as error:
+        print(f"corpus: input error: {error}", file=sys.stderr)
+        return 2
+    stats = run(config, fresh=args.fresh, files=files)
     print(
         f"\n{stats['input_documents']} documents in, {stats['kept_documents']} kept, "
         f"{stats['removed_documents']} removed, {stats['quarantined_documents']} quarantined "

@@ -1,23 +1,27 @@
-"""The DAG's sink: routes each document to docs/, rejects/ or quarantine/ and
-returns per-batch counts, so stats come back from the workers without a second
-pass over the data."""
+"""The phases' sinks. Every block is split into runs of consecutive rows of one input file
+(ids `source/relpath#index`), each written as one part named by the file and its first row, so
+the work directory can tell which input files a phase has finished (pipelines/workdir.py).
+
+The last phase routes each document to docs/, rejects/ or quarantine/ and writes the part's
+counts (STATS_SCHEMA) beside them: stats.json is folded from those, not from a second pass."""
 
 from __future__ import annotations
 
-import hashlib
-import os
+from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
+from pipelines.workdir import WorkDir, part_name, unit_key, write_parquet_atomic
 from stages.base import QUARANTINE_STAGE
 
 KEPT, REMOVED, QUARANTINED = "kept", "removed", "quarantined"
 DIRS = {KEPT: "docs", REMOVED: "rejects", QUARANTINED: "quarantine"}
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 300
+# What a sink returns to the driver: one row per part written (progress, never data).
+PARTS_SCHEMA = pa.schema([("unit", pa.string()), ("documents", pa.int64())])
 
 STATS_SCHEMA = pa.schema(
     [
@@ -37,36 +41,63 @@ STATS_SCHEMA = pa.schema(
 BINS = 10  # binned signals are scores in [0, 1]
 
 
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """Local paths and remote URIs (s3://, gs://, hdfs://) alike, via pyarrow."""
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
+def unit_runs(block: pa.Table) -> Iterator[tuple[str, int, pa.Table]]:
+    """(input file, index of its first row, rows) for each run of consecutive rows of one file."""
+    pieces = pc.split_pattern(block["id"], "#", max_splits=1, reverse=True)
+    units = pc.list_element(pieces, 0)
+    index = pc.cast(pc.list_element(pieces, 1), pa.int64())
+    order = pc.sort_indices(pa.table({"unit": units, "index": index}), [("unit", "ascending"), ("index", "ascending")])
+    block, units = block.take(order), units.take(order).to_pylist()
+    index = index.take(order).to_numpy()
+    breaks = np.flatnonzero((index[1:] != index[:-1] + 1) | (np.array(units[1:]) != np.array(units[:-1]))) + 1
+    for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(units)]):
+        yield units[start], int(index[start]), block.slice(start, stop - start)
 
 
-def write_outputs(batch: pa.Table, out_dir: str, rejects_text: bool = True, summed: tuple[str, ...] = (),
-                  binned: tuple[str, ...] = ()) -> pa.Table:
-    """Write one batch's three parts as Parquet files named after the batch's first id;
-    return its counts (see STATS_SCHEMA), with the `summed` and `binned` signal columns."""
-    fs, root = filesystem(out_dir)
-    stage = batch["drop_stage"]
-    parts = {
-        KEPT: pc.is_null(stage),
-        QUARANTINED: pc.fill_null(pc.equal(stage, QUARANTINE_STAGE), False),
-    }
-    parts[REMOVED] = pc.invert(pc.or_(parts[KEPT], parts[QUARANTINED]))
-    name = "part-" + hashlib.sha1(batch["id"][0].as_py().encode()).hexdigest()[:16] + ".parquet"
-    stats = []
-    for category, mask in parts.items():
-        rows = batch.filter(mask)
-        if not rows.num_rows:
-            continue
-        stats.append(summarise(rows, category, summed, binned))
-        if category == REMOVED and not rejects_text:
-            rows = rows.drop_columns(["text"])
-        with fs.open_output_stream(f"{root}/{DIRS[category]}/{name}") as stream:
-            pq.write_table(rows, stream, compression="zstd")
-    return pa.concat_tables(stats) if stats else STATS_SCHEMA.empty_table()
+def _parts(written: list[tuple[str, int]]) -> pa.Table:
+    return pa.table({"unit": [u for u, _ in written], "documents": [n for _, n in written]}, schema=PARTS_SCHEMA)
+
+
+def write_phase(block: pa.Table, out_dir: str, phase: int) -> pa.Table:
+    """Sink of an intermediate phase: every column of every row, for the next phase to read."""
+    work = WorkDir(out_dir)
+    fs, _ = work.fs_root
+    written = []
+    for unit, start, rows in unit_runs(block):
+        write_parquet_atomic(fs, f"{work.phase_dir(phase)}/{unit_key(unit)}/{part_name(start, rows.num_rows)}", rows)
+        written.append((unit, rows.num_rows))
+    return _parts(written)
+
+
+def categories(rows: pa.Table) -> dict[str, pa.Table]:
+    stage = rows["drop_stage"]
+    masks = {KEPT: pc.is_null(stage), QUARANTINED: pc.fill_null(pc.equal(stage, QUARANTINE_STAGE), False)}
+    masks[REMOVED] = pc.invert(pc.or_(masks[KEPT], masks[QUARANTINED]))
+    return {category: rows.filter(mask) for category, mask in masks.items()}
+
+
+def write_final(block: pa.Table, out_dir: str, rejects_text: bool = True, summed: tuple[str, ...] = (),
+                binned: tuple[str, ...] = ()) -> pa.Table:
+    """Sink of the last phase: each part's kept, removed and quarantined rows into the staged
+    docs/, rejects/, quarantine/, then its counts (STATS_SCHEMA, with the `summed` and `binned`
+    signal columns), written last as the part's completion record."""
+    work = WorkDir(out_dir)
+    fs, _ = work.fs_root
+    written = []
+    for unit, start, rows in unit_runs(block):
+        key = unit_key(unit)
+        stats = []
+        for category, part in categories(rows).items():
+            if not part.num_rows:
+                continue
+            stats.append(summarise(part, category, summed, binned))
+            if category == REMOVED and not rejects_text:
+                part = part.drop_columns(["text"])
+            write_parquet_atomic(fs, f"{work.staging}/{DIRS[category]}/part-{key}-{start:012d}.parquet", part)
+        write_parquet_atomic(fs, f"{work.phase_dir('final')}/{key}/{part_name(start, rows.num_rows)}",
+                             pa.concat_tables(stats))
+        written.append((unit, rows.num_rows))
+    return _parts(written)
 
 
 def summarise(rows: pa.Table, category: str, summed: tuple[str, ...] = (), binned: tuple[str, ...] = ()) -> pa.Table:

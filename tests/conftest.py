@@ -24,3 +24,19 @@ def in_repo_root(monkeypatch):
     """Configs name paths relative to the repo root, as `make corpus` runs."""
     monkeypatch.chdir(ROOT)
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_run(ray_local, tmp_path_factory):
+    """`make corpus`'s pipeline run once on the embedded sample, shared by the end-to-end tests."""
+    from pipelines.config import load_config
+    from pipelines.corpus import run
+
+    out = str(tmp_path_factory.mktemp("corpus") / "out")
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        stats = run(load_config("configs/corpus.yaml", {"output.dir": out}))
+    finally:
+        os.chdir(cwd)
+    return out, stats

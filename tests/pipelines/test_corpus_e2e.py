@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import load_config
-from pipelines.corpus import run
 from stages.minhash_dedup import MinHashParams, shingle_hashes
 from stages.pii import PiiScrubber
 from tests.helpers import ROOT
@@ -23,15 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def local_run(ray_local, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("corpus") / "out")
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        stats = run(load_config("configs/corpus.yaml", {"output.dir": out}))
-    finally:
-        os.chdir(cwd)
-    return out, stats
+def local_run(sample_run):
+    return sample_run
 
 
 def read_dir(path):

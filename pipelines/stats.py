@@ -1,0 +1,85 @@
+"""stats.json: the last phase's per-part counts folded into one summary, with the accounting check."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from pipelines.config import CorpusConfig
+from pipelines.output import BINS, KEPT, QUARANTINED, REMOVED
+
+
+def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig, seconds: float) -> dict:
+    """Fold per-batch counts into stats.json and check that every input is accounted for."""
+    totals: Counter = Counter()
+    removed: dict = defaultdict(Counter)
+    quarantined: Counter = Counter()
+    per_source: dict = defaultdict(Counter)
+    langs: Counter = Counter()
+    examples: dict = defaultdict(list)
+    sums: Counter = Counter()
+    histograms: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0] * BINS)))
+    for row in rows:
+        for name, value in row["signals"]:
+            column, _, b = name.partition("#")
+            if b:
+                histograms[column][row["source"]][row["category"]][int(b)] += value
+            else:
+                sums[column] += value
+        category, source, docs, size = row["category"], row["source"], row["documents"], row["bytes"]
+        totals[category] += docs
+        totals[f"{category}_bytes"] += size
+        per_source[source][category] += docs
+        per_source[source][f"{category}_bytes"] += size
+        if category == KEPT:
+            langs[row["lang"] or "unknown"] += docs
+        elif category == REMOVED:
+            removed[row["stage"]][row["reason"]] += docs
+        else:
+            quarantined[row["reason"]] += docs
+        if category != KEPT:
+            key = (row["stage"], row["reason"])
+            examples[key].extend(zip(row["example_ids"], row["example_texts"]))
+    input_documents = sum(inputs.values())
+    stats = {
+        "input_documents": input_documents,
+        "kept_documents": totals[KEPT],
+        "removed_documents": totals[REMOVED],
+        "quarantined_documents": totals[QUARANTINED],
+        "removed": {stage: dict(sorted(reasons.items())) for stage, reasons in sorted(removed.items())},
+        "quarantined": dict(sorted(quarantined.items())),
+        "bytes_in": totals[f"{KEPT}_bytes"] + totals[f"{REMOVED}_bytes"] + totals[f"{QUARANTINED}_bytes"],
+        "bytes_out": totals[f"{KEPT}_bytes"],
+        "per_source": {
+            source: {
+                "input_documents": inputs.get(source, 0),
+                "kept_documents": counts[KEPT],
+                "removed_documents": counts[REMOVED],
+                "quarantined_documents": counts[QUARANTINED],
+                "kept_bytes": counts[f"{KEPT}_bytes"],
+            }
+            for source, counts in sorted(per_source.items())
+        },
+        "kept_languages": dict(langs.most_common()),
+        "signal_sums": dict(sorted(sums.items())),  # e.g. pii_email_address: values replaced
+        # column -> source -> kept/removed -> documents per score bin [0, 0.1), ..., [0.9, 1]
+        "histograms": {column: {source: dict(sorted(parts.items())) for source, parts in sorted(by_source.items())}
+                       for column, by_source in sorted(histograms.items())},
+        "stages": [spec.name for spec in config.stages],
+        "config_digest": config.digest,
+        "seed": config.seed,
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(input_documents / seconds, 1) if seconds else None,
+    }
+    stats["examples"] = {
+        f"{stage}/{reason}": [{"id": i, "text": t} for i, t in sorted(pairs)[:3]]
+        for (stage, reason), pairs in sorted(examples.items())
+    }
+    accounted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
+    if accounted != input_documents:
+        raise RuntimeError(
+            f"accounting check failed: {input_documents} input documents but {stats['kept_documents']} kept + "
+            f"{stats['removed_documents']} removed + {stats['quarantined_documents']} quarantined = {accounted}"
+        )
+    return stats
+
+

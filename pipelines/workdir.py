@@ -1,0 +1,235 @@
+"""The run's work directory `<out>/.run`: what makes a corpus run resumable and its output atomic.
+
+Layout (see docs/ARCHITECTURE.md):
+
+    .run/run.json                     config digest and input file list of the run in progress
+    .run/inputs/<unit>.json           one per input file, written when ingest has read all of it:
+                                      {unit, source, path, documents}
+    .run/phase-<p>/<unit>/<start>-<count>.parquet
+                                      rows [start, start + count) of one input file after phase p
+    .run/phase-<p>/_DONE              a global phase's completion record, with the stage's stats
+    .run/final/<unit>/<start>-<count>.parquet
+                                      the last phase's per-part counts (stats.json is folded from them)
+    .run/staging/                     docs/ rejects/ quarantine/ stats.json report.md being built
+    .run/PUBLISHING                   present while staging is moved into <out>
+
+`<unit>` is a hash of the input file's id prefix (`source/relpath`). Every document keeps its row
+in every phase (removed ones are marked, not dropped), so an input file of N records is complete
+in a phase when that phase's parts for it cover [0, N) exactly. Each file is written under a
+temporary name and renamed, so a part that exists is whole.
+
+Ray Data's own checkpointing (`ray.data.checkpoint`) skips rows already written by one sink; it
+cannot resume our three-way output, the global phases between row phases, or the stats, so the
+records here are our own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+WORK = ".run"
+PUBLISHED = ("docs", "rejects", "quarantine", "stats.json", "report.md")
+SUCCESS = "_SUCCESS"
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """Local paths and remote URIs (s3://, gs://, hdfs://) alike, via pyarrow."""
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+@contextmanager
+def atomic_output(fs: pafs.FileSystem, path: str) -> Iterator:
+    """A stream to a temporary name, renamed to `path` once complete: a reader never sees half a file."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    fs.create_dir(path.rpartition("/")[0])
+    with fs.open_output_stream(temporary) as stream:
+        yield stream
+    fs.move(temporary, path)
+
+
+def write_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    with atomic_output(fs, path) as stream:
+        stream.write(data)
+
+
+def write_parquet_atomic(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    with atomic_output(fs, path) as stream:
+        pq.write_table(table, stream, compression="zstd")
+
+
+def read_json(fs: pafs.FileSystem, path: str) -> dict | None:
+    try:
+        with fs.open_input_stream(path) as stream:
+            return json.loads(stream.read())
+    except FileNotFoundError:
+        return None
+
+
+def unit_of(doc_id: str) -> str:
+    """The input file a document id names: `source/relpath#index` -> `source/relpath`."""
+    return doc_id.rpartition("#")[0]
+
+
+def unit_key(unit: str) -> str:
+    return hashlib.sha1(unit.encode()).hexdigest()[:16]
+
+
+def part_name(start: int, count: int) -> str:
+    return f"{start:012d}-{count}.parquet"
+
+
+def parse_part(name: str) -> tuple[int, int] | None:
+    stem, dot, ext = name.partition(".")
+    start, dash, count = stem.partition("-")
+    if ext != "parquet" or not dash or not start.isdigit() or not count.isdigit():
+        return None  # a temporary file of a killed writer, or anything else
+    return int(start), int(count)
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    """Paths and completion records of one output directory's run in progress."""
+
+    out: str
+
+    @property
+    def fs_root(self) -> tuple[pafs.FileSystem, str]:
+        return filesystem(self.out)
+
+    @property
+    def root(self) -> str:
+        return f"{self.fs_root[1]}/{WORK}"
+
+    def phase_dir(self, phase: int | str) -> str:
+        return f"{self.root}/{phase if isinstance(phase, str) else f'phase-{phase}'}"
+
+    @property
+    def staging(self) -> str:
+        return f"{self.root}/staging"
+
+    # Input records
+    def record_input(self, unit: str, source: str, path: str, documents: int) -> None:
+        fs, _ = self.fs_root
+        data = {"unit": unit, "source": source, "path": path, "documents": documents}
+        write_atomic(fs, f"{self.root}/inputs/{unit_key(unit)}.json", json.dumps(data).encode())
+
+    def inputs(self) -> dict[str, dict]:
+        """unit key -> input record, for the files ingest has read completely."""
+        fs, _ = self.fs_root
+        records = {}
+        for info in fs.get_file_info(pafs.FileSelector(f"{self.root}/inputs", allow_not_found=True)):
+            if info.base_name.endswith(".json"):
+                records[info.base_name[:-5]] = read_json(fs, info.path)
+        return records
+
+    # Parts
+    def parts(self, phase: int | str) -> dict[str, list[tuple[int, int, str]]]:
+        """unit key -> sorted (start, count, path) of the parts a phase has written."""
+        fs, _ = self.fs_root
+        found: dict[str, list] = {}
+        for info in fs.get_file_info(pafs.FileSelector(self.phase_dir(phase), recursive=True, allow_not_found=True)):
+            span = parse_part(info.base_name)
+            if span and info.type == pafs.FileType.File:
+                found.setdefault(info.path.rsplit("/", 2)[-2], []).append((*span, info.path))
+        return {unit: sorted(spans) for unit, spans in found.items()}
+
+    def complete_units(self, phase: int | str, inputs: dict[str, dict]) -> set[str]:
+        """Units whose parts in `phase` cover exactly the [0, documents) of their input record."""
+        done = set()
+        for unit, spans in self.parts(phase).items():
+            if unit not in inputs:
+                continue
+            position = 0
+            for start, count, _ in spans:
+                if start != position:
+                    break
+                position += count
+            else:
+                if position == inputs[unit]["documents"]:
+                    done.add(unit)
+        return done
+
+    def discard_units(self, phase: int | str, units: set[str]) -> None:
+        """Remove what a killed run left of `units` in `phase` (and their staged output)."""
+        fs, _ = self.fs_root
+        for unit in units:
+            fs.delete_dir_contents(f"{self.phase_dir(phase)}/{unit}", missing_dir_ok=True)
+        if phase == "final":
+            for sub in ("docs", "rejects", "quarantine"):
+                for info in fs.get_file_info(pafs.FileSelector(f"{self.staging}/{sub}", allow_not_found=True)):
+                    if info.base_name.startswith("part-") and info.base_name[5:21] in units:
+                        fs.delete_file(info.path)
+
+    def discard_phase(self, phase: int | str) -> None:
+        fs, _ = self.fs_root
+        fs.delete_dir_contents(self.phase_dir(phase), missing_dir_ok=True)
+        if phase == "final":
+            for sub in ("docs", "rejects", "quarantine"):
+                fs.delete_dir_contents(f"{self.staging}/{sub}", missing_dir_ok=True)
+
+    # Global phases
+    def phase_done(self, phase: int) -> dict | None:
+        fs, _ = self.fs_root
+        return read_json(fs, f"{self.phase_dir(phase)}/_DONE")
+
+    def mark_phase_done(self, phase: int, record: dict) -> None:
+        fs, _ = self.fs_root
+        write_atomic(fs, f"{self.phase_dir(phase)}/_DONE", json.dumps(record, sort_keys=True).encode())
+
+    # The run as a whole
+    def state(self) -> dict | None:
+        fs, _ = self.fs_root
+        return read_json(fs, f"{self.root}/run.json")
+
+    def start(self, state: dict) -> None:
+        fs, _ = self.fs_root
+        fs.delete_dir_contents(self.root, missing_dir_ok=True)
+        fs.create_dir(self.root)
+        write_atomic(fs, f"{self.root}/run.json", json.dumps(state, sort_keys=True).encode())
+
+    def discard(self) -> None:
+        fs, _ = self.fs_root
+        if fs.get_file_info(self.root).type != pafs.FileType.NotFound:
+            fs.delete_dir(self.root)
+
+    def publish(self, success: dict | None = None, after_move: Callable[[str], None] = lambda name: None) -> None:
+        """Move the staged output into `<out>`, then write `_SUCCESS` (the stats digest) last.
+
+        `_SUCCESS` is removed first, so while the names move a reader sees an incomplete output,
+        never a mix taken for a whole one. PUBLISHING records that staging is complete (and the
+        `_SUCCESS` content): rerun after a kill, `publish()` finishes the moves."""
+        fs, root = self.fs_root
+        if success is None:
+            success = read_json(fs, f"{self.root}/PUBLISHING")
+        else:
+            write_atomic(fs, f"{self.root}/PUBLISHING", json.dumps(success).encode())
+        if fs.get_file_info(f"{root}/{SUCCESS}").type != pafs.FileType.NotFound:
+            fs.delete_file(f"{root}/{SUCCESS}")
+        fs.create_dir(f"{self.root}/previous")
+        for name in PUBLISHED:
+            staged = f"{self.staging}/{name}"
+            if fs.get_file_info(staged).type == pafs.FileType.NotFound:
+                continue  # moved before a kill
+            target = f"{root}/{name}"
+            if fs.get_file_info(target).type != pafs.FileType.NotFound:
+                fs.move(target, f"{self.root}/previous/{name}")
+            fs.move(staged, target)
+            after_move(name)
+        write_atomic(fs, f"{root}/{SUCCESS}", json.dumps(success, indent=2, sort_keys=True).encode())
+        self.discard()
+
+    def publishing(self) -> bool:
+        fs, _ = self.fs_root
+        return fs.get_file_info(f"{self.root}/PUBLISHING").type == pafs.FileType.File

@@ -1,0 +1,83 @@
+"""A driver killed at any point: rerunning the same command resumes and gives the clean run's output.
+
+The driver runs as a separate process on the test session's Ray instance (as `ray job submit`
+runs it on a cluster) and kills itself with SIGKILL at a chosen point (LMFORGE_KILL_AT, see
+pipelines.corpus.failpoint): its Ray workers die with it, the work directory stays."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
+VOLATILE = ("seconds", "docs_per_s")  # wall time differs between any two runs
+
+
+def corpus(out, ray_address, kill_at=None, *extra):
+    env = dict(os.environ, RAY_ADDRESS=ray_address)
+    env.pop("LMFORGE_KILL_AT", None)
+    if kill_at:
+        env["LMFORGE_KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml",
+                           "--out", out, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def table(out, sub):
+    path = os.path.join(out, sub)
+    return pq.read_table(path).sort_by("id") if os.path.isdir(path) and os.listdir(path) else None
+
+
+def stats_of(out):
+    with open(os.path.join(out, "stats.json")) as handle:
+        return {k: v for k, v in json.load(handle).items() if k not in VOLATILE}
+
+
+@pytest.fixture(scope="module")
+def ray_address(ray_local):
+    return ray_local.get_runtime_context().gcs_address
+
+
+@pytest.mark.parametrize("kill_at, resumed", [
+    ("phase0.part:3", "input files done in an earlier attempt"),  # in the row stages
+    ("phase2.applied", "phase 1 (exact_dedup): done"),  # inside a global stage (minhash_dedup)
+    ("phase4.part:2", "phase 3 (sentence_dedup): done"),  # while the output is written
+    ("publish:2", None),                                 # while the finished output is moved into place
+])
+def test_a_killed_driver_resumes_to_the_clean_output(sample_run, ray_address, tmp_path, kill_at, resumed):
+    clean_out, _ = sample_run
+    out = str(tmp_path / "out")
+    # A previous complete output, which must survive the killed run untouched.
+    shutil.copytree(clean_out, out)
+    with open(os.path.join(out, "_SUCCESS")) as handle:
+        previous_success = handle.read()
+
+    killed = corpus(out, ray_address, kill_at)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert os.path.isdir(os.path.join(out, ".run"))
+    if not kill_at.startswith("publish"):
+        with open(os.path.join(out, "_SUCCESS")) as handle:
+            assert handle.read() == previous_success  # the old output is still the published one
+        assert stats_of(out) == stats_of(clean_out)
+    else:
+        assert not os.path.exists(os.path.join(out, "_SUCCESS"))  # half-moved: never marked complete
+
+    rerun = corpus(out, ray_address)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming the unfinished run" in rerun.stdout
+    if resumed:
+        assert resumed in rerun.stdout, rerun.stdout
+    assert stats_of(out) == stats_of(clean_out)
+    for sub in ("docs", "rejects", "quarantine"):
+        mine, theirs = table(out, sub), table(clean_out, sub)
+        assert (mine is None and theirs is None) or mine.equals(theirs), sub
+    assert sorted(os.listdir(os.path.join(out, "docs"))) == sorted(os.listdir(os.path.join(clean_out, "docs")))
+    assert not os.path.exists(os.path.join(out, ".run"))
+    with open(os.path.join(out, "_SUCCESS")) as handle:
+        assert json.load(handle)["kept_documents"] == stats_of(clean_out)["kept_documents"]
