@@ -32,10 +32,12 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 import ray
 from tqdm import tqdm
 
+from pipelines.workdir import atomic_output, write_atomic
 from tokenizer.config import OTHER, Config, load_config, parse_set, with_out_root
 from tokenizer.corpus import list_files
 from tokenizer.models import file_sha256
@@ -59,7 +61,7 @@ def shard_schema(dtype: pa.DataType) -> pa.Schema:
 
 def write_arrow(path: str, table: pa.Table) -> None:
     """One uncompressed record batch: the token values are one contiguous, mappable buffer."""
-    with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+    with atomic_output(pafs.LocalFileSystem(), path) as sink, ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table.combine_chunks(), max_chunksize=max(1, table.num_rows))
 
 
@@ -270,8 +272,9 @@ def run(config: Config, retrain_tokenizer: bool = False) -> dict:
         "files": files,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, ensure_ascii=False)
+    # Written last and whole: its presence says the shards are complete (`make train` checks it).
+    write_atomic(pafs.LocalFileSystem(), os.path.join(out_dir, "manifest.json"),
+                 json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     return manifest
 
 

@@ -18,11 +18,25 @@ import pyarrow.dataset as pads
 COLUMNS = ("id", "source", "text", "lang")
 
 
+def require_complete_corpus(directory: str) -> None:
+    """Refuse the `docs/` of a corpus output that was never completed: the corpus pipeline writes
+    `_SUCCESS` beside it last, so without it the documents may be partial or mixed."""
+    out = os.path.dirname(os.path.abspath(directory))
+    is_corpus_output = os.path.basename(os.path.abspath(directory)) == "docs" and any(
+        os.path.exists(os.path.join(out, name)) for name in ("stats.json", ".run"))
+    if is_corpus_output and not os.path.exists(os.path.join(out, "_SUCCESS")):
+        raise FileNotFoundError(
+            f"{directory} is not a complete corpus output: {out}/_SUCCESS is missing (the run was interrupted, "
+            f"failed, or predates it). Run `python -m pipelines.corpus --out {out}` (or `make corpus`) again: "
+            "an interrupted run resumes where it stopped")
+
+
 def list_files(paths: str | list[str]) -> list[str]:
     """Parquet/.txt files named by `paths` (files, directories or globs), sorted."""
     files: list[str] = []
     for path in [paths] if isinstance(paths, str) else paths:
         if os.path.isdir(path):
+            require_complete_corpus(path)
             found = [os.path.join(root, name) for root, _, names in os.walk(path) for name in names
                      if name.endswith((".parquet", ".txt"))]
         else:

@@ -126,3 +126,20 @@ def test_help_and_config_errors(in_repo_root, capsys):
     assert exit_info.value.code == 0 and "--config" in capsys.readouterr().out
     assert main(["--set", "shards.max_epochs=0"]) == 2
     assert "shards.max_epochs" in capsys.readouterr().err
+
+
+def test_the_docs_of_an_unfinished_corpus_run_are_refused(tmp_path):
+    from tokenizer.corpus import list_files
+
+    docs = tmp_path / "out" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "part-1.parquet").write_bytes(b"")
+    (tmp_path / "out" / "stats.json").write_text("{}")  # a corpus output, from a run that did not finish
+    with pytest.raises(FileNotFoundError, match="_SUCCESS is missing.*pipelines.corpus --out"):
+        list_files(str(docs))
+    (tmp_path / "out" / "_SUCCESS").write_text("{}")
+    assert list_files(str(docs)) == [str(docs / "part-1.parquet")]
+    plain = tmp_path / "mine"  # documents a user made: no corpus output around them
+    plain.mkdir()
+    (plain / "a.parquet").write_bytes(b"")
+    assert list_files(str(plain)) == [str(plain / "a.parquet")]
