@@ -64,6 +64,18 @@ def write_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         stream.write(data)
 
 
+def write_local_atomic(path: str, data: bytes | str) -> None:
+    """`write_atomic` for a local path; text is written as UTF-8."""
+    write_atomic(pafs.LocalFileSystem(), os.path.abspath(path), data.encode() if isinstance(data, str) else data)
+
+
+def save_tokenizer_atomic(tokenizer, path: str) -> None:
+    """`tokenizers.Tokenizer.save` under a temporary name, then renamed."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    tokenizer.save(temporary)
+    os.replace(temporary, path)
+
+
 def write_parquet_atomic(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
     with atomic_output(fs, path) as stream:
         pq.write_table(table, stream, compression="zstd")

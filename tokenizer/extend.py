@@ -23,6 +23,7 @@ from collections import defaultdict
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from tokenizer.corpus import iter_documents
+from pipelines.workdir import save_tokenizer_atomic
 from tokenizer.models import TOKENIZER_FILES, tokenizer_path
 from tokenizer.report import measure, write_report
 from tokenizer.sampling import heldout_mask
@@ -113,7 +114,7 @@ def extend_files(base_file: str, corpus: str | list[str], add: int, out_dir: str
         raise ValueError(f"no training documents in {corpus!r}" + (f" for languages {langs}" if langs else ""))
     extended, added = extend(base, training, add)
     os.makedirs(out_dir, exist_ok=True)
-    extended.save(os.path.join(out_dir, "tokenizer.json"))
+    save_tokenizer_atomic(extended, os.path.join(out_dir, "tokenizer.json"))
     for name in TOKENIZER_FILES[1:]:  # special tokens are unchanged: copy the base's files
         source = os.path.join(os.path.dirname(base_file), name)
         if os.path.exists(source):

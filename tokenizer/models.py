@@ -14,6 +14,7 @@ import os
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from pipelines.workdir import save_tokenizer_atomic, write_local_atomic
 from tokenizer.config import TokenizerConfig
 
 # LLaMA-3's pre-tokenizer: contractions, letter runs with one leading non-letter, digit
@@ -93,7 +94,7 @@ def chat_template(config: TokenizerConfig) -> str:
 def save(tokenizer: Tokenizer, out_dir: str, config: TokenizerConfig) -> None:
     """Write tokenizer.json plus the two files `transformers` reads its special tokens from."""
     os.makedirs(out_dir, exist_ok=True)
-    tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
+    save_tokenizer_atomic(tokenizer, os.path.join(out_dir, "tokenizer.json"))
     special = {f"{name}_token": token for name, token in config.special_tokens.items()
                if name in ("bos", "eos", "pad", "unk")}
     extra = [t for t in config.all_special_tokens if t not in special.values()]
@@ -106,8 +107,7 @@ def save(tokenizer: Tokenizer, out_dir: str, config: TokenizerConfig) -> None:
         "chat_template": chat_template(config),
     }
     for name, content in (("tokenizer_config.json", tokenizer_config), ("special_tokens_map.json", special_map)):
-        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2, ensure_ascii=False)
+        write_local_atomic(os.path.join(out_dir, name), json.dumps(content, indent=2, ensure_ascii=False))
 
 
 def tokenizer_path(path: str) -> str:

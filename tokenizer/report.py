@@ -13,6 +13,7 @@ import os
 
 from tokenizers import Tokenizer
 
+from pipelines.workdir import write_local_atomic
 from stages.text import words_of
 
 
@@ -58,7 +59,6 @@ def write_report(out_dir: str, title: str, results: dict[str, dict[str, dict]],
                  notes: list[str] | None = None, extra: dict | None = None) -> None:
     """`report.json` (figures and `extra` details) and `report.md` into `out_dir`."""
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as handle:
-        json.dump({"title": title, "results": results, **(extra or {})}, handle, indent=2, ensure_ascii=False)
-    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as handle:
-        handle.write(markdown(title, results, notes or []))
+    write_local_atomic(os.path.join(out_dir, "report.json"),
+                       json.dumps({"title": title, "results": results, **(extra or {})}, indent=2, ensure_ascii=False))
+    write_local_atomic(os.path.join(out_dir, "report.md"), markdown(title, results, notes or []))
