@@ -1,38 +1,90 @@
-"""Pipeline configuration: YAML in, validated dataclasses out.
+"""Pipeline configuration: YAML in, validated models out.
 
-Errors name the offending key, so a typo in a config fails before Ray starts.
+Every problem is reported at once, each naming its YAML path (sources, sections, and
+each stage's parameters checked by the stage itself), before Ray starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-import yaml
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
-from stages import build_stage
+from stages import STAGES, build_stage, stage_class
+from stages.base import DEFAULT_PRIORITY, ConfigError, Strict, validated
 from stages.ingest import FORMATS, SourceConfig
+from tokenizer.config import read_yaml
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
+class Source(Strict):
+    """One named input source: the fields of stages.ingest.SourceConfig but its name (the key)."""
+
+    paths: list[str] = Field(min_length=1)  # globs or directories; a single string is one path
+    format: Literal[("auto", *FORMATS)] = "auto"
+    text_field: str = "text"
+    id_field: str | None = None
+    url_field: str = "url"
+    priority: int = DEFAULT_PRIORITY
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_path(cls, paths: Any) -> Any:
+        return [paths] if isinstance(paths, str) else paths
 
 
-@dataclass(frozen=True)
-class OutputConfig:
+class StageSpec(Strict):
+    name: str  # a key of stages.STAGES
+    params: dict[str, Any] = {}  # checked by the stage's constructor
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        stage_class(name)
+        return name
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _empty(cls, params: Any) -> Any:
+        return {} if params is None else params
+
+
+class OutputConfig(Strict):
     dir: str = "out"
     rejects_text: bool = True  # keep the text of removed documents in rejects/
 
 
-@dataclass(frozen=True)
-class ExecutionConfig:
-    batch_size: int = 256  # documents per Arrow batch handed to a stage chain
-    num_cpus: int | None = None  # cores for a local Ray instance (default: all)
-    workers: int | None = None  # max parallel stage-chain actors (default: cluster CPUs)
+class IngestConfig(Strict):
+    max_doc_bytes: PositiveInt = 10_000_000  # a longer document is quarantined
+    max_batch_bytes: PositiveInt = 64 << 20  # text per Arrow batch read from one file
+
+
+class ExecutionConfig(Strict):
+    batch_size: PositiveInt = 256  # documents per Arrow batch handed to a stage chain
+    num_cpus: PositiveInt | None = None  # cores for a local Ray instance (default: all)
+    workers: PositiveInt | None = None  # max parallel stage-chain actors (default: cluster CPUs)
+    max_retries: NonNegativeInt = 3  # Ray task retries
+    max_restarts: int = Field(3, ge=-1)  # stage actor restarts (-1: unlimited)
+    max_task_retries: int = Field(3, ge=-1)  # retries of a task on a restarted actor (-1: unlimited)
+    object_store_memory: PositiveInt | None = None  # bytes, for a local Ray instance (default: Ray's)
+
+
+# Settings that change how a run executes but never what it writes: left out of the digest.
+EXECUTION_ONLY = {"num_cpus", "workers", "max_retries", "max_restarts", "max_task_retries", "object_store_memory"}
+
+
+class CorpusFile(Strict):
+    """The YAML file (configs/corpus.yaml)."""
+
+    seed: int = 0
+    sources: dict[str, Source] = Field(min_length=1)
+    stages: list[StageSpec] = []
+    output: OutputConfig = OutputConfig()
+    ingest: IngestConfig = IngestConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
 
 @dataclass(frozen=True)
@@ -40,64 +92,66 @@ class CorpusConfig:
     sources: dict[str, SourceConfig]
     stages: list[StageSpec]
     output: OutputConfig = OutputConfig()
+    ingest: IngestConfig = IngestConfig()
     execution: ExecutionConfig = ExecutionConfig()
     seed: int = 0
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    raw: dict = field(default_factory=dict, compare=False, repr=False)  # the YAML as read, overrides applied
 
     @property
     def digest(self) -> str:
-        """Hash of the resolved config, recorded with every output."""
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _only_known(section: str, values: dict, cls) -> dict:
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{section}: unknown key(s) {sorted(unknown)}; valid: {sorted(known - {'name', 'raw'})}")
-    return values
+        """What identifies a run's output: a hash of the validated config with every default filled
+        in (seed, sources, stages with their parameters as written, ingest, batch_size, rejects_text),
+        without output.dir and the execution settings that cannot change the output (EXECUTION_ONLY).
+        The same in every process: keys sorted, plain JSON values."""
+        resolved = {
+            "seed": self.seed,
+            "sources": {name: dataclasses.asdict(source) for name, source in self.sources.items()},
+            "stages": [stage.model_dump() for stage in self.stages],
+            "output": self.output.model_dump(exclude={"dir"}),
+            "ingest": self.ingest.model_dump(),
+            "execution": self.execution.model_dump(exclude=EXECUTION_ONLY),
+        }
+        return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def parse_config(raw: dict) -> CorpusConfig:
-    if not isinstance(raw, dict):
-        raise ValueError("config must be a mapping with `sources` and `stages`")
-    _only_known("config", raw, CorpusConfig)
-    sources_raw = raw.get("sources") or {}
-    if not sources_raw:
-        raise ValueError("config: `sources` is empty; name at least one input source")
-    sources = {}
-    for name, spec in sources_raw.items():
-        spec = dict(spec or {})
-        _only_known(f"sources.{name}", spec, SourceConfig)
-        paths = spec.get("paths")
-        if isinstance(paths, str):
-            spec["paths"] = [paths]
-        if not spec.get("paths"):
-            raise ValueError(f"sources.{name}: `paths` is required (globs or directories)")
-        fmt = spec.get("format", "auto")
-        if fmt != "auto" and fmt not in FORMATS:
-            raise ValueError(f"sources.{name}.format: {fmt!r} is not one of auto, {', '.join(FORMATS)}")
-        sources[name] = SourceConfig(name=name, **spec)
-    stages = []
-    for position, entry in enumerate(raw.get("stages") or []):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise ValueError(f"stages[{position}]: expected a mapping with `name` (and optional `params`)")
-        _only_known(f"stages[{position}]", entry, StageSpec)
-        spec = StageSpec(entry["name"], dict(entry.get("params") or {}))
-        build_stage(spec.name, spec.params)  # validate now, not inside a Ray worker
-        stages.append(spec)
-    output = OutputConfig(**_only_known("output", raw.get("output") or {}, OutputConfig))
-    execution = ExecutionConfig(**_only_known("execution", raw.get("execution") or {}, ExecutionConfig))
-    return CorpusConfig(sources, stages, output, execution, int(raw.get("seed", 0)), raw)
+    """The validated config; a ConfigError lists every problem, stage parameters included."""
+    problems = []
+    try:
+        config = validated(CorpusFile, raw)
+    except ConfigError as error:
+        config, problems = None, error.problems
+    if isinstance(raw, dict) and isinstance(raw.get("stages"), list):
+        sources = raw["sources"] if isinstance(raw.get("sources"), dict) else None
+        for position, entry in enumerate(raw["stages"]):
+            problems += stage_problems(position, entry, sources)
+    if problems:
+        raise ConfigError(problems)
+    return CorpusConfig(
+        sources={name: SourceConfig(name=name, **source.model_dump()) for name, source in config.sources.items()},
+        stages=config.stages, output=config.output, ingest=config.ingest, execution=config.execution,
+        seed=config.seed, raw=raw)
+
+
+def stage_problems(position: int, entry: Any, sources: dict | None) -> list[tuple[str, str]]:
+    """What is wrong with the parameters of stages[position], found by building the stage,
+    and `per_source` rules naming no source (when `sources` is known)."""
+    params = (entry.get("params") or {}) if isinstance(entry, dict) else None
+    if not isinstance(params, dict) or entry.get("name") not in STAGES:
+        return []  # not a stage entry: reported by the schema
+    path = f"stages[{position}] ({entry['name']}).params"
+    rules = params.get("per_source")
+    problems = [(f"{path}.per_source.{name}", f"no such source; sources: {', '.join(sources)}")
+                for name in (rules if isinstance(rules, dict) and sources is not None else []) if name not in sources]
+    try:
+        build_stage(entry["name"], params)
+    except ConfigError as error:
+        problems += error.within(path).problems
+    except (ValueError, OSError) as error:  # a stage's own check, e.g. a file it reads
+        problems.append((path, str(error)))
+    return problems
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> CorpusConfig:
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return parse_config(raw)
+    """Read the YAML file at `path` and apply `overrides` ({"execution.batch_size": 512, ...})."""
+    return parse_config(read_yaml(path, overrides))

@@ -4,8 +4,9 @@ to their classes; modules are imported only when a pipeline uses them."""
 from __future__ import annotations
 
 import importlib
+import inspect
 
-from stages.base import GlobalStage, Stage
+from stages.base import ConfigError, GlobalStage, Stage
 
 STAGES = {
     "langid": "stages.langid:LanguageId",
@@ -31,9 +32,9 @@ def stage_class(name: str) -> type[Stage | GlobalStage]:
 
 
 def build_stage(name: str, params: dict | None = None) -> Stage | GlobalStage:
-    """Instantiate a stage from its config entry, with a clear error for wrong parameters."""
+    """Instantiate a stage from its config entry. Wrong parameters raise a ConfigError
+    naming each one (paths relative to `params`)."""
     cls = stage_class(name)
-    try:
-        return cls(**(params or {}))
-    except TypeError as error:
-        raise ValueError(f"stage {name!r}: bad parameters: {error}") from None
+    if params and not inspect.signature(cls).parameters:
+        raise ConfigError([("", f"{name} takes no parameters")])
+    return cls(**(params or {}))

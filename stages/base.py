@@ -9,13 +9,19 @@ so the output writer can route each one to `docs/`, `rejects/` or
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields, replace
-from typing import ClassVar
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from typing_extensions import Self
 
 # Columns every batch carries from ingest on (see docs/ARCHITECTURE.md).
 DOCUMENT_SCHEMA = pa.schema(
@@ -134,34 +140,150 @@ def mark_dropped(batch: pa.Table, stage: str, reasons: pa.Array) -> pa.Table:
     return set_column(batch, "drop_reason", reason_col)
 
 
-class PerLanguage:
-    """Thresholds with per-language overrides: `params[lang]` gives the dataclass to use.
+# ------------------------------------------------------------------------------ parameters and configs
+# Stage parameters and the YAML configs of every entry point are pydantic models: values are checked
+# against their types (a number written as a string is converted), ranges and unknown keys at any depth,
+# and every problem comes back at once as a ConfigError naming its YAML path.
+
+T = TypeVar("T")
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: every problem found, each a (YAML path, message) pair."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"{path}: {message}" if path else message for path, message in problems]
+        super().__init__(lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines))
+
+    def within(self, path: str) -> ConfigError:
+        """The same problems with their paths under `path` (e.g. `stages[2] (pii).params`)."""
+        return ConfigError([(join_path(path, inner), message) for inner, message in self.problems])
+
+
+def join_path(path: str, inner: str) -> str:
+    if not path or not inner:
+        return path or inner
+    return f"{path}{inner}" if inner.startswith("[") else f"{path}.{inner}"
+
+
+def yaml_path(loc: tuple) -> str:
+    """('stages', 0, 'params') -> 'stages[0].params'."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).removeprefix(".")
+
+
+def _empty_is_default(cls, data: Any) -> Any:
+    """An empty section (`params:` with nothing after it) means all defaults."""
+    return {} if data is None else data
+
+
+class Strict(BaseModel):
+    """Base of stage parameters and corpus config sections: typed, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    _empty = model_validator(mode="before")(_empty_is_default)
+
+
+STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+section = pydantic_dataclass(frozen=True, config=STRICT)  # decorates subclasses of Section
+
+
+@section
+class Section:
+    """Base of config sections that stay dataclasses (dataclasses.asdict and replace work on them),
+    with the same checks as Strict."""
+
+    _empty = model_validator(mode="before")(_empty_is_default)
+
+
+def validated(kind: type[T], data: Any, path: str = "") -> T:
+    """`data` (parsed YAML) as a `kind`: a Strict model, a Section, or a dict or list of them.
+    Raises a ConfigError listing every problem, with paths under `path`."""
+    try:
+        return TypeAdapter(kind).validate_python(data)
+    except ValidationError as error:
+        raise ConfigError([(join_path(path, yaml_path(e["loc"])), _message(kind, e))
+                           for e in error.errors()]) from None
+
+
+make_params = validated  # a stage's parameters from its config entry
+
+
+def _message(kind: Any, error: dict) -> str:
+    given = error.get("input")
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"unknown key; valid keys: {', '.join(_keys_at(kind, error['loc'][:-1]))}"
+    if error["type"] in ("model_type", "dataclass_type", "dict_type"):
+        return f"expected a mapping, got {given!r}"
+    if error["type"] == "list_type" and isinstance(given, str):
+        return f"expected a list, got the string {given!r}: write [{given}]"
+    if error["type"] in ("missing", "missing_argument"):
+        return "required"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _fields(kind: Any) -> dict[str, Any]:
+    """Field name -> type, of a model or dataclass type (empty for any other type)."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return {name: info.annotation for name, info in kind.model_fields.items()}
+    return typing.get_type_hints(kind) if dataclasses.is_dataclass(kind) else {}
+
+
+def _keys_at(kind: Any, loc: tuple) -> list[str]:
+    """The keys accepted by the mapping that `loc` leads to, inside a value of type `kind`."""
+    owner = kind
+    for part in (*loc, None):
+        kind = owner if kind is Self else kind
+        if typing.get_origin(kind) in (Union, UnionType):  # X | None
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        fields = _fields(kind)
+        if part is None:
+            return sorted(fields)
+        if fields:
+            owner, kind = kind, fields.get(part)
+        elif typing.get_origin(kind) in (dict, list):
+            kind = typing.get_args(kind)[-1]
+    return []
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def overridden(defaults: R, overrides: BaseModel) -> R:
+    """`defaults` with the values that the config gave `overrides`."""
+    return defaults.model_copy(update={name: getattr(overrides, name) for name in overrides.model_fields_set})
+
+
+class LanguageRules(Strict):
+    """Rules that a config can change per language: `per_lang: {zh: {<rule>: value, ...}}`
+    overrides any of the rules for documents whose `lang` is zh."""
+
+    per_lang: dict[str, Self] = {}
+
+    @field_validator("per_lang")
+    @classmethod
+    def _one_level(cls, per_lang: dict) -> dict:
+        if any(rules.per_lang for rules in per_lang.values()):
+            raise ValueError("per_lang cannot contain per_lang")
+        return per_lang
+
+
+class PerLanguage(Generic[R]):
+    """Rules with per-language overrides: `params[lang]` gives the rules to use.
 
     Rules tuned on English (word lengths, stop words, line lengths) need other
     values for Chinese or Japanese; configs override them per ISO 639-1 code.
     """
 
-    def __init__(self, defaults, per_lang: dict[str, dict] | None = None):
+    def __init__(self, defaults: R, per_lang: dict[str, Any] | None = None):
+        """`per_lang`: config values, `defaults.per_lang` when None."""
+        overrides = defaults.per_lang if per_lang is None else validated(dict[str, type(defaults)], per_lang, "per_lang")
         self.defaults = defaults
-        self.by_lang = {}
-        for lang, overrides in (per_lang or {}).items():
-            try:
-                self.by_lang[lang] = replace(defaults, **overrides)
-            except TypeError as error:
-                raise ValueError(
-                    f"per_lang.{lang}: {error}; valid keys: {sorted(f.name for f in fields(defaults))}"
-                ) from None
+        self.by_lang = {lang: overridden(defaults, rules) for lang, rules in overrides.items()}
 
-    def __getitem__(self, lang: str | None):
+    def __getitem__(self, lang: str | None) -> R:
         return self.by_lang.get(lang, self.defaults)
-
-
-def make_params(cls, params: dict, stage: str):
-    """Build the threshold dataclass `cls` from config values, with a clear error on typos."""
-    try:
-        return cls(**params)
-    except TypeError as error:
-        raise ValueError(f"stage {stage!r}: {error}; valid keys: {sorted(f.name for f in fields(cls))}") from None
 
 
 def column_or_none(batch: pa.Table, name: str) -> list:

@@ -6,20 +6,18 @@ Terminal punctuation and sentence splitting handle CJK full stops."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, POLICY_SUBSTRINGS
+from pydantic import NonNegativeInt
 
-from stages.base import Filter, PerLanguage, column_or_none, make_params
+from stages.base import Filter, LanguageRules, PerLanguage, column_or_none, make_params
 from stages.text import END_PUNCTUATION, sentences_of, words_of
 
 
-@dataclass
-class C4QualityParams:
-    min_num_sentences: int = 5
-    min_words_per_line: int = 3
-    max_word_length: int = 1000
+class C4QualityParams(LanguageRules):
+    min_num_sentences: NonNegativeInt = 5
+    min_words_per_line: NonNegativeInt = 3
+    max_word_length: int = 1000  # 0 = no limit
     remove_citations: bool = True
     filter_no_terminal_punct: bool = True
     filter_lorem_ipsum: bool = True
@@ -33,8 +31,8 @@ class C4Quality(Filter):
     reads = ("text", "lang")
     writes = {"c4_lines_removed": pa.int32(), "text": pa.string()}
 
-    def __init__(self, per_lang: dict[str, dict] | None = None, **params):
-        self.params = PerLanguage(make_params(C4QualityParams, params, self.name), per_lang)
+    def __init__(self, **params):
+        self.params = PerLanguage(make_params(C4QualityParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
         kept_texts, removed, reasons = [], [], []

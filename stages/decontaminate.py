@@ -12,29 +12,25 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from typing import Literal
 
 import pyarrow as pa
 import xxhash
+from pydantic import PositiveInt
 
-from stages.base import Filter, column_or_none, make_params
+from stages.base import Filter, Strict, column_or_none, make_params
 from stages.minhash_dedup import CHAR_SHINGLE_LANGS
 from stages.text import simplify_text
 
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0x0E00, 0x0E7F))
 
 
-@dataclass
-class DecontaminateParams:
-    files: list[str] = field(default_factory=list)
+class DecontaminateParams(Strict):
+    files: list[str] = []
     text_field: str = "text"
-    ngram: int = 13  # words
-    char_ngram: int = 25  # characters, for scripts without spaces
-    mode: str = "remove"  # or "flag"
-
-    def __post_init__(self):
-        if self.mode not in ("remove", "flag"):
-            raise ValueError(f"decontaminate: mode must be 'remove' or 'flag', not {self.mode!r}")
+    ngram: PositiveInt = 13  # words
+    char_ngram: PositiveInt = 25  # characters, for scripts without spaces
+    mode: Literal["remove", "flag"] = "remove"
 
 
 def _mostly_unspaced(text: str) -> bool:
@@ -66,7 +62,7 @@ class Decontaminate(Filter):
     writes = {"contaminated_by": pa.string()}
 
     def __init__(self, **params):
-        self.params = make_params(DecontaminateParams, params, self.name)
+        self.params = make_params(DecontaminateParams, params)
         for path in self.params.files:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"decontaminate: eval file {path!r} not found (cwd {os.getcwd()})")

@@ -4,22 +4,20 @@ Terminal punctuation covers CJK; line-length limits are per language."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
 from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
+from pydantic import NonNegativeFloat, NonNegativeInt
 
-from stages.base import Filter, PerLanguage, column_or_none, make_params
+from stages.base import Filter, Fraction, LanguageRules, PerLanguage, column_or_none, make_params
 from stages.text import END_PUNCTUATION, analyse
 
 
-@dataclass
-class FineWebQualityParams:
-    line_punct_thr: float = 0.12
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
+class FineWebQualityParams(LanguageRules):
+    line_punct_thr: Fraction = 0.12
+    short_line_thr: Fraction = 0.67
+    short_line_length: NonNegativeInt = 30
+    char_duplicates_ratio: Fraction = 0.01
+    new_line_ratio: NonNegativeFloat = 0.3
 
 
 class FineWebQuality(Filter):
@@ -27,8 +25,8 @@ class FineWebQuality(Filter):
     reads = ("text", "lang")
     writes = {"line_punct_ratio": pa.float32()}
 
-    def __init__(self, per_lang: dict[str, dict] | None = None, **params):
-        self.params = PerLanguage(make_params(FineWebQualityParams, params, self.name), per_lang)
+    def __init__(self, **params):
+        self.params = PerLanguage(make_params(FineWebQualityParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
         ratios = []

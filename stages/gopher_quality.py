@@ -4,11 +4,10 @@ jieba words and gets its own stop words and word-length bounds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
+from pydantic import NonNegativeFloat, NonNegativeInt
 
-from stages.base import Filter, PerLanguage, column_or_none, make_params
+from stages.base import Filter, Fraction, LanguageRules, PerLanguage, column_or_none, make_params
 from stages.text import analyse, is_symbol
 
 # datatrove's English list, plus the commonest Chinese function words.
@@ -18,17 +17,16 @@ STOP_WORDS = {
 }
 
 
-@dataclass
-class GopherQualityParams:
-    min_doc_words: int = 50
-    max_doc_words: int = 100_000
-    min_avg_word_length: float = 3.0
-    max_avg_word_length: float = 10.0
-    max_symbol_word_ratio: float = 0.1
-    max_bullet_lines_ratio: float = 0.9
-    max_ellipsis_lines_ratio: float = 0.3
-    min_alpha_words_ratio: float = 0.8
-    min_stop_words: int = 2  # only where STOP_WORDS has a list for the language
+class GopherQualityParams(LanguageRules):
+    min_doc_words: NonNegativeInt = 50
+    max_doc_words: NonNegativeInt = 100_000
+    min_avg_word_length: NonNegativeFloat = 3.0
+    max_avg_word_length: NonNegativeFloat = 10.0
+    max_symbol_word_ratio: NonNegativeFloat = 0.1
+    max_bullet_lines_ratio: Fraction = 0.9
+    max_ellipsis_lines_ratio: Fraction = 0.3
+    min_alpha_words_ratio: Fraction = 0.8
+    min_stop_words: NonNegativeInt = 2  # only where STOP_WORDS has a list for the language
 
 
 BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "※", "·", "-", "*", "+", "–")
@@ -39,8 +37,8 @@ class GopherQuality(Filter):
     reads = ("text", "lang")
     writes = {"gopher_words": pa.int32(), "gopher_avg_word_length": pa.float32()}
 
-    def __init__(self, per_lang: dict[str, dict] | None = None, **params):
-        self.params = PerLanguage(make_params(GopherQualityParams, params, self.name), per_lang)
+    def __init__(self, **params):
+        self.params = PerLanguage(make_params(GopherQualityParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
         langs = column_or_none(batch, "lang")

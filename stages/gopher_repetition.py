@@ -4,8 +4,6 @@ language-aware segmentation in `stages.text`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
 from datatrove.pipeline.filters.gopher_repetition_filter import (
     find_all_duplicate,
@@ -13,19 +11,20 @@ from datatrove.pipeline.filters.gopher_repetition_filter import (
     find_top_duplicate,
     get_n_grams,
 )
+from pydantic import PositiveInt
 
-from stages.base import Filter, PerLanguage, column_or_none, make_params
+from stages.base import Filter, Fraction, LanguageRules, PerLanguage, column_or_none, make_params
 from stages.text import analyse
 
 
-@dataclass
-class GopherRepetitionParams:
-    dup_line_frac: float = 0.3
-    dup_para_frac: float = 0.3
-    dup_line_char_frac: float = 0.2
-    dup_para_char_frac: float = 0.2
-    top_n_grams: tuple = ((2, 0.2), (3, 0.18), (4, 0.16))
-    dup_n_grams: tuple = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+class GopherRepetitionParams(LanguageRules):
+    dup_line_frac: Fraction = 0.3
+    dup_para_frac: Fraction = 0.3
+    dup_line_char_frac: Fraction = 0.2
+    dup_para_char_frac: Fraction = 0.2
+    top_n_grams: tuple[tuple[PositiveInt, Fraction], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))  # (n, max fraction)
+    dup_n_grams: tuple[tuple[PositiveInt, Fraction], ...] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11),
+                                                             (10, 0.10))
 
 
 class GopherRepetition(Filter):
@@ -33,8 +32,8 @@ class GopherRepetition(Filter):
     reads = ("text", "lang")
     writes = {"dup_line_frac": pa.float32()}
 
-    def __init__(self, per_lang: dict[str, dict] | None = None, **params):
-        self.params = PerLanguage(make_params(GopherRepetitionParams, params, self.name), per_lang)
+    def __init__(self, **params):
+        self.params = PerLanguage(make_params(GopherRepetitionParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
         fracs = []

@@ -11,11 +11,18 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
+from pydantic import NonNegativeInt
 
-from stages.base import Filter, column_or_none
+from stages.base import Filter, Strict, column_or_none, make_params
 from stages.text import CHARACTER_WORD_LANGS
 
 SUBSTRING_LANGS = CHARACTER_WORD_LANGS | {"zh", "ko"}
+
+
+class KeywordsParams(Strict):
+    words: dict[str, list[str]] | None = None  # language (or "*") -> words
+    files: dict[str, str] | None = None  # language (or "*") -> file of words
+    max_matches: NonNegativeInt = 0  # a document with more matches is removed
 
 
 class Keywords(Filter):
@@ -23,16 +30,16 @@ class Keywords(Filter):
     reads = ("text", "lang")
     writes = {"keyword_matches": pa.int32()}
 
-    def __init__(self, words: dict[str, list[str]] | None = None, files: dict[str, str] | None = None,
-                 max_matches: int = 0):
-        lists: dict[str, set[str]] = {lang: {w.strip().lower() for w in ws if w.strip()} for lang, ws in (words or {}).items()}
-        for lang, path in (files or {}).items():
+    def __init__(self, **params):
+        p = make_params(KeywordsParams, params)
+        lists: dict[str, set[str]] = {lang: {w.strip().lower() for w in ws if w.strip()} for lang, ws in (p.words or {}).items()}
+        for lang, path in (p.files or {}).items():
             with open(path, encoding="utf-8") as handle:
                 lists.setdefault(lang, set()).update(
                     line.strip().lower() for line in handle if line.strip() and not line.startswith("#")
                 )
         common = lists.pop("*", set())
-        self.max_matches = max_matches
+        self.max_matches = p.max_matches
         self.patterns = {lang: self._compile(lang, ws | common) for lang, ws in lists.items()}
         self.default_pattern = self._compile(None, common) if common else None
 

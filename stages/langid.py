@@ -9,12 +9,12 @@ source or whose score is below the source's threshold.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import pyarrow as pa
 import regex
+from pydantic import PositiveInt
 
-from stages.base import Filter, Resources, make_params
+from stages.base import Filter, Resources, Strict, make_params, overridden
 
 # fastText labels that are not the ISO 639-1 code a user writes, and common
 # spellings of codes in configs. Wu (wuu) and Cantonese (yue) are written in
@@ -51,18 +51,14 @@ def model_path() -> str:
     return path
 
 
-@dataclass
-class SourceRule:
+class LanguageRule(Strict):
     languages: list[str] | None = None  # None: any language is allowed
     threshold: float = 0.65
 
 
-@dataclass
-class LangIdParams:
-    languages: list[str] | None = None
-    threshold: float = 0.65
-    per_source: dict[str, dict] = field(default_factory=dict)
-    max_chars: int = 4000  # fastText's answer is stable long before this; bounds cost
+class LangIdParams(LanguageRule):
+    per_source: dict[str, LanguageRule] = {}  # source -> its own languages and/or threshold
+    max_chars: PositiveInt = 4000  # fastText's answer is stable long before this; bounds cost
 
 
 class LanguageId(Filter):
@@ -71,20 +67,17 @@ class LanguageId(Filter):
     resources = Resources(num_cpus=1, memory_mb=300)
 
     def __init__(self, **params):
-        self.params = make_params(LangIdParams, params, self.name)
-        default = SourceRule(self._languages(self.params.languages), self.params.threshold)
-        self.rules = {
-            source: SourceRule(
-                self._languages(rule.get("languages", self.params.languages)), rule.get("threshold", default.threshold)
-            )
-            for source, rule in self.params.per_source.items()
-        }
-        self.default_rule = default
+        self.params = make_params(LangIdParams, params)
+        self.default_rule = self._normalised(self.params)
+        self.rules = {source: self._normalised(overridden(self.params, rule))
+                      for source, rule in self.params.per_source.items()}
         self.model = None
 
     @staticmethod
-    def _languages(codes: list[str] | None) -> list[str] | None:
-        return None if codes is None else sorted({normalise_lang(c) for c in codes})
+    def _normalised(rule: LanguageRule) -> LanguageRule:
+        """The rule with its languages as canonical ISO 639-1 codes."""
+        languages = None if rule.languages is None else sorted({normalise_lang(c) for c in rule.languages})
+        return LanguageRule(languages=languages, threshold=rule.threshold)
 
     def setup(self) -> None:
         import fasttext

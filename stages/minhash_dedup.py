@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import xxhash
+from pydantic import PositiveInt, model_validator
 
-from stages.base import GlobalStage, RunContext, make_params
+from stages.base import Fraction, GlobalStage, RunContext, Strict, make_params
 from stages.dedup import (
     BUCKET_SCHEMA, DUPLICATE_OF, alive_rows, apply_duplicates, bucket_links, duplicates_from_edges, rank_keys,
 )
@@ -39,24 +39,25 @@ CHAR_SHINGLE_LANGS = CHARACTER_WORD_LANGS | {"zh"}
 _SHINGLES_PER_CHUNK = 1 << 11  # (shingles x num_perm) uint64 matrix of ~2 MB at 112 perms: stays in cache
 
 
-@dataclass
-class MinHashParams:
+class MinHashParams(Strict):
     # 20 bands x 5 rows: documents with 5-gram Jaccard 0.6 become candidates with probability 0.8,
     # at 0.7 0.99 (FineWeb's 14 x 8 misses a third of the gold pairs of bench/data/dedup_gold.jsonl;
     # docs/BENCHMARKS.md has the sweep); verification at 0.5 drops the chance collisions of
     # unrelated documents, whose number grows with the corpus.
-    num_perm: int = 100
-    bands: int = 20
-    rows: int = 5
-    ngram: int = 5  # words per shingle
-    char_ngram: int = 5  # characters per shingle for zh, ja, th, ...
+    num_perm: PositiveInt = 100
+    bands: PositiveInt = 20
+    rows: PositiveInt = 5
+    ngram: PositiveInt = 5  # words per shingle
+    char_ngram: PositiveInt = 5  # characters per shingle for zh, ja, th, ...
     seed: int = 1
     verify: bool = True  # drop bucket links whose estimated Jaccard is below threshold
-    threshold: float = 0.5
+    threshold: Fraction = 0.5
 
-    def __post_init__(self):
+    @model_validator(mode="after")
+    def _bands_fit(self) -> MinHashParams:
         if self.bands * self.rows > self.num_perm:
-            raise ValueError(f"minhash_dedup: bands x rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
+        return self
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +202,7 @@ class MinHashDedup(GlobalStage):
 
     def __init__(self, **params):
         super().__init__()
-        self.params = make_params(MinHashParams, params, self.name)
+        self.params = make_params(MinHashParams, params)
 
     def apply(self, ds, context: RunContext):
         a, b = permutations(self.params.num_perm, self.params.seed)

@@ -26,16 +26,18 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import sys
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import NonNegativeInt, field_validator, model_validator
 
 
 @contextmanager
@@ -61,7 +63,7 @@ with _without_deep_learning():
                                                           IpRecognizer, PhoneRecognizer, SpacyRecognizer,
                                                           UsSsnRecognizer)
 
-from stages.base import Resources, Stage, make_params, set_column
+from stages.base import Fraction, Resources, Stage, Strict, make_params, set_column
 
 PLACEHOLDERS = {
     "EMAIL_ADDRESS": "<EMAIL>",
@@ -404,24 +406,67 @@ class _BlankSpacyEngine(SpacyNlpEngine):
         return word not in self.context_words and super().is_stopword(word, language)
 
 
-@dataclass
-class PiiParams:
-    entities: list[str] = field(default_factory=lambda: list(PATTERN_ENTITIES))
-    placeholders: dict[str, str] = field(default_factory=dict)  # entity type -> replacement
-    # [{name: EMPLOYEE_ID, regex: 'EMP-\d{6}', placeholder: '<EMPLOYEE_ID>', score: 1.0, context: [..]}]
-    custom: list[dict] = field(default_factory=list)
-    score_threshold: float = 0.4  # presidio scores: weak patterns reach it only with a context word
+class CustomRecognizer(Strict):
+    """{name: EMPLOYEE_ID, regex: 'EMP-\\d{6}', placeholder: '<EMPLOYEE_ID>', score: 1.0, context: [..]}"""
+
+    name: str
+    regex: str
+    placeholder: str | None = None  # default <NAME>
+    score: Fraction = 1.0
+    context: list[str] | None = None  # words that raise the score when near
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, spec: Any) -> Any:
+        if isinstance(spec, dict) and not {"name", "regex"} <= set(spec):
+            raise ValueError("needs name and regex (optional: placeholder, score, context)")
+        return spec
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, regex: str) -> str:
+        try:
+            re.compile(regex)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return regex
+
+
+class PiiParams(Strict):
+    entities: list[str] = list(PATTERN_ENTITIES)
+    placeholders: dict[str, str] = {}  # entity type -> replacement
+    custom: list[CustomRecognizer] = []
+    score_threshold: Fraction = 0.4  # presidio scores: weak patterns reach it only with a context word
     # National formats libphonenumber validates without a context word. Presidio's default adds IL,
     # IN, CA (same plan as US) and BR, whose permissive plans accept year pairs such as "1987.2004";
     # each region costs as much as all other recognizers together.
-    phone_regions: list[str] = field(default_factory=lambda: ["US", "GB", "DE", "FR"])
-    window_chars: int = 32  # text analysed on each side of a candidate (context words live there)
+    phone_regions: list[str] = ["US", "GB", "DE", "FR"]
+    window_chars: NonNegativeInt = 32  # text analysed on each side of a candidate (context words live there)
     prefilter: bool = True  # false: presidio over whole documents (slow; the benchmark's reference)
     # Also replace loopback, private, link-local, multicast and documentation IP addresses
     # (127.0.0.1, 192.168.0.1 in every network how-to; they identify nobody on their own).
     private_ips: bool = False
     ner_model: str | None = None  # installed spaCy model name or path for PERSON/LOCATION
-    ner_langs: list[str] = field(default_factory=lambda: ["en"])  # `lang` values NER runs on
+    ner_langs: list[str] = ["en"]  # `lang` values NER runs on
+
+    @field_validator("entities")
+    @classmethod
+    def _known(cls, entities: list[str]) -> list[str]:
+        if set(entities) - set(PATTERN_ENTITIES):
+            raise ValueError(f"unknown entities {sorted(set(entities) - set(PATTERN_ENTITIES))}; "
+                             f"available: {PATTERN_ENTITIES}")
+        return entities
+
+    @property
+    def types(self) -> list[str]:
+        """Every entity type replaced: the pattern entities, the custom ones, NER's."""
+        return self.entities + [spec.name for spec in self.custom] + (NER_ENTITIES if self.ner_model else [])
+
+    @model_validator(mode="after")
+    def _placeholders_known(self) -> PiiParams:
+        if set(self.placeholders) - set(self.types):
+            raise ValueError(f"placeholders for unknown types {sorted(set(self.placeholders) - set(self.types))}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -443,22 +488,12 @@ class PiiScrubber(Stage):
     resources = Resources(num_cpus=1, memory_mb=500)
 
     def __init__(self, **params):
-        self.params = make_params(PiiParams, params, self.name)
+        self.params = make_params(PiiParams, params)
         p = self.params
-        unknown = set(p.entities) - set(PATTERN_ENTITIES)
-        if unknown:
-            raise ValueError(f"stage 'pii': unknown entities {sorted(unknown)}; available: {PATTERN_ENTITIES}")
-        self.custom = []
-        for spec in p.custom:
-            if not {"name", "regex"} <= set(spec) or set(spec) - {"name", "regex", "placeholder", "score", "context"}:
-                raise ValueError(f"stage 'pii': custom recognizer {spec} needs name and regex "
-                                 "(optional: placeholder, score, context)")
-            self.custom.append((spec["name"], re.compile(spec["regex"]), spec.get("score", 1.0), spec.get("context")))
-        types = p.entities + [name for name, *_ in self.custom] + (NER_ENTITIES if p.ner_model else [])
+        self.custom = [(spec.name, re.compile(spec.regex), spec.score, spec.context) for spec in p.custom]
+        types = p.types
         self.placeholders = {t: PLACEHOLDERS.get(t, f"<{t}>") for t in types}
-        self.placeholders.update({spec["name"]: spec["placeholder"] for spec in p.custom if "placeholder" in spec})
-        if set(p.placeholders) - set(self.placeholders):
-            raise ValueError(f"stage 'pii': placeholders for unknown types {sorted(set(p.placeholders) - set(types))}")
+        self.placeholders.update({spec.name: spec.placeholder for spec in p.custom if spec.placeholder is not None})
         self.placeholders.update(p.placeholders)
         self.writes = {"text": pa.string(), **{f"pii_{t.lower()}": pa.int32() for t in types}}
         self.summed = tuple(name for name in self.writes if name != "text")

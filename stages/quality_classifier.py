@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field, PositiveInt, model_validator
 
-from stages.base import Filter, Resources, column_or_none, make_params
+from stages.base import Filter, Resources, Strict, column_or_none, make_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL = os.path.join(ROOT, "models", "quality", "quality.ftz")
@@ -43,13 +43,25 @@ def metadata_path(model_path: str) -> str:
     return os.path.splitext(model_path)[0] + ".json"
 
 
-@dataclass
-class QualityParams:
+class SourceCut(Strict):
+    """A source's own cut: one of threshold, top_fraction."""
+
+    threshold: float | None = None
+    top_fraction: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> SourceCut:
+        if (self.threshold is None) == (self.top_fraction is None):
+            raise ValueError("takes one of threshold, top_fraction")
+        return self
+
+
+class QualityParams(Strict):
     model: str | None = None  # fastText model; its metadata is the .json beside it
     threshold: float = 0.5
-    top_fraction: float | None = None  # instead of threshold: keep about this fraction of web-like text
-    per_source: dict[str, dict] = field(default_factory=dict)  # source -> {threshold | top_fraction}
-    max_chars: int = 10_000  # scored prefix: the score is stable long before, and it bounds cost
+    top_fraction: float | None = Field(None, gt=0, le=1)  # instead of threshold: keep about this fraction of web-like text
+    per_source: dict[str, SourceCut] = {}
+    max_chars: PositiveInt = 10_000  # scored prefix: the score is stable long before, and it bounds cost
 
 
 class QualityClassifier(Filter):
@@ -60,23 +72,18 @@ class QualityClassifier(Filter):
     resources = Resources(num_cpus=1, memory_mb=300)
 
     def __init__(self, **params):
-        self.params = make_params(QualityParams, params, self.name)
-        for source, rule in self.params.per_source.items():
-            if len(rule) != 1 or set(rule) - {"threshold", "top_fraction"}:
-                raise ValueError(f"stage 'quality_classifier': per_source.{source} takes one of threshold, top_fraction")
+        self.params = make_params(QualityParams, params)
         self.model_path = self.params.model or DEFAULT_MODEL
         with open(metadata_path(self.model_path), encoding="utf-8") as handle:
             self.metadata = json.load(handle)
         self.default_threshold = self._threshold(self.params.threshold, self.params.top_fraction)
-        self.thresholds = {source: self._threshold(rule.get("threshold"), rule.get("top_fraction"))
+        self.thresholds = {source: self._threshold(rule.threshold, rule.top_fraction)
                            for source, rule in self.params.per_source.items()}
         self.model = None
 
     def _threshold(self, threshold: float | None, top_fraction: float | None) -> float:
         if top_fraction is None:
             return threshold
-        if not 0 < top_fraction <= 1:
-            raise ValueError(f"stage 'quality_classifier': top_fraction {top_fraction} is not in (0, 1]")
         quantiles = self.metadata["calibration"]["quantiles"]
         return float(np.interp(1 - top_fraction, np.linspace(0, 1, len(quantiles)), quantiles))
 

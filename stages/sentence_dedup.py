@@ -6,24 +6,22 @@ Documents left with fewer than `min_doc_words` words are dropped."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
 import ray
 import xxhash
+from pydantic import NonNegativeInt, PositiveInt
 
-from stages.base import GlobalStage, RunContext, make_params, write_alive
+from stages.base import GlobalStage, RunContext, Strict, make_params, write_alive
 from stages.dedup import first_owner_of_shared_keys, rank_keys
 from stages.text import sentence_spans, simplify_text, words_of
 
 
-@dataclass
-class SentenceDedupParams:
-    n_sentences: int = 3
-    min_doc_words: int = 50
+class SentenceDedupParams(Strict):
+    n_sentences: PositiveInt = 3
+    min_doc_words: NonNegativeInt = 50
     # Windows of tiny sentences ("Home. Menu. Login.") are too common to mean a copy. Measured in
     # UTF-8 bytes so that a CJK character (3 bytes) counts about as much text as 3 Latin letters.
-    min_window_bytes: int = 30
+    min_window_bytes: NonNegativeInt = 30
 
 
 def windows(text: str, params: SentenceDedupParams) -> tuple[list[tuple[int, int]], list[int | None]]:
@@ -44,7 +42,7 @@ class SentenceDedup(GlobalStage):
 
     def __init__(self, **params):
         super().__init__()
-        self.params = make_params(SentenceDedupParams, params, self.name)
+        self.params = make_params(SentenceDedupParams, params)
 
     def keys_of(self, rows: pa.Table) -> list[list[int]]:
         return [[k for k in windows(t, self.params)[1] if k is not None] for t in rows["text"].to_pylist()]

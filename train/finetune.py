@@ -28,21 +28,23 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from tqdm import tqdm
 
-from tokenizer.config import build_dataclass, read_yaml
+from stages.base import ConfigError, Section, section, validated
+from tokenizer.config import read_yaml
 from train.chat import (ChatTokenizer, Example, load_conversations, load_preferences, make_batch, sequence_logprobs,
                         truncate)
 from train.checkpoint import latest_checkpoint, load_checkpoint, load_model, model_state, save_checkpoint, save_weights
 from train.config import (CheckpointConfig, EvalConfig, LogConfig, LoopConfig, OptimConfig, SampleConfig,
-                          parse_run_arguments, validate_run)
+                          parse_run_arguments)
 from train.data import epoch_order
 from train.export import export_hf
 from train.lora import LoraConfig, apply_lora, merge_lora, save_adapter
@@ -52,24 +54,24 @@ from train.runtime import MetricsLog, Runtime, build_optimizer, gradient_sync, i
 SUMMARY = ("loss", "chosen_reward", "rejected_reward", "margin", "accuracy")  # first -> last in the summary line
 
 
-@dataclass(frozen=True)
-class FinetuneDataConfig:
+@section
+class FinetuneDataConfig(Section):
     files: list[str] = field(default_factory=list)  # JSON / JSONL records (formats: train/chat.py)
-    limit: int | None = None  # the first N records of each file; None = all
-    seq_len: int | None = None  # tokens per sequence (longer ones are cut) and per packed row; None = model.max_seq_len
-    batch_size: int = 8  # sequences (sft) or pairs (dpo) per micro-step
+    limit: PositiveInt | None = None  # the first N records of each file; None = all
+    seq_len: PositiveInt | None = None  # tokens per sequence (longer ones are cut) and per packed row; None = model.max_seq_len
+    batch_size: PositiveInt = 8  # sequences (sft) or pairs (dpo) per micro-step
     packing: bool = True  # several sequences per row (block-diagonal attention); false = one per row, padded
-    val_fraction: float = 0.05  # records held out (seeded) for the validation metrics
+    val_fraction: float = Field(0.05, ge=0, lt=1)  # records held out (seeded) for the validation metrics
 
 
-@dataclass(frozen=True)
-class DpoConfig:
-    beta: float = 0.1  # strength of the pull towards the reference model
+@section
+class DpoConfig(Section):
+    beta: PositiveFloat = 0.1  # strength of the pull towards the reference model
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
-    method: str = "sft"  # sft | dpo
+@section
+class FinetuneConfig(Section):
+    method: Literal["sft", "dpo"] = "sft"
     base: str = "out/model"  # the model to start from: model.safetensors + model_config.json
     tokenizer: str | None = None  # tokenizer.json + tokenizer_config.json (chat_template); None = <base>/hf
     data: FinetuneDataConfig = FinetuneDataConfig()
@@ -87,27 +89,28 @@ class FinetuneConfig:
     def tokenizer_dir(self) -> str:
         return self.tokenizer or os.path.join(self.base, "hf")
 
+    @field_validator("lora")
+    @classmethod
+    def _lora_ranges(cls, lora: LoraConfig) -> LoraConfig:
+        if lora.rank < 1 or lora.alpha <= 0 or not 0 <= lora.dropout < 1:
+            raise ValueError(f"needs rank >= 1, alpha > 0 and dropout in [0, 1); got {lora.rank}, {lora.alpha}, "
+                             f"{lora.dropout}")
+        return lora
+
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
-    config = build_dataclass(FinetuneConfig, read_yaml(path, overrides), "config")
-    data = config.data
-    if config.method not in ("sft", "dpo"):
-        raise ValueError(f"method: {config.method!r} is not sft or dpo")
-    if not data.files:
-        raise ValueError("data.files: list at least one JSON / JSONL file")
-    for path in [*data.files, os.path.join(config.base, "model_config.json"),
-                 os.path.join(config.tokenizer_dir, "tokenizer_config.json")]:
-        if not os.path.exists(path):
-            raise ValueError(f"{path} not found (data.files, base or tokenizer)")
-    if not isinstance(data.batch_size, int) or data.batch_size <= 0:
-        raise ValueError(f"data.batch_size: must be a positive integer, got {data.batch_size!r}")
-    if not 0 <= data.val_fraction < 1:
-        raise ValueError(f"data.val_fraction: must be in [0, 1), got {data.val_fraction}")
-    if not config.dpo.beta > 0:
-        raise ValueError(f"dpo.beta: must be > 0, got {config.dpo.beta}")
+    """Read a YAML config and apply `overrides`; then check that the files it names exist."""
+    config = validated(FinetuneConfig, read_yaml(path, overrides))
+    needed = [*((f"data.files[{i}]", file) for i, file in enumerate(config.data.files)),
+              ("base", os.path.join(config.base, "model_config.json")),
+              ("tokenizer", os.path.join(config.tokenizer_dir, "tokenizer_config.json"))]
+    problems = [(key, f"{file} not found") for key, file in needed if not os.path.exists(file)]
+    if not config.data.files:
+        problems.append(("data.files", "list at least one JSON / JSONL file"))
     if os.path.abspath(config.checkpoint.dir) == os.path.abspath(config.base):
-        raise ValueError(f"checkpoint.dir: {config.checkpoint.dir} is the base model's folder; write elsewhere")
-    validate_run(config.optim, config.train, config.eval, config.checkpoint, config.log)
+        problems.append(("checkpoint.dir", f"{config.checkpoint.dir} is the base model's folder; write elsewhere"))
+    if problems:
+        raise ConfigError(problems)
     return config
 
 

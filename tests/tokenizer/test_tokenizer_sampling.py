@@ -68,7 +68,7 @@ def test_heldout_split_is_stable_and_sized():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ValueError, match="shards: unknown key"):
+    with pytest.raises(ValueError, match="shards.weigths: unknown key"):
         parse_config({"shards": {"weigths": {"a": 1}}})
     with pytest.raises(ValueError, match="val_fraction must not exceed"):
         parse_config({"shards": {"val_fraction": 0.2}, "tokenizer": {"heldout_fraction": 0.1}})
