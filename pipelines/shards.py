@@ -313,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_cpus:
             overrides["num_cpus"] = args.num_cpus
         config = load_config(args.config, overrides)
+    except ValueError as error:
+        print(f"shards: config error: {error}", file=sys.stderr)
+        return 2
+    try:
         manifest = run(config, args.retrain_tokenizer)
     except (ValueError, FileNotFoundError) as error:
         print(f"shards: {error}", file=sys.stderr)
