@@ -91,11 +91,11 @@ class CorpusFile(Strict):
 class CorpusConfig:
     sources: dict[str, SourceConfig]
     stages: list[StageSpec]
-    output: OutputConfig = OutputConfig()
-    ingest: IngestConfig = IngestConfig()
-    execution: ExecutionConfig = ExecutionConfig()
-    seed: int = 0
-    raw: dict = field(default_factory=dict, compare=False, repr=False)  # the YAML as read, overrides applied
+    output: OutputConfig
+    ingest: IngestConfig
+    execution: ExecutionConfig
+    seed: int
+    raw: dict = field(compare=False, repr=False)  # the YAML as read, overrides applied
 
     @property
     def digest(self) -> str:

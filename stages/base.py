@@ -159,16 +159,16 @@ class ConfigError(ValueError):
 
     def within(self, path: str) -> ConfigError:
         """The same problems with their paths under `path` (e.g. `stages[2] (pii).params`)."""
-        return ConfigError([(join_path(path, inner), message) for inner, message in self.problems])
+        return ConfigError([(_join_path(path, inner), message) for inner, message in self.problems])
 
 
-def join_path(path: str, inner: str) -> str:
+def _join_path(path: str, inner: str) -> str:
     if not path or not inner:
         return path or inner
     return f"{path}{inner}" if inner.startswith("[") else f"{path}.{inner}"
 
 
-def yaml_path(loc: tuple) -> str:
+def _yaml_path(loc: tuple) -> str:
     """('stages', 0, 'params') -> 'stages[0].params'."""
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).removeprefix(".")
 
@@ -178,14 +178,16 @@ def _empty_is_default(cls, data: Any) -> Any:
     return {} if data is None else data
 
 
+STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # unknown keys refused; a number is a valid str
+
+
 class Strict(BaseModel):
     """Base of stage parameters and corpus config sections: typed, unknown keys refused, immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(**STRICT, frozen=True)
     _empty = model_validator(mode="before")(_empty_is_default)
 
 
-STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 section = pydantic_dataclass(frozen=True, config=STRICT)  # decorates subclasses of Section
 
 
@@ -203,7 +205,7 @@ def validated(kind: type[T], data: Any, path: str = "") -> T:
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        raise ConfigError([(join_path(path, yaml_path(e["loc"])), _message(kind, e))
+        raise ConfigError([(_join_path(path, _yaml_path(e["loc"])), _message(kind, e))
                            for e in error.errors()]) from None
 
 
