@@ -16,7 +16,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
 from stages import STAGES, build_stage, stage_class
 from stages.base import DEFAULT_PRIORITY, ConfigError, Strict, validated
-from stages.ingest import FORMATS, SourceConfig
+from stages.ingest import FORMATS, MAX_BATCH_BYTES, MAX_DOC_BYTES, SourceConfig
 from tokenizer.config import read_yaml
 
 
@@ -58,8 +58,8 @@ class OutputConfig(Strict):
 
 
 class IngestConfig(Strict):
-    max_doc_bytes: PositiveInt = 10_000_000  # a longer document is quarantined
-    max_batch_bytes: PositiveInt = 64 << 20  # text per Arrow batch read from one file
+    max_doc_bytes: PositiveInt = MAX_DOC_BYTES  # UTF-8 bytes of one document's text; a longer one is quarantined
+    max_batch_bytes: PositiveInt = MAX_BATCH_BYTES  # bytes of text in one batch read from a file
 
 
 class ExecutionConfig(Strict):
@@ -137,12 +137,14 @@ def stage_problems(position: int, entry: Any, sources: dict | None) -> list[tupl
     """What is wrong with the parameters of stages[position], found by building the stage,
     and `per_source` rules naming no source (when `sources` is known)."""
     params = (entry.get("params") or {}) if isinstance(entry, dict) else None
-    if not isinstance(params, dict) or entry.get("name") not in STAGES:
+    if not (isinstance(params, dict) and isinstance(entry.get("name"), str) and entry["name"] in STAGES):
         return []  # not a stage entry: reported by the schema
     path = f"stages[{position}] ({entry['name']}).params"
+    problems = []
     rules = params.get("per_source")
-    problems = [(f"{path}.per_source.{name}", f"no such source; sources: {', '.join(sources)}")
-                for name in (rules if isinstance(rules, dict) and sources is not None else []) if name not in sources]
+    if isinstance(rules, dict) and sources is not None:
+        problems += [(f"{path}.per_source.{name}", f"no such source; sources: {', '.join(sources)}")
+                     for name in rules if name not in sources]
     try:
         build_stage(entry["name"], params)
     except ConfigError as error:
