@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
-from stages import STAGES, build_stage, stage_class
+from stages import build_stage, stage_class
 from stages.base import DEFAULT_PRIORITY, ConfigError, Strict, validated
 from stages.ingest import FORMATS, MAX_BATCH_BYTES, MAX_DOC_BYTES, SourceConfig
 from tokenizer.config import read_yaml
@@ -37,7 +37,7 @@ class Source(Strict):
 
 
 class StageSpec(Strict):
-    name: str  # a key of stages.STAGES
+    name: str  # a key of stages.STAGES, or `package.module:Class`
     params: dict[str, Any] = {}  # checked by the stage's constructor
 
     @field_validator("name")
@@ -137,8 +137,11 @@ def stage_problems(position: int, entry: Any, sources: dict | None) -> list[tupl
     """What is wrong with the parameters of stages[position], found by building the stage,
     and `per_source` rules naming no source (when `sources` is known)."""
     params = (entry.get("params") or {}) if isinstance(entry, dict) else None
-    if not (isinstance(params, dict) and isinstance(entry.get("name"), str) and entry["name"] in STAGES):
-        return []  # not a stage entry: reported by the schema
+    try:
+        if not (isinstance(params, dict) and isinstance(entry.get("name"), str) and stage_class(entry["name"])):
+            return []  # not a stage entry: reported by the schema
+    except ValueError:
+        return []  # an unknown stage: reported by the schema
     path = f"stages[{position}] ({entry['name']}).params"
     problems = []
     rules = params.get("per_source")

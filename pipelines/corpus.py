@@ -21,6 +21,7 @@ Runs on a local Ray instance by default, or on the cluster named by RAY_ADDRESS 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -28,9 +29,10 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -234,6 +236,10 @@ class CorpusRun:
         return stats
 
     # Phases
+    def retries(self) -> Callable[[], dict]:
+        """Remote args of our tasks (Ray 2.60 deprecates passing them as keywords)."""
+        return functools.partial(dict, max_retries=self.config.execution.max_retries)
+
     def sink(self, ds, phase: Phase):
         row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
         if phase.final:
@@ -244,7 +250,7 @@ class CorpusRun:
         else:
             fn, kwargs = write_phase, {"out_dir": self.config.output.dir, "phase": phase.index}
         return ds.map_batches(fn, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=0,
-                              concurrency=self.workers, max_retries=self.config.execution.max_retries)
+                              concurrency=self.workers, ray_remote_args_fn=self.retries())
 
     def consume(self, ds, phase: Phase) -> int:
         """Run the phase; only part counts come back to the driver."""
@@ -262,7 +268,7 @@ class CorpusRun:
             read_units, fn_kwargs={"out_dir": self.config.output.dir, "phase": phase,
                                    "batch_rows": self.config.execution.batch_size},
             batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
-            max_retries=self.config.execution.max_retries)
+            ray_remote_args_fn=self.retries())
 
     def run_rows(self, phase: Phase) -> None:
         execution = self.config.execution
@@ -283,7 +289,7 @@ class CorpusRun:
                                          "max_doc_bytes": self.config.ingest.max_doc_bytes,
                                          "max_batch_bytes": self.config.ingest.max_batch_bytes},
                 batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
-                max_retries=execution.max_retries)
+                ray_remote_args_fn=self.retries())
         else:
             ds = self.read_phase(phase.index - 1, todo)
         if phase.specs:
@@ -304,8 +310,8 @@ class CorpusRun:
                 memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
                 # Ray's default restarts a dead actor forever: a document that crashes its process
                 # every time would loop; after these, the run stops and says so.
-                max_restarts=execution.max_restarts,
-                max_task_retries=execution.max_task_retries,
+                ray_remote_args_fn=functools.partial(dict, max_restarts=execution.max_restarts,
+                                                     max_task_retries=execution.max_task_retries),
             )
         self.consume(self.sink(ds, phase), phase)
         missing = self.units - self.work.complete_units(phase.output, self.work.inputs())
@@ -389,6 +395,9 @@ def run(config: CorpusConfig, fresh: bool = False, files: list[InputFile] | None
     else:
         work.start(state)
     init_ray(config.execution.num_cpus, config.execution.object_store_memory)
+    # Ray Data warns whenever an operator gets fewer inputs than its concurrency (a small file
+    # list, a one-file phase): harmless here, and it buries the run's own messages.
+    warnings.filterwarnings("ignore", message="The (maximum|minimum) number of concurrent", category=UserWarning)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input and config => same output files
     # Ray's default of 200 shuffle partitions costs ~10 s per dedup shuffle on a small corpus;

@@ -1,5 +1,7 @@
 """Corpus stages, one per module. `STAGES` maps the names used in YAML configs
-to their classes; modules are imported only when a pipeline uses them."""
+to their classes; modules are imported only when a pipeline uses them. A name of
+the form `package.module:Class` loads a stage of the user's own (it must be
+importable on every Ray worker)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,18 @@ STAGES = {
 
 
 def stage_class(name: str) -> type[Stage | GlobalStage]:
-    if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r}; available: {', '.join(sorted(STAGES))}")
-    module, _, cls = STAGES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    target = STAGES.get(name, name if ":" in name else None)
+    if target is None:
+        raise ValueError(f"unknown stage {name!r}; available: {', '.join(sorted(STAGES))}, "
+                         "or `package.module:Class` for a stage of your own")
+    module, _, attribute = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"stage {name!r}: cannot load it: {error}") from None
+    if not (isinstance(cls, type) and issubclass(cls, (Stage, GlobalStage))):
+        raise ValueError(f"stage {name!r}: {target} is not a Stage or GlobalStage subclass")
+    return cls
 
 
 def build_stage(name: str, params: dict | None = None) -> Stage | GlobalStage:

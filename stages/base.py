@@ -35,7 +35,7 @@ DOCUMENT_SCHEMA = pa.schema(
         ("drop_reason", pa.string()),
     ]
 )
-QUARANTINE_STAGE = "ingest"
+QUARANTINE_STAGE = "quarantine"  # drop_stage of quarantined rows: malformed input, or a stage failed on them
 
 
 @dataclass(frozen=True)
