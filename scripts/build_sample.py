@@ -636,8 +636,8 @@ are cut by the trainer (`data.seq_len`).
 
 
 def build_fixtures(shared: str) -> None:
-    if os.path.exists(FIXTURE_DIR):
-        shutil.rmtree(FIXTURE_DIR)
+    for sub in ("ingest", "filters", "pii", "quality"):  # bad/ has its own builder (tests/fixtures/bad/build.py)
+        shutil.rmtree(os.path.join(FIXTURE_DIR, sub), ignore_errors=True)
     ingest = os.path.join(FIXTURE_DIR, "ingest")
     filters = os.path.join(FIXTURE_DIR, "filters")
 
@@ -812,6 +812,10 @@ Each file is `{{"text": ..., "provenance": ...}}`, except `good_zh.json`, a list
 | `spam.json` | SYNTHETIC: the first 3 non-empty lines of C4 line {fi['spam_line']} followed by `{SPAM_LINE}` repeated {SPAM_REPEATS} times | rejected by repetition filters (duplicate lines / n-grams) |
 | `german.json` | 15 German sentences (`langid/sentences/de.txt` lines 201-215) joined by spaces | language `de` (rejected by an English-only allow-list) |
 | `japanese.json` | 15 Japanese sentences (`langid/sentences/ja.txt` lines 151-165) joined without separator | language `ja` |
+
+## bad/
+
+The bad-input corpus: see `bad/README.md` (built by `bad/build.py`; `make sample` leaves it alone).
 """
 
 
