@@ -450,7 +450,8 @@ def profile_stages(manifest: dict, limit_mb: float = 2.8) -> dict:
             if size >= limit_mb * MB:
                 break
     started = time.perf_counter()
-    chain = StageChain([(spec.name, spec.params) for spec in config.stages])
+    chain = StageChain([(spec.name, spec.params) for spec in config.stages], config.execution.batch_size,
+                       config.ingest.max_batch_bytes)
     setup = time.perf_counter() - started
     seconds: Counter = Counter()
     n = config.execution.batch_size
