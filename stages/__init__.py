@@ -42,9 +42,13 @@ def stage_class(name: str) -> type[Stage | GlobalStage]:
 
 
 def build_stage(name: str, params: dict | None = None) -> Stage | GlobalStage:
-    """Instantiate a stage from its config entry. Wrong parameters raise a ConfigError
-    naming each one (paths relative to `params`)."""
-    cls = stage_class(name)
-    if params and not inspect.signature(cls).parameters:
-        raise ConfigError([("", f"{name} takes no parameters")])
-    return cls(**(params or {}))
+    """Instantiate a stage from its config entry. Wrong parameters raise a ConfigError naming
+    each one (paths relative to `params`): a stage taking `**params` checks them with
+    stages.base.make_params; for any other constructor, its signature is checked here."""
+    cls, params = stage_class(name), params or {}
+    signature = inspect.signature(cls)
+    try:
+        signature.bind(**params)
+    except TypeError as error:
+        raise ConfigError([("", f"{error}; valid keys: {', '.join(signature.parameters) or 'none'}")]) from None
+    return cls(**params)

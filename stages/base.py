@@ -280,7 +280,9 @@ class PerLanguage(Generic[R]):
 
     def __init__(self, defaults: R, per_lang: dict[str, Any] | None = None):
         """`per_lang`: config values, `defaults.per_lang` when None."""
-        overrides = defaults.per_lang if per_lang is None else validated(dict[str, type(defaults)], per_lang, "per_lang")
+        overrides = defaults.per_lang
+        if per_lang is not None:
+            overrides = validated(dict[str, type(defaults)], per_lang, "per_lang")
         self.defaults = defaults
         self.by_lang = {lang: overridden(defaults, rules) for lang, rules in overrides.items()}
 

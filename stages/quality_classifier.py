@@ -59,7 +59,8 @@ class SourceCut(Strict):
 class QualityParams(Strict):
     model: str | None = None  # fastText model; its metadata is the .json beside it
     threshold: float = 0.5
-    top_fraction: float | None = Field(None, gt=0, le=1)  # instead of threshold: keep about this fraction of web-like text
+    # instead of threshold: keep about this fraction of web-like text
+    top_fraction: float | None = Field(None, gt=0, le=1)
     per_source: dict[str, SourceCut] = {}
     max_chars: PositiveInt = 10_000  # scored prefix: the score is stable long before, and it bounds cost
 

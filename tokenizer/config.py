@@ -14,7 +14,8 @@ from dataclasses import field
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+                      model_validator)
 
 from stages.base import ConfigError, Section, section, validated
 

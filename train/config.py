@@ -55,9 +55,10 @@ class LoopConfig(Section):
     grad_accum: PositiveInt = 1  # micro-steps per optimizer step
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda if available
-    dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on cuda, fp32 on cpu; bf16 also on cpu (slow, for tests)
+    # auto: bf16 autocast on cuda, fp32 on cpu; bf16 also on cpu (slow, for tests)
+    dtype: Literal["auto", "bf16", "fp32"] = "auto"
     compile: bool = False  # torch.compile the model
-    parallel: Literal["ddp", "fsdp"] = "ddp"  # with several torchrun processes: ddp | fsdp (FSDP2 fully_shard per block)
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # with several torchrun processes (fsdp: FSDP2 fully_shard per block)
 
 
 @section

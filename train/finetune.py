@@ -58,7 +58,8 @@ SUMMARY = ("loss", "chosen_reward", "rejected_reward", "margin", "accuracy")  # 
 class FinetuneDataConfig(Section):
     files: list[str] = field(default_factory=list)  # JSON / JSONL records (formats: train/chat.py)
     limit: PositiveInt | None = None  # the first N records of each file; None = all
-    seq_len: PositiveInt | None = None  # tokens per sequence (longer ones are cut) and per packed row; None = model.max_seq_len
+    # tokens per sequence (longer ones are cut) and per packed row; None = model.max_seq_len
+    seq_len: PositiveInt | None = None
     batch_size: PositiveInt = 8  # sequences (sft) or pairs (dpo) per micro-step
     packing: bool = True  # several sequences per row (block-diagonal attention); false = one per row, padded
     val_fraction: float = Field(0.05, ge=0, lt=1)  # records held out (seeded) for the validation metrics
