@@ -40,7 +40,7 @@ import pyarrow.fs as pafs
 import ray
 
 from pipelines.config import CorpusConfig, StageSpec, load_config
-from pipelines.output import STATS_SCHEMA, write_final, write_phase
+from pipelines.output import DIRS, STATS_SCHEMA, write_final, write_phase
 from pipelines.report import write_report
 from pipelines.stats import collect_stats
 from pipelines.workdir import WorkDir, unit_key, write_atomic
@@ -228,6 +228,8 @@ class CorpusRun:
         stats = self.write_stats(time.perf_counter() - started)
         stats_bytes = json.dumps(stats, indent=2, ensure_ascii=False).encode()
         fs, _ = self.work.fs_root
+        for sub in DIRS.values():  # present even when empty, as users list them
+            fs.create_dir(f"{self.work.staging}/{sub}")
         write_atomic(fs, f"{self.work.staging}/stats.json", stats_bytes)
         write_atomic(fs, f"{self.work.staging}/report.md", write_report(stats, self.config).encode())
         self.work.publish({"stats_sha256": hashlib.sha256(stats_bytes).hexdigest(),

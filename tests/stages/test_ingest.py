@@ -1,5 +1,7 @@
+import concurrent.futures
 import gzip
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -35,6 +37,21 @@ def read_source(paths, read_options=None, **options):
     return pa.concat_tables(
         batch for file in list_input_files(source) for batch in read_file(file, **(read_options or {}))
     )
+
+
+def _read_traced(paths, read_options):
+    read_source([os.path.join(INGEST, "good.jsonl")])  # lazy imports (pyarrow's pandas shim: ~24 MB) first
+    tracemalloc.start()
+    table = read_source(paths, read_options)
+    return table, tracemalloc.get_traced_memory()[1]
+
+
+def traced_peak(paths, read_options=None):
+    """The table read from `paths` and the reader's peak Python memory, measured in a fresh
+    process: in this one, earlier tests' imports and heap would blur it (and a 60 MB read here
+    left fastText's training in a later test returning NaN)."""
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_read_traced, paths, read_options).result()
 
 
 def reasons(table):
@@ -159,12 +176,7 @@ def test_huge_single_line_jsonl_record_is_too_large_and_never_read_whole(tmp_pat
         handle.write(good[0])
         handle.write(b'{"text": "' + b"word " * (12 * MB) + b'"}\n')  # a 60 MB line
         handle.write(good[1])
-    tracemalloc.start()
-    try:
-        table = read_source([str(huge)], read_options={"max_doc_bytes": MB})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    table, peak = traced_peak([str(huge)], {"max_doc_bytes": MB})
     assert reasons(table) == [None, "too_large", None]
     assert table["id"].to_pylist() == ["src/huge.jsonl#0", "src/huge.jsonl#1", "src/huge.jsonl#2"]
     raw = table["text"][1].as_py()
@@ -176,12 +188,7 @@ def test_huge_single_line_jsonl_record_is_too_large_and_never_read_whole(tmp_pat
 def test_huge_line_with_the_default_cap(tmp_path):
     huge = tmp_path / "huge.jsonl"
     huge.write_bytes(b'{"text": "' + b"x" * (60 * MB) + b'"}\n' + good_lines(1)[0])
-    tracemalloc.start()
-    try:
-        table = read_source([str(huge)])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    table, peak = traced_peak([str(huge)])
     assert reasons(table) == ["too_large", None]
     # readline(limit) joins its chunks: about 2 x the 20 MB line limit, never the 60 MB line
     assert peak < 2.5 * ingest.JSONL_LINE_FACTOR * MAX_DOC_BYTES, peak
@@ -199,12 +206,7 @@ def test_document_over_the_cap_in_a_parsable_line_is_too_large(tmp_path):
 def test_huge_txt_is_too_large_and_read_in_bounded_chunks(tmp_path):
     (tmp_path / "huge.txt").write_bytes(b"All work and no play. " * (1_500_000))  # 33 MB
     (tmp_path / "small.txt").write_bytes(good_lines(1)[0])
-    tracemalloc.start()
-    try:
-        table = read_source([str(tmp_path)], read_options={"max_doc_bytes": MB})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    table, peak = traced_peak([str(tmp_path)], {"max_doc_bytes": MB})
     by_id = dict(zip(table["id"].to_pylist(), reasons(table)))
     assert by_id == {"src/huge.txt#0": "too_large", "src/small.txt#0": None}
     assert "33,000,000 bytes" in table["text"][0].as_py()
