@@ -243,8 +243,8 @@ class CorpusRun:
         return functools.partial(dict, max_retries=self.config.execution.max_retries)
 
     def sink(self, ds, phase: Phase):
-        row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
         if phase.final:
+            row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
             fn, kwargs = write_final, {
                 "out_dir": self.config.output.dir, "rejects_text": self.config.output.rejects_text,
                 "summed": tuple(name for stage in row_stages for name in stage.summed),
@@ -254,14 +254,14 @@ class CorpusRun:
         return ds.map_batches(fn, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=0,
                               concurrency=self.workers, ray_remote_args_fn=self.retries())
 
-    def consume(self, ds, phase: Phase) -> int:
+    def consume(self, ds, phase: Phase) -> None:
         """Run the phase; only part counts come back to the driver."""
-        documents = 0
+        started, documents = time.perf_counter(), 0
         for parts in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             for count in parts["documents"].to_pylist():
                 documents += count
                 failpoint(f"phase{phase.index}.part")
-        return documents
+        print(f"corpus: {phase.describe()}: {documents} documents in {time.perf_counter() - started:.1f} s", flush=True)
 
     def read_phase(self, phase: int, units: list[str]):
         """The rows `phase` wrote for `units` (a task per file: our parts are many and small,

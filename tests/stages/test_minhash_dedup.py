@@ -1,5 +1,4 @@
 import numpy as np
-import pyarrow as pa
 import pytest
 from datasketch import MinHash
 
