@@ -239,7 +239,7 @@ class CorpusRun:
 
     # Phases
     def retries(self) -> Callable[[], dict]:
-        """Remote args of our tasks (Ray 2.60 deprecates passing them as keywords)."""
+        """Remote args of our tasks: Ray's task retries, bounded by the config."""
         return functools.partial(dict, max_retries=self.config.execution.max_retries)
 
     def sink(self, ds, phase: Phase):
@@ -400,6 +400,9 @@ def run(config: CorpusConfig, fresh: bool = False, files: list[InputFile] | None
     # Ray Data warns whenever an operator gets fewer inputs than its concurrency (a small file
     # list, a one-file phase): harmless here, and it buries the run's own messages.
     warnings.filterwarnings("ignore", message="The (maximum|minimum) number of concurrent", category=UserWarning)
+    # Retry and restart limits can only be passed as remote args, which Ray 2.60 deprecates with no
+    # replacement yet (pyproject.toml pins ray below 2.64, where they go).
+    warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated")
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input and config => same output files
     # Ray's default of 200 shuffle partitions costs ~10 s per dedup shuffle on a small corpus;
