@@ -36,7 +36,6 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import ray
 
 from pipelines.config import CorpusConfig, StageSpec, load_config
@@ -69,11 +68,9 @@ def read_units(units: pa.Table, out_dir: str, phase: int, batch_rows: int) -> It
     work = WorkDir(out_dir)
     fs, _ = work.fs_root
     for unit in units["unit"].to_pylist():
-        for info in sorted(fs.get_file_info(pafs.FileSelector(f"{work.phase_dir(phase)}/{unit}")),
-                           key=lambda info: info.base_name):
-            if info.base_name.endswith(".parquet"):
-                for batch in pads.dataset(info.path, filesystem=fs).to_batches(batch_size=batch_rows):
-                    yield pa.Table.from_batches([batch])
+        for _, _, path in work.parts(phase, unit).get(unit, []):
+            for batch in pads.dataset(path, filesystem=fs).to_batches(batch_size=batch_rows):
+                yield pa.Table.from_batches([batch])
 
 
 class StageChain:

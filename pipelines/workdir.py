@@ -147,11 +147,12 @@ class WorkDir:
         return records
 
     # Parts
-    def parts(self, phase: int | str) -> dict[str, list[tuple[int, int, str]]]:
-        """unit key -> sorted (start, count, path) of the parts a phase has written."""
+    def parts(self, phase: int | str, unit: str | None = None) -> dict[str, list[tuple[int, int, str]]]:
+        """unit key -> sorted (start, count, path) of the parts a phase has written (of one `unit`)."""
         fs, _ = self.fs_root
         found: dict[str, list] = {}
-        for info in fs.get_file_info(pafs.FileSelector(self.phase_dir(phase), recursive=True, allow_not_found=True)):
+        where = self.phase_dir(phase) if unit is None else f"{self.phase_dir(phase)}/{unit}"
+        for info in fs.get_file_info(pafs.FileSelector(where, recursive=True, allow_not_found=True)):
             span = parse_part(info.base_name)
             if span and info.type == pafs.FileType.File:
                 found.setdefault(info.path.rsplit("/", 2)[-2], []).append((*span, info.path))
