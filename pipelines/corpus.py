@@ -350,10 +350,7 @@ class CorpusRun:
 
 def input_state(config: CorpusConfig, files: list[InputFile]) -> dict:
     """What a run's work directory must match to be resumed: the config and the input files."""
-    listed = []
-    for file in files:
-        info = os.stat(file.path)
-        listed.append([file.source, file.path, info.st_size, info.st_mtime_ns])
+    listed = [[file.source, file.path, file.size, file.mtime_ns] for file in files]
     return {"config_digest": config.digest, "inputs": listed}
 
 

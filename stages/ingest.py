@@ -95,6 +95,8 @@ class InputFile:
     text_field: str
     id_field: str | None
     url_field: str
+    size: int = 0  # bytes and modification time at listing: a changed file makes the run start afresh
+    mtime_ns: int = 0
 
 
 @dataclass
@@ -151,6 +153,8 @@ def list_input_files(source: SourceConfig) -> list[InputFile]:
             text_field=source.text_field,
             id_field=source.id_field,
             url_field=source.url_field,
+            size=(info := os.stat(path)).st_size,
+            mtime_ns=info.st_mtime_ns,
         )
         for path in paths
     ]
