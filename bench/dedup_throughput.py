@@ -57,10 +57,10 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import time
 
 from bench.pipeline_throughput import start_ray
+from bench.procs import TreeMonitor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "work")
@@ -313,86 +313,6 @@ def print_signatures(r: dict) -> tuple[float, float]:
         print(f"| {label} | {rate:,.0f} | {shingles / 1e6:.2f} | {rate / loop_with_shingling:.1f}x |")
     print(f"\nsignatures identical to datasketch's on the same shingle hashes: {'yes' if r['identical'] else 'NO'}")
     return ours_all, loop_with_shingling
-
-
-# --------------------------------------------------------------------------- memory / CPU of the process tree
-
-
-def tree_pids(root: int) -> list[int]:
-    """`root` and all its descendants (from /proc/*/stat parent ids)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-                children.setdefault(int(fields[1]), []).append(int(entry))
-            except (OSError, IndexError):
-                continue
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
-
-
-def rollup(pid: int) -> dict[str, int]:
-    values = {}
-    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
-        for line in handle:
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss", "Pss_Anon", "Pss_Shmem", "Pss_File"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        except (OSError, IndexError):
-            continue
-    return total
-
-
-class TreeMonitor(threading.Thread):
-    """Peaks of memory summed over this process and its descendants, and their CPU time."""
-
-    def __init__(self, interval: float = 0.2):
-        super().__init__(daemon=True)
-        self.interval, self.stop = interval, threading.Event()
-        self.peak: dict[str, int] = {}
-        self.cpu: dict[int, float] = {}  # last CPU seconds seen per pid (survives exited workers)
-
-    def sample(self) -> None:
-        pids = tree_pids(os.getpid())
-        totals = {"Rss": 0, "Pss": 0, "Pss_Anon": 0, "Pss_Shmem": 0}
-        for pid in pids:
-            try:
-                values = rollup(pid)
-            except OSError:
-                continue
-            for key in totals:
-                totals[key] += values.get(key, 0)
-            self.cpu[pid] = cpu_seconds([pid])
-        totals["driver_Rss"] = rollup(os.getpid())["Rss"]
-        totals["processes"] = len(pids)
-        for key, value in totals.items():
-            self.peak[key] = max(self.peak.get(key, 0), value)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.sample()
-            self.stop.wait(self.interval)
-
-    def cpu_total(self) -> float:
-        self.sample()
-        return sum(self.cpu.values())
 
 
 # --------------------------------------------------------------------------- end to end
