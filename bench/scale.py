@@ -1,0 +1,755 @@
+"""Scaling of the global stages: `python -m bench.scale [--docs 25000] [--scales 1,4,16] [--cores 2]`.
+
+How the corpus pipeline's global stages (exact_dedup, minhash_dedup, sentence_dedup) scale with
+corpus size, on inputs several times larger than Ray's object store.
+
+Input (built once per size, cached under bench/work/scale-<N>docs-v<V>/, git-ignored): a synthetic
+corpus of JSONL files (`--files`, default 64, documents dealt round-robin so every file holds every
+kind) made of real sentences from ../shared/data: C4 and CCNet pages and Wikipedia articles
+(English), the Chinese Debian Reference (Chinese), cut into sentences with stages.text.sentence_spans.
+A document stream (seed 0; a smaller scale is a prefix of a larger one) of:
+- originals (~84 %; 15 % of them Chinese): random sentences of one language, 1,000-2,000 bytes
+  of text in paragraphs of 2-6 sentences, half of the sentences with one word (Chinese: one
+  character) replaced by a random one, so that sentences repeat across documents only as
+  quoted sentences do; a window of 3 consecutive sentences (what sentence_dedup compares)
+  almost never repeats by chance;
+- near-duplicates (~12 %): a copy of one of the last 20,000 originals with 1-5 % of its words
+  (Chinese: CJK characters) replaced (5-gram Jaccard ~0.6-0.95 with the original);
+- exact copies (~4 %): the same text, half of them reformatted (whitespace collapsed, first
+  words upper-cased: identical after exact_dedup's normalisation);
+- shared boilerplate: 25 % of originals (and their copies) carry the header or footer block of
+  one of 600 "sites" (4 real sentences reserved for it, sites drawn with a skew), which
+  sentence_dedup removes from all but the best-ranked document of the site.
+The pipeline sees no `lang` column (langid is not run), so minhash_dedup shingles Chinese by words
+as it does any text without a language.
+
+Each scale runs the real pipeline in a fresh process: `python -m pipelines.corpus --config
+bench/work/scale-config-<N>.yaml --fresh`, a config generated from configs/corpus.yaml: its
+seed, output and execution sections, `stages:` only the three global stages with their params
+there, one JSONL source (the synthetic corpus), execution.num_cpus = --cores and
+execution.object_store_memory = --object-store-mb MiB. Ray runs under its own temporary directory
+(RAY_TMPDIR=/tmp/lmf-scale-*), so its session (and spill files) are this run's alone.
+
+Measured per scale:
+- wall: the pipeline process from start to exit (Python start, Ray start, phase 0 = ingest, the
+  three global phases, publication). MB = 10^6 bytes of UTF-8 document text. MB/s per core =
+  MB/s / --cores. "global": from the line the pipeline prints after phase 0 to the line after
+  the last global phase, i.e. the three global stages only (the figure the goals use: startup and
+  ingest are not what scales).
+- per global stage: the span between the pipeline's `corpus: phase k (...)` line and the previous
+  one (everything the phase does, its shuffles and the work the driver does between them), and
+  the seconds the line itself reports.
+- driver peak RSS: /proc/PID/status VmHWM of the pipeline process (read every 0.25 s; the kernel's
+  own peak), and its peak RssAnon (heap, without object-store pages it mapped).
+- process tree: driver + raylet + GCS + workers, from /proc/PID/smaps_rollup every 0.25 s
+  (bench/procs.py: TreeMonitor): peak of summed PSS (shared pages counted once), split into
+  anonymous (heaps) and shmem (object store pages touched); CPU seconds of the whole tree.
+- object store, from inside the driver: a Ray Data execution callback (RAY_DATA_EXECUTION_CALLBACKS
+  = bench.scale.StatsCallback, loaded by Ray Data in the pipeline process; the pipeline's code is
+  unchanged) asks the raylet for its store stats (what `ray memory --stats-only` prints) every
+  second during each Ray Data execution and at its end: peak bytes used, cumulative bytes created,
+  bytes spilled and restored; and it keeps each execution's per-operator output rows and bytes
+  (Ray Data's stats). Executions are assigned to phases by time.
+- spill disk: the peak size of the spill directories (ray_spilled_objects*) under the run's Ray
+  temporary directory, sampled every 0.25 s; and Ray's own count of bytes spilled (above).
+- shuffle bytes per stage: the bytes entering each Ray Data all-to-all operator (Repartition,
+  HashShuffle, Aggregate, Sort, ...): the output of the operator before it in that execution.
+
+Goals (largest scale vs smallest): driver peak RSS (VmHWM) within +20 %; MB/s per core of the
+global stages within 20 %. Then a projection to a 1 TB run on a 16-node cluster from the
+per-document costs at the largest scale. Ends with a line
+`docs D mb_per_s_per_core_small A mb_per_s_per_core_large B throughput_ratio R driver_rss_mib_small X
+driver_rss_mib_large Y rss_ratio Z spilled_mib_large S input_over_store Q`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(REPO, "bench", "work")
+DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
+BUILD_VERSION = 1  # bump when the corpus recipe changes (invalidates the cache)
+GLOBAL_STAGES = ("exact_dedup", "minhash_dedup", "sentence_dedup")
+MB, MIB = 1e6, 2**20
+STATS_ENV = "LMFORGE_SCALE_STATS"  # where StatsCallback appends its JSON lines (pipeline process)
+
+# Corpus recipe.
+P_EXACT, P_NEAR, P_ZH, P_BOILERPLATE = 0.04, 0.12, 0.15, 0.25
+DOC_BYTES = (1000, 2000)  # text of an original, before its boilerplate
+COPY_WINDOW = 20_000  # copies are of one of the last this many originals
+SITES_EN, SITES_ZH, SITE_SENTENCES = 500, 100, 4
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_WORDS = re.compile(r"[a-z]{3,12}")
+
+
+def log(message: str) -> None:
+    print(f"[scale] {message}", file=sys.stderr, flush=True)
+
+
+def load() -> str:
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return " ".join(handle.read().split()[:3])
+
+
+# --------------------------------------------------------------------------- input
+
+
+class Pools:
+    """Sentences of each language (body and reserved boilerplate), and replacement vocabulary."""
+
+    def __init__(self, shared: str):
+        from stages.text import sentence_spans
+
+        def sentences(text: str) -> list[str]:
+            return [text[a:b] for a, b in sentence_spans(text)]
+
+        en: list[str] = []
+        web = os.path.join(shared, "web")
+        with open(os.path.join(web, "c4_sample.jsonl"), encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    en += sentences(json.loads(line)["text"])
+        for name in sorted(os.listdir(web)):
+            if name.startswith("multiple_files_cc_en_head-") and name.endswith(".jsonl"):
+                with open(os.path.join(web, name), encoding="utf-8") as handle:
+                    en += [s for line in handle if line.strip() for s in sentences(json.loads(line)["text"])]
+        with open(os.path.join(web, "wikipedia_en_sample.txt"), encoding="utf-8") as handle:
+            en += [s for line in handle for s in sentences(line.strip())]
+        with gzip.open(os.path.join(shared, "zh", "debian-reference.zh-cn.txt.gz"), "rt", encoding="utf-8") as handle:
+            zh = sentences(handle.read())
+        # Unique sentences of a useful size, in a fixed order.
+        en = sorted({s for s in en if 40 <= len(s.encode()) <= 400 and len(s.split()) >= 6})
+        zh = sorted({s for s in zh if len(_CJK.findall(s)) >= 10 and len(s.encode()) <= 400})
+        rng = random.Random(1)
+        rng.shuffle(en)
+        rng.shuffle(zh)
+        n_en, n_zh = SITES_EN * SITE_SENTENCES, SITES_ZH * SITE_SENTENCES
+        self.sites = {"en": [en[i:i + SITE_SENTENCES] for i in range(0, n_en, SITE_SENTENCES)],
+                      "zh": [zh[i:i + SITE_SENTENCES] for i in range(0, n_zh, SITE_SENTENCES)]}
+        self.body = {"en": en[n_en:], "zh": zh[n_zh:]}
+        self.vocab = sorted({w for s in en for w in _WORDS.findall(s.lower())})
+        self.cjk = sorted({ch for s in zh for ch in _CJK.findall(s)})
+
+    def mutate(self, sentence: str, lang: str, rng: random.Random) -> str:
+        """One word (Chinese: one CJK character) replaced by a random one."""
+        if lang == "zh":
+            positions = [m.start() for m in _CJK.finditer(sentence)]
+            i = rng.choice(positions)
+            return sentence[:i] + rng.choice(self.cjk) + sentence[i + 1:]
+        words = sentence.split(" ")
+        words[rng.randrange(len(words))] = rng.choice(self.vocab)
+        return " ".join(words)
+
+    def original(self, lang: str, rng: random.Random) -> tuple[str, int]:
+        """(text, site or -1)."""
+        target = rng.randint(*DOC_BYTES)
+        pool, joiner = self.body[lang], "" if lang == "zh" else " "
+        paragraphs, paragraph, size = [], [], 0
+        limit = rng.randint(2, 6)
+        while size < target:
+            sentence = rng.choice(pool)
+            if rng.random() < 0.5:
+                sentence = self.mutate(sentence, lang, rng)
+            paragraph.append(sentence)
+            size += len(sentence.encode()) + 1
+            if len(paragraph) >= limit:
+                paragraphs.append(joiner.join(paragraph))
+                paragraph, limit = [], rng.randint(2, 6)
+        if paragraph:
+            paragraphs.append(joiner.join(paragraph))
+        site = -1
+        if rng.random() < P_BOILERPLATE:
+            sites = self.sites[lang]
+            site = int(len(sites) * rng.random() ** 3)  # skewed: a few sites are on many pages
+            block = "\n".join(sites[site])
+            paragraphs = [block] + paragraphs if rng.random() < 0.5 else paragraphs + [block]
+        return "\n\n".join(paragraphs), site
+
+    def near_copy(self, text: str, lang: str, rng: random.Random) -> str:
+        rate = rng.uniform(0.01, 0.05)
+        if lang == "zh":
+            chars = list(text)
+            positions = [i for i, ch in enumerate(chars) if _CJK.match(ch)]
+            for i in rng.sample(positions, max(1, round(rate * len(positions)))):
+                chars[i] = rng.choice(self.cjk)
+            return "".join(chars)
+        words = text.split(" ")
+        for i in rng.sample(range(len(words)), max(1, round(rate * len(words)))):
+            words[i] = rng.choice(self.vocab)
+        return " ".join(words)
+
+
+def exact_copy(text: str, rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return text
+    words = text.split()  # whitespace collapsed, first words upper-cased: equal after simplify_text
+    return " ".join([w.upper() for w in words[:3]] + words[3:])
+
+
+def documents(pools: Pools, seed: int = 0):
+    """The endless document stream: (text, kind, lang, site)."""
+    rng = random.Random(seed)
+    recent: list[tuple[str, str, int]] = []  # the last COPY_WINDOW originals
+    while True:
+        draw = rng.random()
+        if recent and draw < P_EXACT:
+            text, lang, site = rng.choice(recent)
+            yield exact_copy(text, rng), "exact", lang, site
+        elif recent and draw < P_EXACT + P_NEAR:
+            text, lang, site = rng.choice(recent)
+            yield pools.near_copy(text, lang, rng), "near", lang, site
+        else:
+            lang = "zh" if rng.random() < P_ZH else "en"
+            text, site = pools.original(lang, rng)
+            recent.append((text, lang, site))
+            if len(recent) > COPY_WINDOW:
+                recent.pop(0)
+            yield text, "original", lang, site
+
+
+def corpus_folder(docs: int) -> str:
+    return os.path.join(WORK, f"scale-{docs}docs-v{BUILD_VERSION}")
+
+
+def read_manifest(docs: int) -> dict | None:
+    path = os.path.join(corpus_folder(docs), "manifest.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    return manifest if all(os.path.exists(p) for p in manifest["files"]) else None
+
+
+def build_corpora(shared: str, sizes: list[int], files: int) -> dict[int, dict]:
+    """The manifest of each size (document count), building the missing ones in one pass over
+    the stream (smaller sizes are prefixes of larger ones)."""
+    manifests = {n: m for n in sizes if (m := read_manifest(n)) is not None and len(m["files"]) == files}
+    missing = sorted(n for n in sizes if n not in manifests)
+    if not missing:
+        return manifests
+    started = time.perf_counter()
+    log(f"building {', '.join(f'{n:,}' for n in missing)} documents from {shared} (cached in bench/work/)")
+    pools = Pools(shared)
+    outputs = {}
+    for n in missing:
+        folder = corpus_folder(n)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        paths = [os.path.join(folder, f"part-{i:05d}.jsonl") for i in range(files)]
+        outputs[n] = {"paths": paths, "handles": [open(p, "w", encoding="utf-8") for p in paths],
+                      "kinds": {}, "langs": {}, "boilerplate": 0, "text_bytes": 0}
+    try:
+        for index, (text, kind, lang, site) in enumerate(documents(pools)):
+            if index >= missing[-1]:
+                break
+            line = json.dumps({"text": text}, ensure_ascii=False) + "\n"
+            size = len(text.encode())
+            for n, out in outputs.items():
+                if index < n:
+                    out["handles"][index % files].write(line)
+                    out["kinds"][kind] = out["kinds"].get(kind, 0) + 1
+                    out["langs"][lang] = out["langs"].get(lang, 0) + 1
+                    out["boilerplate"] += site >= 0
+                    out["text_bytes"] += size
+    finally:
+        for out in outputs.values():
+            for handle in out["handles"]:
+                handle.close()
+    seconds = time.perf_counter() - started
+    for n, out in outputs.items():
+        manifest = {
+            "documents": n, "folder": corpus_folder(n), "files": out["paths"], "text_bytes": out["text_bytes"],
+            "file_bytes": sum(os.path.getsize(p) for p in out["paths"]), "kinds": out["kinds"], "langs": out["langs"],
+            "boilerplate_documents": out["boilerplate"], "version": BUILD_VERSION,
+            "pools": {"en_sentences": len(pools.body["en"]), "zh_sentences": len(pools.body["zh"]),
+                      "sites": len(pools.sites["en"]) + len(pools.sites["zh"])},
+        }
+        with open(os.path.join(out["paths"][0].rsplit("/", 1)[0], "manifest.json"), "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=2)
+        manifests[n] = manifest
+    log(f"built in {seconds:.0f} s")
+    return manifests
+
+
+# --------------------------------------------------------------------------- config
+
+
+def bench_config(manifest: dict, out_dir: str, cores: int, object_store_mb: int) -> str:
+    """Write the run's config (configs/corpus.yaml with the synthetic corpus as its only source and
+    only the global stages) under bench/work/; returns its path. Validated here, before any run."""
+    import yaml
+
+    from pipelines.config import parse_config
+
+    with open(os.path.join(REPO, "configs", "corpus.yaml"), encoding="utf-8") as handle:
+        base = yaml.safe_load(handle)
+    stages = [entry for entry in base["stages"] if entry["name"] in GLOBAL_STAGES]
+    missing = set(GLOBAL_STAGES) - {entry["name"] for entry in stages}
+    if missing:
+        raise SystemExit(f"configs/corpus.yaml has no {', '.join(sorted(missing))} stage")
+    raw = {
+        "seed": base.get("seed", 0),
+        "sources": {"bench": {"paths": [manifest["folder"] + "/*.jsonl"], "format": "jsonl"}},
+        "stages": stages,
+        "output": {**(base.get("output") or {}), "dir": out_dir},
+        "ingest": base.get("ingest") or {},
+        "execution": {**(base.get("execution") or {}), "num_cpus": cores,
+                      "object_store_memory": int(object_store_mb * MIB)},
+    }
+    parse_config(raw)
+    path = os.path.join(WORK, f"scale-config-{manifest['documents']}.yaml")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("# Generated by `python -m bench.scale` from configs/corpus.yaml: do not edit.\n")
+        yaml.safe_dump(raw, handle, sort_keys=False, allow_unicode=True)
+    return path
+
+
+# --------------------------------------------------------------------------- in the pipeline process
+
+
+def _store_stats() -> dict:
+    """The raylet's object store stats (all nodes), as `ray memory --stats-only` gets them."""
+    import ray
+    from ray._private.internal_api import get_memory_info_reply
+
+    node = next(n for n in ray.nodes() if n["Alive"])
+    stats = get_memory_info_reply(None, node["NodeManagerAddress"], node["NodeManagerPort"],
+                                  timeout_seconds=10).store_stats
+    return {key: int(getattr(stats, key)) for key in (
+        "object_store_bytes_used", "object_store_bytes_avail", "object_store_bytes_fallback", "spilled_bytes_total",
+        "spilled_objects_total", "restored_bytes_total", "cumulative_created_bytes", "cumulative_created_objects")}
+
+
+def _make_callback():
+    from ray.data._internal.execution.execution_callback import ExecutionCallback
+
+    class StatsCallback(ExecutionCallback):
+        """Loaded by Ray Data in the pipeline process (RAY_DATA_EXECUTION_CALLBACKS): per execution,
+        the object store's stats sampled every second and at the end, and Ray Data's
+        per-operator output rows and bytes; one JSON line each, appended to $LMFORGE_SCALE_STATS."""
+
+        def before_execution_starts(self, executor):
+            self.started, self.last_sample = time.time(), 0.0
+            self.before = self.safe_stats()
+            self.peak_used = self.before.get("object_store_bytes_used", 0)
+            self.peak_fallback = self.before.get("object_store_bytes_fallback", 0)
+
+        @staticmethod
+        def safe_stats() -> dict:
+            try:
+                return _store_stats()
+            except Exception as error:  # noqa: BLE001 - a measurement must never break the run
+                return {"error": repr(error)}
+
+        def sample(self) -> dict:
+            stats = self.safe_stats()
+            self.peak_used = max(self.peak_used, stats.get("object_store_bytes_used", 0))
+            self.peak_fallback = max(self.peak_fallback, stats.get("object_store_bytes_fallback", 0))
+            return stats
+
+        def on_execution_step(self, executor):
+            now = time.time()
+            if now - self.last_sample >= 1.0:
+                self.last_sample = now
+                self.sample()
+
+        def after_execution_succeeds(self, executor):
+            self.write(executor, None)
+
+        def after_execution_fails(self, executor, error):
+            self.write(executor, error)
+
+        def write(self, executor, error) -> None:
+            after = self.sample()
+            operators = []
+            try:
+                summary = executor.get_stats().to_summary()
+                for op in summary.operators_stats:
+                    operators.append({
+                        "name": op.operator_name,
+                        "rows": int(op.output_num_rows.sum) if op.output_num_rows else 0,
+                        "bytes": int(op.output_size_bytes.sum) if op.output_size_bytes else 0,
+                        "wall_s": float(op.time_total_s or 0.0),
+                    })
+            except Exception as problem:  # noqa: BLE001
+                operators.append({"name": f"stats unavailable: {problem!r}", "rows": 0, "bytes": 0, "wall_s": 0.0})
+            record = {"started": self.started, "ended": time.time(), "failed": error is not None,
+                      "before": self.before, "after": after, "peak_used": self.peak_used,
+                      "peak_fallback": self.peak_fallback, "operators": operators}
+            path = os.environ.get(STATS_ENV)
+            if path:
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+
+    return StatsCallback
+
+
+def __getattr__(name: str):
+    # Ray Data imports `bench.scale.StatsCallback` by name; the class (and Ray) load only then, so
+    # that the benchmark's own process does not import Ray.
+    if name == "StatsCallback":
+        cls = _make_callback()
+        globals()["StatsCallback"] = cls
+        return cls
+    raise AttributeError(name)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+class SpillMonitor(threading.Thread):
+    """Peak total size of Ray's spill directories under `root`, and the phase it was reached in."""
+
+    def __init__(self, root: str, interval: float = 0.25):
+        super().__init__(daemon=True)
+        self.root, self.interval, self.stop = root, interval, threading.Event()
+        self.peak, self.samples = 0, []  # (time, bytes) whenever the size changes
+
+    def size(self) -> int:
+        total = 0
+        for folder, dirs, names in os.walk(self.root):
+            if "ray_spilled_objects" not in folder:
+                dirs[:] = [d for d in dirs if d not in ("logs", "runtime_resources", "sockets")]
+                continue
+            for name in names:
+                try:
+                    total += os.stat(os.path.join(folder, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def run(self) -> None:
+        last = -1
+        while not self.stop.is_set():
+            size = self.size()
+            if size != last:
+                self.samples.append((time.time(), size))
+                last = size
+            self.peak = max(self.peak, size)
+            self.stop.wait(self.interval)
+
+
+PHASE_LINE = re.compile(r"corpus: phase (\d+) \(([^)]*)\): (\d+) documents in ([\d.]+) s")
+
+
+def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> dict:
+    """The pipeline on one corpus, in a fresh process, measured."""
+    from bench.pipeline_throughput import CpuMonitor
+    from bench.procs import TreeMonitor
+
+    docs = manifest["documents"]
+    out_dir = os.path.join(WORK, f"scale-out-{docs}")
+    config = bench_config(manifest, out_dir, cores, object_store_mb)
+    ray_tmp = tempfile.mkdtemp(prefix="lmf-scale-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    stats_path = os.path.join(ray_tmp, "executions.jsonl")
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, STATS_ENV: stats_path,
+           "RAY_DATA_EXECUTION_CALLBACKS": "bench.scale.StatsCallback", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)  # always a local instance of our own
+    command = [sys.executable, "-m", "pipelines.corpus", "--config", config, "--fresh"]
+    log(f"{docs:,} documents, {manifest['text_bytes'] / MB:.0f} MB: {' '.join(command[1:])} (load {load()})")
+    lines: list[tuple[float, str, str]] = []  # (time, stream, line)
+
+    def reader(stream, name):
+        for line in stream:
+            lines.append((time.time(), name, line.rstrip("\n")))
+            if name == "stdout" and line.startswith("corpus:"):
+                log(f"  {line.strip()}")
+
+    load_before = load()
+    with CpuMonitor() as cpu:
+        started = time.time()
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, errors="replace")
+        tree = TreeMonitor(interval=0.25, root=process.pid)
+        spill = SpillMonitor(ray_tmp)
+        readers = [threading.Thread(target=reader, args=(process.stdout, "stdout"), daemon=True),
+                   threading.Thread(target=reader, args=(process.stderr, "stderr"), daemon=True)]
+        for thread in (tree, spill, *readers):
+            thread.start()
+        code = process.wait()
+        ended = time.time()
+        for thread in readers:
+            thread.join()
+        for monitor in (tree, spill):
+            monitor.stop.set()
+            monitor.join()
+    if code:
+        tail = "\n".join(line for _, _, line in lines[-60:])
+        raise SystemExit(f"the pipeline failed on {docs:,} documents (exit {code}); last lines:\n{tail}")
+    executions = []
+    if os.path.exists(stats_path):
+        with open(stats_path, encoding="utf-8") as handle:
+            executions = [json.loads(line) for line in handle if line.strip()]
+    with open(os.path.join(out_dir, "stats.json"), encoding="utf-8") as handle:
+        stats = json.load(handle)
+    phases = []
+    for at, stream, line in lines:
+        match = PHASE_LINE.search(line) if stream == "stdout" else None
+        if match:
+            phases.append({"index": int(match[1]), "what": match[2], "documents": int(match[3]),
+                           "reported_s": float(match[4]), "at": at})
+    details = [line for _, stream, line in lines if stream == "stdout" and line.startswith("corpus:")
+               and not PHASE_LINE.search(line)]
+    details += [line for _, _, line in lines if any(stage in line for stage in GLOBAL_STAGES)
+                and not line.startswith("corpus:") and "Traceback" not in line][:40]
+    result = {
+        "documents": docs, "text_bytes": manifest["text_bytes"], "file_bytes": manifest["file_bytes"],
+        "cores": cores, "object_store_bytes": int(object_store_mb * MIB), "wall_s": ended - started,
+        "started": started, "ended": ended, "phases": phases, "details": details, "executions": executions,
+        "peak": tree.peak, "cpu_s": sum(tree.cpu.values()), "monitor_samples": tree.samples,
+        "spill_peak": spill.peak, "spill_samples": spill.samples, "load_before": load_before,
+        "own_cores": cpu.own_cores, "other_cores": cpu.other_cores,
+        "removed": stats.get("removed", {}), "kept": stats.get("kept_documents"),
+        "input_documents": stats.get("input_documents"),
+        "stage_stats": {stage: stats.get(stage) for stage in GLOBAL_STAGES},
+    }
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------- analysis
+
+SHUFFLE_OPERATOR = re.compile(r"repartition|shuffle|aggregate|groupby|sort|join|zip", re.IGNORECASE)
+
+
+def per_phase(result: dict) -> list[dict]:
+    """Each global phase: its span, the executions that ended in it and their figures."""
+    phases = result["phases"]
+    out = []
+    for k, phase in enumerate(phases):
+        begin = phases[k - 1]["at"] if k else result["started"]
+        mine = [e for e in result["executions"] if begin < e["ended"] <= phase["at"] + 0.5]
+        shuffled, shuffle_ops = 0, []
+        for execution in mine:
+            ops = execution["operators"]
+            for i, op in enumerate(ops):
+                if SHUFFLE_OPERATOR.search(op["name"]) and i > 0:
+                    shuffled += ops[i - 1]["bytes"]
+                    shuffle_ops.append(op["name"])
+        created = sum(e["after"].get("cumulative_created_bytes", 0) - e["before"].get("cumulative_created_bytes", 0)
+                      for e in mine)
+        spilled = sum(e["after"].get("spilled_bytes_total", 0) - e["before"].get("spilled_bytes_total", 0) for e in mine)
+        restored = sum(e["after"].get("restored_bytes_total", 0) - e["before"].get("restored_bytes_total", 0)
+                       for e in mine)
+        spill_disk = max([size for at, size in result["spill_samples"] if begin <= at <= phase["at"]] or [0])
+        out.append({
+            **phase, "span_s": phase["at"] - begin, "executions": len(mine), "shuffle_bytes": shuffled,
+            "shuffle_operators": sorted(set(shuffle_ops)), "created_bytes": created, "spilled_bytes": spilled,
+            "restored_bytes": restored, "store_peak": max([e["peak_used"] for e in mine] or [0]),
+            "fallback_peak": max([e["peak_fallback"] for e in mine] or [0]), "spill_disk_peak": spill_disk,
+            "operators": [(op["name"], op["rows"], op["bytes"]) for e in mine for op in e["operators"]],
+        })
+    return out
+
+
+def global_seconds(result: dict) -> float:
+    """From the end of phase 0 to the end of the last global phase."""
+    phases = result["phases"]
+    global_phases = [p for p in phases if p["what"] in GLOBAL_STAGES]
+    if not global_phases or not phases:
+        return result["wall_s"]
+    first = phases.index(global_phases[0])
+    begin = phases[first - 1]["at"] if first else result["started"]
+    return global_phases[-1]["at"] - begin
+
+
+def spilled_total(result: dict) -> int:
+    if not result["executions"]:
+        return 0
+    return max(e["after"].get("spilled_bytes_total", 0) for e in result["executions"])
+
+
+def mib(n: float) -> str:
+    return f"{n / MIB:,.0f}"
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def removed_by(result: dict, stage: str) -> int:
+    return sum((result["removed"].get(stage) or {}).values())
+
+
+def report(results: list[tuple[str, dict, dict]], args) -> None:
+    cores = args.cores
+    store = int(args.object_store_mb * MIB)
+    first = results[0][1]
+    print(f"Cores: {cores} (execution.num_cpus); object store: {args.object_store_mb:g} MiB "
+          f"(execution.object_store_memory); machine: {os.cpu_count()} cores. MB = 10^6 bytes of UTF-8 "
+          "document text; MiB = 2^20 bytes. Stages: " + " -> ".join(GLOBAL_STAGES) + " with configs/corpus.yaml's "
+          "params; input: JSONL, " + f"{len(first['files'])} files per scale, built from ../shared/data (cached in "
+          "bench/work/).\n")
+    print("**Input** (a smaller scale is a prefix of a larger one's document stream)\n")
+    rows = []
+    for label, manifest, _ in results:
+        kinds, n = manifest["kinds"], manifest["documents"]
+        rows.append([label, f"{n:,}", f"{manifest['text_bytes'] / MB:,.1f}", f"{manifest['file_bytes'] / MB:,.1f}",
+                     f"{manifest['text_bytes'] / n:,.0f}", f"{manifest['text_bytes'] / store:.2f}x",
+                     f"{kinds.get('near', 0):,} ({100 * kinds.get('near', 0) / n:.1f} %)",
+                     f"{kinds.get('exact', 0):,} ({100 * kinds.get('exact', 0) / n:.1f} %)",
+                     f"{manifest['boilerplate_documents']:,}", f"{manifest['langs'].get('zh', 0):,}"])
+    print(table(["scale", "documents", "text MB", "JSONL MB", "bytes/doc", "text / object store", "near-duplicates",
+                 "exact copies", "with boilerplate", "zh"], rows))
+    print("\n**Throughput** (wall clock; global = the three global phases only, from the end of phase 0 to the end "
+          "of the last one)\n")
+    rows = []
+    for label, manifest, r in results:
+        mb, g = r["text_bytes"] / MB, global_seconds(r)
+        rows.append([label, f"{r['wall_s']:.1f}", f"{mb / r['wall_s']:.3f}", f"{mb / r['wall_s'] / cores:.3f}",
+                     f"{g:.1f}", f"{mb / g:.3f}", f"{mb / g / cores:.3f}", f"{r['cpu_s']:.0f}",
+                     f"{r['cpu_s'] / r['wall_s']:.2f}", f"{r['load_before']} / {r['other_cores']:.2f}"])
+    print(table(["scale", "wall s", "MB/s", "MB/s per core", "global s", "global MB/s", "global MB/s per core",
+                 "CPU-s (tree)", "cores used", "load before / other cores during"], rows))
+    print("\n**Per global stage** (span: from the previous `corpus: phase` line to this one; reported: the seconds "
+          "the line gives; shuffle: bytes entering Ray Data's all-to-all operators; created: bytes put in the "
+          "object store; spilled: Ray's count; spill disk: peak size of the spill directories)\n")
+    rows = []
+    for label, manifest, r in results:
+        for phase in per_phase(r):
+            if phase["what"] not in GLOBAL_STAGES:
+                continue
+            n = r["documents"]
+            rows.append([label, phase["what"], f"{phase['span_s']:.1f}", f"{phase['reported_s']:.1f}",
+                         f"{removed_by(r, phase['what']):,}", phase["executions"], mib(phase["shuffle_bytes"]),
+                         f"{phase['shuffle_bytes'] / n:,.0f}", mib(phase["created_bytes"]), mib(phase["store_peak"]),
+                         mib(phase["spilled_bytes"]), mib(phase["spill_disk_peak"])])
+    print(table(["scale", "stage", "span s", "reported s", "removed", "Ray Data executions", "shuffle MiB",
+                 "shuffle bytes/doc", "created MiB", "store peak MiB", "spilled MiB", "spill disk peak MiB"], rows))
+    print("\n**Memory** (MiB; driver = the pipeline process; tree = driver + raylet + GCS + workers, summed at "
+          "each sample)\n")
+    rows = []
+    for label, manifest, r in results:
+        p = r["peak"]
+        rows.append([label, mib(p.get("driver_HWM", 0)), mib(p.get("driver_Anon", 0)), mib(p.get("Pss", 0)),
+                     mib(p.get("Pss_Anon", 0)), mib(p.get("Pss_Shmem", 0)), p.get("processes", 0),
+                     mib(max([e["peak_used"] for e in r["executions"]] or [0])), mib(spilled_total(r)),
+                     mib(r["spill_peak"])])
+    print(table(["scale", "driver peak RSS (VmHWM)", "driver peak anon", "tree peak PSS", "PSS anon", "PSS shmem",
+                 "processes", "object store peak used", "spilled (Ray, total)", "spill disk peak"], rows))
+    for label, _, r in results:
+        if r["details"]:
+            print(f"\nOther pipeline lines ({label}):\n\n```\n" + "\n".join(r["details"][:40]) + "\n```")
+    largest = results[-1][2]
+    print("\nRay Data operators at the largest scale (output rows / MiB, per execution, in phase order):\n")
+    for phase in per_phase(largest):
+        ops = ", ".join(f"{name} {rows:,} / {mib(size)}" for name, rows, size in phase["operators"])
+        print(f"- phase {phase['index']} ({phase['what']}): {ops or 'no Ray Data stats'}")
+    goals(results, args)
+    projection(results, args)
+
+
+def goals(results, args) -> None:
+    (small_label, _, small), (large_label, _, large) = results[0], results[-1]
+    rss_s, rss_l = small["peak"].get("driver_HWM", 0), large["peak"].get("driver_HWM", 0)
+    tput_s = small["text_bytes"] / MB / global_seconds(small) / args.cores
+    tput_l = large["text_bytes"] / MB / global_seconds(large) / args.cores
+    store = args.object_store_mb * MIB
+    rss_ok = rss_l <= 1.2 * rss_s
+    tput_ok = tput_l >= 0.8 * tput_s
+    over = large["text_bytes"] / store
+    print(f"\n**Goals** ({large_label} vs {small_label})\n")
+    print(f"- driver peak RSS within +20 %: {mib(rss_s)} -> {mib(rss_l)} MiB ({rss_l / max(rss_s, 1):.2f}x): "
+          f"{'met' if rss_ok else 'NOT met'}")
+    print(f"- global-stage MB/s per core within 20 %: {tput_s:.3f} -> {tput_l:.3f} ({tput_l / tput_s:.2f}x): "
+          f"{'met' if tput_ok else 'NOT met'}")
+    print(f"- a run whose input is at least 3x the object store completes: {over:.2f}x, completed: "
+          f"{'met' if over >= 3 else 'NOT met (input too small: raise --docs or lower --object-store-mb)'}")
+    args.final = (f"docs {large['documents']} mb_per_s_per_core_small {tput_s:.3f} mb_per_s_per_core_large "
+                  f"{tput_l:.3f} throughput_ratio {tput_l / tput_s:.2f} driver_rss_mib_small {rss_s / MIB:.0f} "
+                  f"driver_rss_mib_large {rss_l / MIB:.0f} rss_ratio {rss_l / max(rss_s, 1):.2f} "
+                  f"spilled_mib_large {spilled_total(large) / MIB:.0f} input_over_store {over:.2f}")
+
+
+def projection(results, args, target_docs: float = 250e6, target_bytes: float = 1e12, nodes: int = 16) -> None:
+    (_, _, small), (_, _, large) = results[0], results[-1]
+    n = large["documents"]
+    per_doc_bytes = large["text_bytes"] / n
+    by_bytes = target_bytes / large["text_bytes"]  # scale factor if costs follow text bytes
+    by_docs = target_docs / n  # ... or the number of documents
+    gb = 1e9
+    print(f"\n**Projection: 1 TB of text (~{target_docs / 1e6:.0f}M documents of ~{target_bytes / target_docs / 1e3:.0f} KB)"
+          f" on {nodes} nodes**, from the costs measured at {n:,} documents ({per_doc_bytes:,.0f} bytes each). "
+          "Per node = total / nodes, assuming hash partitioning spreads keys evenly and every node reads 1/"
+          f"{nodes} of the input. Each figure is given scaled by documents (x{by_docs:,.0f}: right for per-document "
+          f"keys: exact and MinHash bucket rows) and by text bytes (x{by_bytes:,.0f}: right for what follows the "
+          "text: sentence windows, rows read and written, object store traffic). Spill assumes each node's input "
+          f"is {large['text_bytes'] / (args.object_store_mb * MIB):.1f}x its object store, as measured here; with "
+          "a larger store it shrinks. The store's working set = peak store used + peak spill disk in the phase: "
+          "what a node's store must hold for the phase not to spill.\n")
+    rows = []
+    for phase in per_phase(large):
+        if phase["what"] not in GLOBAL_STAGES:
+            continue
+        working = phase["store_peak"] + phase["spill_disk_peak"]
+        figures = [("shuffle", phase["shuffle_bytes"]), ("object store traffic (created)", phase["created_bytes"]),
+                   ("spilled", phase["spilled_bytes"]), ("store working set", working)]
+        for name, value in figures:
+            rows.append([phase["what"], name, f"{value / n:,.0f}", f"{value * by_docs / nodes / gb:,.1f}",
+                         f"{value * by_bytes / nodes / gb:,.1f}"])
+    print(table(["stage", "figure", "bytes per document (measured)", "GB per node, by documents",
+                 "GB per node, by bytes"], rows))
+    # The driver: its heap growth per document between the smallest and the largest scale.
+    anon_s, anon_l = small["peak"].get("driver_Anon", 0), large["peak"].get("driver_Anon", 0)
+    if large["documents"] > small["documents"]:
+        slope = (anon_l - anon_s) / (large["documents"] - small["documents"])
+        print(f"\nDriver heap (peak RssAnon) grows {slope:,.0f} bytes per document between the smallest and the "
+              f"largest scale: {anon_l / MIB:,.0f} MiB at {n:,} documents, so ~{(anon_l + slope * (target_docs - n)) / gb:,.1f}"
+              f" GB at {target_docs / 1e6:.0f}M documents (one driver for the whole cluster; "
+              "a driver-free design should make this slope ~0).")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.pipeline_throughput import wait_quiet
+
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=25_000, help="documents at 1x (default: %(default)s)")
+    parser.add_argument("--scales", default="1,4,16", help="multiples of --docs to run (default: %(default)s)")
+    parser.add_argument("--cores", type=int, default=2, help="execution.num_cpus (default: %(default)s)")
+    parser.add_argument("--object-store-mb", type=float, default=200,
+                        help="execution.object_store_memory in MiB (default: %(default)s)")
+    parser.add_argument("--files", type=int, default=64, help="JSONL files per scale (default: %(default)s)")
+    parser.add_argument("--wait-idle", type=float, default=0,
+                        help="before each scale, wait up to this many seconds for other work to stop")
+    parser.add_argument("--keep-output", action="store_true", help="keep bench/work/scale-out-<N> (default: deleted)")
+    parser.add_argument("--json", help="also write the raw measurements to this file")
+    parser.add_argument("--shared", default=DEFAULT_SHARED)
+    args = parser.parse_args(argv)
+    scales = sorted({float(s) for s in args.scales.split(",") if s.strip()})
+    sizes = [max(1, round(args.docs * s)) for s in scales]
+    manifests = build_corpora(args.shared, sizes, args.files)
+    results = []
+    for scale, size in zip(scales, sizes):
+        wait_quiet(args.wait_idle)
+        results.append((f"{scale:g}x", manifests[size], run_scale(manifests[size], args.cores, args.object_store_mb,
+                                                                   args.keep_output)))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump([{"scale": label, "manifest": m, "result": r} for label, m, r in results], handle, indent=1)
+    print(f"command: python -m bench.scale {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip() + "\n")
+    report(results, args)
+    print(f"\n{args.final}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
