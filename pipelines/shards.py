@@ -15,6 +15,11 @@ Steps:
    or uint32>) each, so document boundaries are the list offsets;
 5. manifest.json: tokenizer and config hashes, per-source documents/tokens/epochs/
    shares, totals, files with SHA-256.
+
+`docs`, `shards.dir` and `tokenizer.dir` may be URIs (`s3://bucket/out/docs`): everything is
+read and written through pyarrow's filesystems, and Ray tasks get absolute paths or URIs and
+the tokenizer itself (JSON), never a path only the driver can see. A tokenizer at a URI is
+trained in a local temporary folder and uploaded.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -37,10 +42,9 @@ import pyarrow.ipc as ipc
 import ray
 from tqdm import tqdm
 
-from pipelines.workdir import atomic_output, write_atomic
+from pipelines.workdir import absolute, exists, filesystem, is_uri, join, read_bytes, write_atomic
 from tokenizer.config import OTHER, Config, load_config, parse_set, with_out_root
 from tokenizer.corpus import list_files
-from tokenizer.models import file_sha256
 from tokenizer.sampling import heldout_mask, weighted_counts, weighted_groups
 
 FORMAT = "lmforge-token-shards/1"
@@ -59,35 +63,46 @@ def shard_schema(dtype: pa.DataType) -> pa.Schema:
     return pa.schema([("id", pa.string()), ("source", pa.string()), ("tokens", pa.list_(dtype))])
 
 
-def write_arrow(path: str, table: pa.Table) -> None:
-    """One uncompressed record batch: the token values are one contiguous, mappable buffer."""
-    with atomic_output(pafs.LocalFileSystem(), path) as sink, ipc.new_file(sink, table.schema) as writer:
+def write_arrow(path: str, table: pa.Table) -> tuple[int, str]:
+    """One uncompressed record batch: the token values are one contiguous, mappable buffer.
+    Written whole under a temporary name, then renamed (a local path or a URI); returns the
+    file's size and SHA-256."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table.combine_chunks(), max_chunksize=max(1, table.num_rows))
+    data = sink.getvalue()
+    fs, where = filesystem(path)
+    write_atomic(fs, where, data)
+    return data.size, hashlib.sha256(data).hexdigest()
 
 
 def read_arrow(path: str) -> pa.Table:
+    if is_uri(path):
+        fs, where = filesystem(path)
+        with fs.open_input_file(where) as source:
+            return ipc.open_file(source).read_all()
     with pa.memory_map(path) as source:
         return ipc.open_file(source).read_all()
 
 
 @functools.lru_cache(maxsize=1)
-def load_tokenizer(path: str):
+def load_tokenizer(tokenizer_json: str):
     """Once per Ray worker process (workers are reused across batches)."""
     # A task holds one core: keep `encode_batch` on one thread (the crate reads this per call).
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(path)
+    return Tokenizer.from_str(tokenizer_json)
 
 
-def tokenize_batch(batch: pa.Table, tokenizer_file: str, work_dir: str, eos_id: int, vocab_size: int) -> pa.Table:
+def tokenize_batch(batch: pa.Table, tokenizer_json: str, work_dir: str, eos_id: int, vocab_size: int) -> pa.Table:
     """Ray Data UDF: tokenize a batch of documents (EOS appended), write the tokens to the
     work folder and return per-document metadata (the tokens stay out of the driver)."""
     if not batch.num_rows:
         return pa.table({"id": [], "source": [], "num_tokens": [], "file": [], "row": []},
                         schema=METADATA_SCHEMA)
     dtype = token_type(vocab_size)
-    encodings = load_tokenizer(tokenizer_file).encode_batch(batch["text"].to_pylist(), add_special_tokens=False)
+    encodings = load_tokenizer(tokenizer_json).encode_batch(batch["text"].to_pylist(), add_special_tokens=False)
     ids = [np.asarray(e.ids + [eos_id], dtype=dtype.to_pandas_dtype()) for e in encodings]
     lengths = np.array([len(i) for i in ids], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
@@ -95,20 +110,24 @@ def tokenize_batch(batch: pa.Table, tokenizer_file: str, work_dir: str, eos_id: 
     table = pa.Table.from_arrays([batch["id"], batch["source"], tokens], schema=shard_schema(dtype))
     # Named after the batch's first id: a retried task rewrites the same file.
     name = "tok-" + hashlib.sha1(batch["id"][0].as_py().encode()).hexdigest()[:16] + ".arrow"
-    write_arrow(os.path.join(work_dir, name), table)
+    write_arrow(join(work_dir, name), table)
     return pa.table({"id": batch["id"], "source": batch["source"], "num_tokens": lengths,
                      "file": [name] * batch.num_rows, "row": np.arange(batch.num_rows)}, schema=METADATA_SCHEMA)
 
 
-def tokenize(config: Config, tokenizer_file: str, work_dir: str, eos_id: int, vocab_size: int) -> pa.Table:
-    """Metadata of every document (METADATA_SCHEMA), sorted by id."""
-    files = [f for f in list_files(config.docs) if f.endswith(".parquet")]
+def tokenize(config: Config, tokenizer_json: str, work_dir: str, eos_id: int, vocab_size: int) -> pa.Table:
+    """Metadata of every document (METADATA_SCHEMA), sorted by id. The tokenizer travels to
+    the workers as JSON and `work_dir` is absolute or a URI: no task needs the driver's files."""
+    files = [absolute(f) for f in list_files(config.docs) if f.endswith(".parquet")]
     if not files:
         raise FileNotFoundError(f"no Parquet documents in {config.docs!r} (run the corpus pipeline first)")
-    ds = ray.data.read_parquet(files, columns=["id", "source", "text"])
+    fs, _ = filesystem(files[0])
+    if len({type(filesystem(f)[0]) for f in files}) > 1:
+        raise ValueError(f"the documents {config.docs!r} are on more than one filesystem; read them from one")
+    ds = ray.data.read_parquet([filesystem(f)[1] for f in files], filesystem=fs, columns=["id", "source", "text"])
     ds = ds.map_batches(
         tokenize_batch,
-        fn_kwargs={"tokenizer_file": os.path.abspath(tokenizer_file), "work_dir": work_dir,
+        fn_kwargs={"tokenizer_json": tokenizer_json, "work_dir": work_dir,
                    "eos_id": eos_id, "vocab_size": vocab_size},
         batch_size=config.shards.batch_size,
         batch_format="pyarrow",
@@ -160,13 +179,13 @@ def write_shard(path: str, files: list[str], rows: np.ndarray, work_dir: str) ->
     pieces, positions = [], []
     for name in sorted(set(files)):
         mask = files_arr == name
-        pieces.append(read_arrow(os.path.join(work_dir, name)).take(rows[mask]))
+        pieces.append(read_arrow(join(work_dir, name)).take(rows[mask]))
         positions.append(np.flatnonzero(mask))
     table = pa.concat_tables(pieces).take(np.argsort(np.concatenate(positions), kind="stable"))
-    write_arrow(path, table)
+    size, sha256 = write_arrow(path, table)
     tokens = int(pc.sum(pc.list_value_length(table["tokens"])).as_py())
-    return {"path": os.path.basename(path), "documents": table.num_rows, "tokens": tokens,
-            "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
+    return {"path": path.rpartition("/")[2], "documents": table.num_rows, "tokens": tokens,
+            "bytes": size, "sha256": sha256}
 
 
 def write_split(split: str, order: np.ndarray, meta: pa.Table, out_dir: str, work_dir: str,
@@ -182,7 +201,7 @@ def write_split(split: str, order: np.ndarray, meta: pa.Table, out_dir: str, wor
     tasks = []
     for index, shard in enumerate(np.unique(shard_of)):
         members = shard_of == shard
-        path = os.path.join(out_dir, f"{split}-{index:05d}.arrow")
+        path = join(out_dir, f"{split}-{index:05d}.arrow")
         tasks.append(write_shard.remote(path, files[members].tolist(), rows[members], work_dir))
     with tqdm(total=len(tasks), desc=f"shards: writing {split}", unit=" files", file=sys.stderr) as progress:
         pending = list(tasks)
@@ -195,37 +214,53 @@ def write_split(split: str, order: np.ndarray, meta: pa.Table, out_dir: str, wor
 def ensure_tokenizer(config: Config, retrain: bool) -> str:
     """The tokenizer file, trained first when missing or when `tokenizer.train` recorded other
     settings or documents than the current ones (a tokenizer without that record, e.g. an
-    extended one, is used as it is)."""
+    extended one, is used as it is). A `tokenizer.dir` URI is trained locally, then uploaded."""
     from tokenizer.train import fingerprint, train
 
-    path = os.path.join(config.tokenizer.dir, "tokenizer.json")
-    report = os.path.join(config.tokenizer.dir, "report.json")
+    path = join(config.tokenizer.dir, "tokenizer.json")
+    report = join(config.tokenizer.dir, "report.json")
     reason = None
     if retrain:
         reason = "--retrain-tokenizer"
-    elif not os.path.exists(path):
+    elif not exists(path):
         reason = "no tokenizer yet"
-    elif os.path.exists(report):
-        with open(report, encoding="utf-8") as handle:
-            recorded = json.load(handle).get("fingerprint")
+    elif exists(report):
+        recorded = json.loads(read_bytes(report)).get("fingerprint")
         if recorded not in (None, fingerprint(config)):
             reason = "trained with other settings or documents"
     if reason:
         print(f"shards: training the tokenizer into {config.tokenizer.dir} ({reason})", file=sys.stderr)
-        train(config)
+        if is_uri(config.tokenizer.dir):
+            with tempfile.TemporaryDirectory(prefix="tokenizer-") as local:
+                train(dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, dir=local)))
+                upload(local, config.tokenizer.dir)
+        else:
+            train(config)
     return path
 
 
+def upload(local: str, uri: str) -> None:
+    """Replace what is at `uri` with the files of the local folder; report.json last (its
+    fingerprint says the tokenizer there is complete)."""
+    fs, root = filesystem(uri)
+    fs.delete_dir_contents(root, missing_dir_ok=True)
+    names = sorted(os.path.relpath(os.path.join(folder, name), local)
+                   for folder, _, files in os.walk(local) for name in files)
+    for name in sorted(names, key=lambda name: name == "report.json"):
+        with open(os.path.join(local, name), "rb") as handle:
+            write_atomic(fs, f"{root}/{name.replace(os.sep, '/')}", handle.read())
+
+
 def prepare_output(out_dir: str) -> str:
-    """Empty `out_dir` of earlier shards; return a fresh work folder inside it."""
-    os.makedirs(out_dir, exist_ok=True)
-    for name in os.listdir(out_dir):
-        if name.endswith(".arrow") or name == "manifest.json":
-            os.remove(os.path.join(out_dir, name))
-    work_dir = os.path.join(out_dir, WORK_DIR)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    os.makedirs(work_dir)
-    return work_dir
+    """Empty `out_dir` (a local path or a URI) of earlier shards; return a fresh work folder inside it."""
+    fs, root = filesystem(out_dir)
+    fs.create_dir(root)
+    for info in fs.get_file_info(pafs.FileSelector(root)):
+        if info.type == pafs.FileType.File and (info.base_name.endswith(".arrow") or info.base_name == "manifest.json"):
+            fs.delete_file(info.path)
+    fs.delete_dir_contents(f"{root}/{WORK_DIR}", missing_dir_ok=True)
+    fs.create_dir(f"{root}/{WORK_DIR}")
+    return join(out_dir, WORK_DIR)
 
 
 def run(config: Config, retrain_tokenizer: bool = False) -> dict:
@@ -236,20 +271,23 @@ def run(config: Config, retrain_tokenizer: bool = False) -> dict:
 
     started = time.perf_counter()
     tokenizer_file = ensure_tokenizer(config, retrain_tokenizer)
-    tokenizer = Tokenizer.from_file(tokenizer_file)
+    tokenizer_bytes = read_bytes(tokenizer_file)
+    tokenizer_json = tokenizer_bytes.decode("utf-8")
+    tokenizer = Tokenizer.from_str(tokenizer_json)
     eos_token = config.tokenizer.special_tokens["eos"]
     eos_id = tokenizer.token_to_id(eos_token)
     if eos_id is None:
         raise ValueError(f"{tokenizer_file} has no {eos_token!r} token (tokenizer.special_tokens.eos)")
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-    out_dir = os.path.abspath(config.shards.dir)
+    out_dir = absolute(config.shards.dir)
     work_dir = prepare_output(out_dir)
     init_ray(config.num_cpus)
-    meta = tokenize(config, tokenizer_file, work_dir, eos_id, vocab_size)
+    meta = tokenize(config, tokenizer_json, work_dir, eos_id, vocab_size)
     chosen = plan(meta, config)
     files = (write_split("train", chosen.train, meta, out_dir, work_dir, config.shards.shard_tokens)
              + write_split("val", chosen.val, meta, out_dir, work_dir, config.shards.shard_tokens))
-    shutil.rmtree(work_dir)
+    fs, work_path = filesystem(work_dir)
+    fs.delete_dir(work_path)
     splits = {split: {"documents": sum(f["documents"] for f in files if f["split"] == split),
                       "tokens": sum(f["tokens"] for f in files if f["split"] == split)}
               for split in ("train", "val")}
@@ -258,7 +296,7 @@ def run(config: Config, retrain_tokenizer: bool = False) -> dict:
         "dtype": str(token_type(vocab_size)),
         "vocab_size": vocab_size,
         "eos_id": eos_id,
-        "tokenizer": {"path": tokenizer_file, "sha256": file_sha256(tokenizer_file)},
+        "tokenizer": {"path": tokenizer_file, "sha256": hashlib.sha256(tokenizer_bytes).hexdigest()},
         "config_sha256": config.digest,
         "config": dataclasses.asdict(config),
         "seed": config.seed,
@@ -273,8 +311,8 @@ def run(config: Config, retrain_tokenizer: bool = False) -> dict:
         "seconds": round(time.perf_counter() - started, 2),
     }
     # Written last and whole: its presence says the shards are complete (`make train` checks it).
-    write_atomic(pafs.LocalFileSystem(), os.path.join(out_dir, "manifest.json"),
-                 json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    fs, out_path = filesystem(out_dir)
+    write_atomic(fs, f"{out_path}/manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     return manifest
 
 
@@ -323,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary(manifest))
     print(f"tokenizer: {config.tokenizer.dir} (report.md: characters per token, tokens per word)")
-    print(f"manifest: {os.path.join(config.shards.dir, 'manifest.json')}")
+    print(f"manifest: {join(config.shards.dir, 'manifest.json')}")
     return 0
 
 

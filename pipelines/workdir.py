@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,105 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def join(base: str, *names: str) -> str:
+    """`base/name/...` for a local path or a URI alike (URIs always use `/`)."""
+    return "/".join([base.rstrip("/"), *names]) if is_uri(base) else os.path.join(base, *names)
+
+
+def absolute(path: str) -> str:
+    """A URI as it is, a local path made absolute: what a Ray task on any node may be given."""
+    return path if is_uri(path) else os.path.abspath(path)
+
+
+def file_info(path: str) -> pafs.FileInfo:
+    """Type, size and mtime of a local path or a URI (type NotFound when there is nothing)."""
+    fs, where = filesystem(path)
+    return fs.get_file_info(where)
+
+
+def exists(path: str) -> bool:
+    return file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(path: str) -> bytes:
+    fs, where = filesystem(path)
+    with fs.open_input_stream(where) as stream:
+        return stream.read()
+
+
+def uri_head(uri: str, path: str) -> str:
+    """What comes before a filesystem path in its URI: `s3://` (the bucket is part of pyarrow's
+    path), `hdfs://host:port`, `file://`; `head + info.path` is the URI of a listed file."""
+    plain, path = uri.rstrip("/"), path.rstrip("/")
+    if not plain.endswith(path):
+        raise ValueError(f"cannot tell the path of {uri!r} apart from its filesystem (pyarrow gives {path!r})")
+    return plain[: len(plain) - len(path)]
+
+
+GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """A glob as a regex over `/`-separated paths: `*`, `?` and `[...]` stay within a path
+    segment, `**` matches any number of segments (as glob.glob with recursive=True)."""
+    out, position = [], 0
+    while position < len(pattern):
+        if pattern.startswith("**/", position):
+            out.append("(?:.*/)?")
+            position += 3
+        elif pattern.startswith("**", position):
+            out.append(".*")
+            position += 2
+        elif pattern[position] == "*":
+            out.append("[^/]*")
+            position += 1
+        elif pattern[position] == "?":
+            out.append("[^/]")
+            position += 1
+        elif pattern[position] == "[" and "]" in pattern[position + 2:]:
+            end = pattern.index("]", position + 2)
+            body = pattern[position + 1: end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            position = end + 1
+        else:
+            out.append(re.escape(pattern[position]))
+            position += 1
+    return re.compile("".join(out))
+
+
+def list_uri(pattern: str) -> dict[str, pafs.FileInfo] | None:
+    """The files a URI names, by URI: the object itself, every object under a prefix (a
+    "directory"), or those matching a glob (listed under the glob's fixed prefix, then matched
+    with `glob_regex`; a matching folder means every file below it, as a local glob's
+    directories do). {} for a prefix with no files, None when the pattern names nothing."""
+    glob_at = GLOB_CHARS.search(pattern)
+    fixed = pattern if glob_at is None else pattern[: pattern.rfind("/", 0, glob_at.start())]
+    fs, base = filesystem(fixed)
+    head = uri_head(fixed, base)
+    info = fs.get_file_info(base)
+    if glob_at is None and info.type == pafs.FileType.File:
+        return {head + info.path: info}
+    if info.type != pafs.FileType.Directory:
+        return None
+    infos = [i for i in fs.get_file_info(pafs.FileSelector(base, recursive=True)) if i.type == pafs.FileType.File]
+    if glob_at is None:
+        return {head + i.path: i for i in infos}
+    matcher = glob_regex(base.rstrip("/") + pattern[len(fixed):])
+
+    def matches(path: str) -> bool:  # the file, or a folder above it (a folder means all below it)
+        while len(path) > len(base):
+            if matcher.fullmatch(path):
+                return True
+            path = path.rpartition("/")[0]
+        return False
+
+    return {head + i.path: i for i in infos if matches(i.path)} or None
 
 
 @contextmanager

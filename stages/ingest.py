@@ -50,12 +50,16 @@ import gzip
 import io
 import json
 import os
+import posixpath
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines.workdir import filesystem, list_uri
 from stages.base import DOCUMENT_SCHEMA, QUARANTINE_STAGE
 
 FORMATS = ("jsonl", "parquet", "txt", "warc", "wet")
@@ -125,39 +129,66 @@ def detect_format(path: str) -> str:
 def list_input_files(source: SourceConfig) -> list[InputFile]:
     """Expand a source's globs (directories mean every file below them), sorted for determinism.
 
+    A path is local or a URI (`s3://bucket/prefix`, `gs://...`: a prefix means every object
+    below it; `*`, `?`, `[...]` match within a path segment, `**` across segments). Files are
+    named by absolute paths or full URIs, so a Ray worker on any node opens the same file.
     A pattern matching nothing is a config error (raised before the run); a stray file whose
     format its name does not tell (README.md, .DS_Store) is data: it gets format UNSUPPORTED and
     becomes one quarantined record."""
-    matched: list[str] = []
+    found: dict[str, pafs.FileInfo] = {}  # path or URI -> its size and mtime
     for pattern in source.paths:
-        hits = glob.glob(pattern, recursive=True)
-        if not hits:
-            raise FileNotFoundError(f"source {source.name!r}: no file matches {pattern!r} (cwd {os.getcwd()})")
-        for hit in hits:
-            if os.path.isdir(hit):
-                matched.extend(
-                    os.path.join(root, name) for root, _, names in os.walk(hit) for name in names
-                )
-            else:
-                matched.append(hit)
-    paths = sorted(set(os.path.abspath(p) for p in matched))
+        hits = list_uri(pattern) if "://" in pattern else _list_local(pattern)
+        if hits is None:
+            where = "" if "://" in pattern else f" (cwd {os.getcwd()})"
+            raise FileNotFoundError(f"source {source.name!r}: no file matches {pattern!r}{where}")
+        found.update(hits)
+    paths = sorted(found)
     if not paths:
         raise FileNotFoundError(f"source {source.name!r}: no file under {source.paths} (empty directories)")
-    root = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    # ids are relative to the files' common directory (one file: its directory)
+    if any("://" in p for p in paths):
+        parts = [_path_part(p) for p in paths]
+        root = posixpath.commonpath(parts) if len(parts) > 1 else posixpath.dirname(parts[0])
+    else:
+        root = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
     return [
         InputFile(
             source=source.name,
             path=path,
-            relpath=os.path.relpath(path, root),
+            relpath=posixpath.relpath(_path_part(path), root) if "://" in path else os.path.relpath(path, root),
             format=_auto_format(path) if source.format == "auto" else source.format,
             text_field=source.text_field,
             id_field=source.id_field,
             url_field=source.url_field,
-            size=(info := os.stat(path)).st_size,
-            mtime_ns=info.st_mtime_ns,
+            size=found[path].size or 0,
+            mtime_ns=found[path].mtime_ns or 0,
         )
         for path in paths
     ]
+
+
+def _list_local(pattern: str) -> dict[str, pafs.FileInfo] | None:
+    """Local files a pattern names (glob, `**` included; a directory: every file below it), by
+    absolute path; None when the pattern matches nothing."""
+    hits = glob.glob(pattern, recursive=True)
+    if not hits:
+        return None
+    matched: list[str] = []
+    for hit in hits:
+        if os.path.isdir(hit):
+            matched.extend(os.path.join(root, name) for root, _, names in os.walk(hit) for name in names)
+        else:
+            matched.append(hit)
+    paths = sorted(set(os.path.abspath(p) for p in matched))
+    return dict(zip(paths, pafs.LocalFileSystem().get_file_info(paths)))
+
+
+def _path_part(path: str) -> str:
+    """A URI's path (`s3://bucket/a/b` -> `/bucket/a/b`), or a local path as it is."""
+    if "://" not in path:
+        return path
+    rest = path.partition("://")[2]
+    return "/" + rest if not rest.startswith("/") else rest
 
 
 def _auto_format(path: str) -> str:
@@ -165,6 +196,22 @@ def _auto_format(path: str) -> str:
         return detect_format(path)
     except ValueError:
         return UNSUPPORTED
+
+
+def open_file(path: str) -> io.BufferedReader:
+    """A buffered, seekable binary file for a local path or a URI, through its pyarrow filesystem.
+    A remote file's buffer is READ_CHUNK: each refill is a request, and a readline() must not
+    cost one per few kilobytes."""
+    fs, where = filesystem(path)
+    return io.BufferedReader(fs.open_input_file(where), READ_CHUNK if "://" in path else io.DEFAULT_BUFFER_SIZE)
+
+
+def file_size(path: str) -> int:
+    fs, where = filesystem(path)
+    info = fs.get_file_info(where)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no such file: {path!r}")
+    return info.size
 
 
 class _ZstdReader(io.RawIOBase):
@@ -175,7 +222,7 @@ class _ZstdReader(io.RawIOBase):
         import zstandard
 
         self._path = path
-        self._file = open(path, "rb")
+        self._file = open_file(path)
         # read_across_frames: files from pzstd or appended streams hold several frames
         self._stream = zstandard.ZstdDecompressor().stream_reader(self._file, read_across_frames=True)
 
@@ -201,40 +248,49 @@ def _zstd_cut(path: str) -> str | None:
     and block headers (seeks, no decompression), so it costs little even on a large file."""
     import zstandard
 
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        while handle.tell() < size:
-            start = handle.tell()
+    # Buffered: the block headers near each other come from one read, not one request each (a
+    # URI); positions are computed, never sought past the end (S3 files refuse that).
+    with open_file(path) as handle:
+        size = handle.raw.size()
+        position = 0
+        while position < size:
+            start = position
+            handle.seek(start)
             head = handle.read(18)  # the longest frame header
             if int.from_bytes(head[:4], "little") & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
-                handle.seek(start + 8 + int.from_bytes(head[4:8], "little"))
+                position = start + 8 + int.from_bytes(head[4:8], "little")
                 continue
             try:
                 header_size = zstandard.frame_header_size(head)
                 has_checksum = zstandard.get_frame_parameters(head).has_checksum
             except zstandard.ZstdError:
                 return f"truncated zstd stream: the file ends in a frame header at byte {start:,}"
-            handle.seek(start + header_size)
+            position = start + header_size
             last = False
-            while not last:
-                block = handle.read(3)
-                if len(block) < 3:
-                    break
-                value = int.from_bytes(block, "little")
+            while not last and size - position >= 3:
+                handle.seek(position)
+                value = int.from_bytes(handle.read(3), "little")
                 last = bool(value & 1)
-                handle.seek(1 if (value >> 1) & 3 == 1 else value >> 3, os.SEEK_CUR)  # RLE: 1 byte
-            if not last or handle.seek(4 * has_checksum, os.SEEK_CUR) > size:
+                position += 3 + (1 if (value >> 1) & 3 == 1 else value >> 3)  # RLE: 1 byte
+            if not last or position + 4 * has_checksum > size:
                 return (f"truncated zstd stream: the file ({size:,} bytes) ends inside the frame "
                         f"starting at byte {start:,}")
+            position += 4 * has_checksum
     return None
 
 
-def open_binary(path: str) -> io.BufferedIOBase:
+@contextmanager
+def open_binary(path: str) -> Iterator[io.BufferedIOBase]:
+    """The decompressed bytes of a local file or a URI (.gz and .zst/.zstd by name)."""
     if path.endswith(".gz"):
-        return gzip.open(path, "rb")  # raises EOFError at a truncated end
-    if path.endswith((".zst", ".zstd")):
-        return io.BufferedReader(_ZstdReader(path), READ_CHUNK)
-    return open(path, "rb")
+        with open_file(path) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+            yield handle  # raises EOFError at a truncated end
+    elif path.endswith((".zst", ".zstd")):
+        with io.BufferedReader(_ZstdReader(path), READ_CHUNK) as handle:
+            yield handle
+    else:
+        with open_file(path) as handle:
+            yield handle
 
 
 def _read_upto(handle, limit: int) -> bytes:
@@ -347,15 +403,17 @@ def _metadata(obj: dict, file: InputFile) -> dict:
 
 
 def read_parquet(file: InputFile, cap: int) -> Iterator[Record]:
-    parquet = pq.ParquetFile(file.path)  # a corrupt footer raises here: unreadable_file
-    names = parquet.schema_arrow.names
-    if file.text_field not in names:
-        yield Record(reason="missing_text_field", raw=f"{file.path}: no column {file.text_field!r} "
-                     f"(columns: {names}); set `text_field:` on source {file.source!r}")
-        return
-    for batch in parquet.iter_batches(batch_size=256):  # text sizes are capped later, per document
-        for row in batch.to_pylist():
-            yield _text_record(row.pop(file.text_field), row.pop(file.url_field, None), _metadata(row, file))
+    fs, where = filesystem(file.path)
+    with fs.open_input_file(where) as source:
+        parquet = pq.ParquetFile(source)  # a corrupt footer raises here: unreadable_file
+        names = parquet.schema_arrow.names
+        if file.text_field not in names:
+            yield Record(reason="missing_text_field", raw=f"{file.path}: no column {file.text_field!r} "
+                         f"(columns: {names}); set `text_field:` on source {file.source!r}")
+            return
+        for batch in parquet.iter_batches(batch_size=256):  # text sizes are capped later, per document
+            for row in batch.to_pylist():
+                yield _text_record(row.pop(file.text_field), row.pop(file.url_field, None), _metadata(row, file))
 
 
 def read_txt(file: InputFile, cap: int) -> Iterator[Record]:
@@ -373,7 +431,7 @@ def _warc_records(path: str, record_type: str):
     """WARC records of one type; every record, yielded or skipped, is checked to be complete."""
     from warcio.archiveiterator import ArchiveIterator
 
-    with open(path, "rb") as handle:
+    with open_file(path) as handle:  # warcio decompresses .warc.gz itself
         for record in ArchiveIterator(handle):
             if record.format != "warc":  # warcio reads any text file as ARC records of junk
                 raise ValueError(f"not a WARC file: warcio found an {record.format.upper()} record")
@@ -457,7 +515,7 @@ def _records(file: InputFile, cap: int) -> Iterator[Record]:
         return
     count = 0
     try:
-        if os.path.getsize(file.path) == 0:
+        if file_size(file.path) == 0:
             yield Record(reason="empty_file", raw=f"{file.path}: the file is empty (0 bytes)")
             return
         for record in READERS[file.format](file, cap):

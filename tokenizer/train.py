@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from pipelines.workdir import file_info
 from tokenizer.config import Config, load_config, parse_set
 from tokenizer.corpus import iter_documents, list_files
 from tokenizer.extend import comparison, extend_files
@@ -83,7 +84,7 @@ def fingerprint(config: Config) -> str:
     keeps it). `pipelines.shards` retrains when this changes."""
     settings = dataclasses.asdict(config.tokenizer)
     settings.pop("dir")
-    files = [(os.path.basename(path), os.path.getsize(path)) for path in list_files(config.docs)]
+    files = [(os.path.basename(path), file_info(path).size) for path in list_files(config.docs)]
     data = json.dumps({"tokenizer": settings, "seed": config.seed, "docs": files}, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()
 

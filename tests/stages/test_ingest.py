@@ -435,3 +435,45 @@ def test_every_file_of_the_bad_corpus_is_read_without_error():
     assert_quarantine_marked(table)
     assert table["drop_stage"].null_count == 32  # the good documents (tests/fixtures/README.md, bad/)
     assert len(set(table["id"].to_pylist())) == table.num_rows
+
+
+# --------------------------------------------------------------------------- URIs (pyarrow filesystems)
+
+
+def _kept_view(table):
+    """What must not depend on how a file is named: ids, reasons, and the text of kept records
+    (a quarantined record's text names the file's path)."""
+    texts = [None if reason else text for text, reason in zip(table["text"].to_pylist(), reasons(table))]
+    return table["id"].to_pylist(), reasons(table), texts, table["url"].to_pylist()
+
+
+def test_a_uri_source_lists_and_reads_like_the_same_local_files():
+    """`file://` goes through the same pyarrow filesystem code as `s3://` (tests/pipelines/
+    test_s3_e2e.py reads from a local S3 server): same files, sizes, mtimes, ids and records,
+    truncated gzip/zstd/WARC, corrupt Parquet and empty files quarantined alike."""
+    for directory in (INGEST, BAD):
+        local = list_input_files(SourceConfig(name="src", paths=[directory]))
+        remote = list_input_files(SourceConfig(name="src", paths=["file://" + directory]))
+        assert [f.path for f in remote] == ["file://" + f.path for f in local]
+        assert [(f.relpath, f.format, f.size, f.mtime_ns) for f in remote] == [
+            (f.relpath, f.format, f.size, f.mtime_ns) for f in local]
+        assert all(f.size > 0 or f.relpath == "empty.jsonl" for f in remote)
+        local_table = read_source([directory], id_field="id")
+        remote_table = read_source(["file://" + directory], id_field="id")
+        assert _kept_view(remote_table) == _kept_view(local_table)
+    assert "unreadable_file" in reasons(remote_table) and "empty_file" in reasons(remote_table)
+
+
+def test_uri_globs_match_what_local_globs_match(tmp_path):
+    for name in ("top.jsonl", "a/x.jsonl", "a/y.jsonl.gz", "a/b/z.jsonl", "a/b/deep/v.txt", "c/w.jsonl", "a/q1.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(good_lines(1)[0])
+    for pattern in ("*.jsonl", "a/*", "a/*.jsonl", "**/*.jsonl", "a/**", "a/?.jsonl", "[ac]/*.jsonl", "a/[!x]*",
+                    "*/b", "a", "a/b/deep/v.txt"):
+        local = list_input_files(SourceConfig(name="src", paths=[str(tmp_path / pattern)]))
+        remote = list_input_files(SourceConfig(name="src", paths=[f"file://{tmp_path}/{pattern}"]))
+        assert [f.path for f in remote] == ["file://" + f.path for f in local], pattern
+        assert [f.relpath for f in remote] == [f.relpath for f in local], pattern
+    for missing in ("nothing*.jsonl", "missing_dir", "a/*.parquet"):
+        with pytest.raises(FileNotFoundError, match="no file matches"):
+            list_input_files(SourceConfig(name="src", paths=[f"file://{tmp_path}/{missing}"]))
