@@ -374,8 +374,14 @@ def _make_callback():
         def write(self, executor, error) -> None:
             after = self.sample()
             operators = []
-            try:
-                summary = executor.get_stats().to_summary()
+            seen: set[str] = set()
+
+            def walk(summary) -> None:  # parents (upstream operators) first
+                if summary.dataset_uuid in seen:
+                    return
+                seen.add(summary.dataset_uuid)
+                for parent in summary.parents or []:
+                    walk(parent)
                 for op in summary.operators_stats:
                     operators.append({
                         "name": op.operator_name,
@@ -383,6 +389,9 @@ def _make_callback():
                         "bytes": int(op.output_size_bytes.sum) if op.output_size_bytes else 0,
                         "wall_s": float(op.time_total_s or 0.0),
                     })
+
+            try:
+                walk(executor.get_stats().to_summary())
             except Exception as problem:  # noqa: BLE001
                 operators.append({"name": f"stats unavailable: {problem!r}", "rows": 0, "bytes": 0, "wall_s": 0.0})
             record = {"started": self.started, "ended": time.time(), "failed": error is not None,
@@ -444,8 +453,25 @@ class SpillMonitor(threading.Thread):
 PHASE_LINE = re.compile(r"corpus: phase (\d+) \(([^)]*)\): (\d+) documents in ([\d.]+) s")
 
 
-def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> dict:
-    """The pipeline on one corpus, in a fresh process, measured."""
+def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool, attempts: int = 3) -> dict:
+    """The pipeline on one corpus, in a fresh process, measured. A run whose Ray instance failed to
+    start (on a loaded machine the raylet gives up waiting for its agents) is tried again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run_once(manifest, cores, object_store_mb, keep)
+        except RayStartFailed as error:
+            if attempt == attempts:
+                raise SystemExit(str(error)) from None
+            log(f"Ray did not start (attempt {attempt} of {attempts}, load {load()}); trying again in 30 s")
+            time.sleep(30)
+    raise AssertionError("unreachable")
+
+
+class RayStartFailed(Exception):
+    pass
+
+
+def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> dict:
     from bench.pipeline_throughput import CpuMonitor
     from bench.procs import TreeMonitor
 
@@ -487,6 +513,9 @@ def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> d
             monitor.join()
     if code:
         tail = "\n".join(line for _, _, line in lines[-60:])
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        if "timed out during startup" in tail or "Failed to start the raylet" in tail:
+            raise RayStartFailed(f"Ray did not start for {docs:,} documents; last lines:\n{tail}")
         raise SystemExit(f"the pipeline failed on {docs:,} documents (exit {code}); last lines:\n{tail}")
     executions = []
     if os.path.exists(stats_path):
@@ -707,7 +736,7 @@ def projection(results, args, target_docs: float = 250e6, target_bytes: float = 
                  "GB per node, by bytes"], rows))
     # The driver: its heap growth per document between the smallest and the largest scale.
     anon_s, anon_l = small["peak"].get("driver_Anon", 0), large["peak"].get("driver_Anon", 0)
-    if large["documents"] > small["documents"]:
+    if large["documents"] > small["documents"] and anon_l > anon_s:
         slope = (anon_l - anon_s) / (large["documents"] - small["documents"])
         print(f"\nDriver heap (peak RssAnon) grows {slope:,.0f} bytes per document between the smallest and the "
               f"largest scale: {anon_l / MIB:,.0f} MiB at {n:,} documents, so ~{(anon_l + slope * (target_docs - n)) / gb:,.1f}"
