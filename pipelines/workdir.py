@@ -75,8 +75,9 @@ def exists(path: str) -> bool:
 
 
 def read_bytes(path: str) -> bytes:
+    """The file's bytes as stored (never decompressed by its extension, as pyarrow would by default)."""
     fs, where = filesystem(path)
-    with fs.open_input_stream(where) as stream:
+    with fs.open_input_stream(where, compression=None) as stream:
         return stream.read()
 
 
@@ -147,6 +148,27 @@ def list_uri(pattern: str) -> dict[str, pafs.FileInfo] | None:
         return False
 
     return {head + i.path: i for i in infos if matches(i.path)} or None
+
+
+OBJECT_STORES = ("s3", "gcs")  # pyarrow filesystems that cannot rename a directory
+
+
+def move(fs: pafs.FileSystem, source: str, target: str) -> None:
+    """`fs.move`, also for a directory on an object store (S3, GCS), which pyarrow cannot rename:
+    there its objects are copied one by one, then the source is deleted. Not atomic there: readers
+    rely on `_SUCCESS`, written after all the moves."""
+    if fs.type_name not in OBJECT_STORES or fs.get_file_info(source).type != pafs.FileType.Directory:
+        fs.move(source, target)
+        return
+    fs.create_dir(target)
+    prefix = source.rstrip("/") + "/"
+    for info in fs.get_file_info(pafs.FileSelector(source, recursive=True)):
+        destination = f"{target.rstrip('/')}/{info.path[len(prefix):]}"
+        if info.type == pafs.FileType.Directory:
+            fs.create_dir(destination)
+        else:
+            fs.copy_file(info.path, destination)
+    fs.delete_dir(source)
 
 
 @contextmanager
@@ -337,8 +359,8 @@ class WorkDir:
                 continue  # moved before a kill
             target = f"{root}/{name}"
             if fs.get_file_info(target).type != pafs.FileType.NotFound:
-                fs.move(target, f"{self.root}/previous/{name}")
-            fs.move(staged, target)
+                move(fs, target, f"{self.root}/previous/{name}")
+            move(fs, staged, target)
             after_move(name)
         write_atomic(fs, f"{root}/{SUCCESS}", json.dumps(success, indent=2, sort_keys=True).encode())
         self.discard()
