@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from pipelines.workdir import file_info
+from pipelines.workdir import file_info, is_uri
 from tokenizer.config import Config, load_config, parse_set
 from tokenizer.corpus import iter_documents, list_files
 from tokenizer.extend import comparison, extend_files
@@ -91,8 +91,12 @@ def fingerprint(config: Config) -> str:
 
 def train(config: Config, show_progress: bool = True) -> dict:
     """Train, save into `config.tokenizer.dir` (and extend into its `extended/` when configured);
-    returns the report's figures: {"tokenizer": per language, "extension": {"base", "extended"}}."""
+    returns the report's figures: {"tokenizer": per language, "extension": {"base", "extended"}}.
+    The documents may be at a URI; the tokenizer is saved locally (HF tokenizers writes files)."""
     tok = config.tokenizer
+    if is_uri(tok.dir):
+        raise ValueError(f"tokenizer.dir {tok.dir!r}: train into a local folder (python -m pipelines.shards "
+                         "trains a tokenizer whose dir is a URI locally, then uploads it)")
     found = scan(config.docs, tok.sample.by, tok.heldout_fraction, tok.report_max_chars)
     chars = np.concatenate(found.chars) if found.chars else np.zeros(0, dtype=np.int64)
     heldout = np.concatenate(found.heldout) if found.heldout else np.zeros(0, dtype=bool)
