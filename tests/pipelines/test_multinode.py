@@ -1,0 +1,192 @@
+"""The corpus pipeline on a simulated three-node Ray cluster gives the single-node run's output,
+also when a worker node dies in the middle of the run.
+
+`ray.cluster_utils.Cluster` starts a head node without CPUs and two worker nodes of one logical
+CPU each, every node with its own raylet and object store on this machine: everything that needs
+a CPU (the stage actors, the shuffles) runs on the workers, and blocks travel between the nodes'
+object stores as on a real cluster. The pipeline runs as a separate driver process attached to
+the cluster through RAY_ADDRESS, as `ray job submit` runs it (this process keeps the session's
+local Ray instance, `ray_local`). The reference is the session's single-node run (`sample_run`).
+"""
+
+import collections
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow
+
+MB = 2**20
+WORKER_NODE = {"num_cpus": 1, "object_store_memory": 256 * MB}
+VOLATILE = ("seconds", "docs_per_s")  # wall time differs between any two runs
+STAGE_CHAIN = "MapBatches(StageChain)"  # the row-stage actors' tasks ("MapWorker(MapBatches(StageChain)).submit")
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_local):
+    """Head node (no CPUs) + two worker nodes, started once for the module. The second test
+    removes a worker node: it must stay the last one to use the cluster."""
+    from ray._private.utils import get_ray_address_file
+    from ray.cluster_utils import Cluster
+
+    # Cluster() writes its address to /tmp/ray/ray_current_cluster, where a plain `ray.init()`
+    # of any process on this machine would find it: put back what was there.
+    address_file = get_ray_address_file(None)
+    previous = None
+    if os.path.exists(address_file):
+        with open(address_file) as handle:
+            previous = handle.read()
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the workers' working directory: configs name paths relative to the repo root
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "object_store_memory": 256 * MB, "include_dashboard": False})
+        for _ in range(2):
+            cluster.add_node(**WORKER_NODE)
+        cluster.wait_for_nodes()
+    finally:
+        os.chdir(cwd)
+        restore_address_file(address_file, previous)
+    yield cluster
+    # Not cluster.shutdown(): it also resets this process's internal KV client, which belongs to
+    # the session's Ray instance (ray_local) that later tests use.
+    for node in list(cluster.worker_nodes):
+        cluster.remove_node(node)
+    cluster.remove_node(cluster.head_node)
+
+
+def restore_address_file(path, content):
+    if content is None:
+        if os.path.exists(path):
+            os.remove(path)
+    else:
+        with open(path, "w") as handle:
+            handle.write(content)
+
+
+def start_corpus(out, address, log):
+    env = dict(os.environ, RAY_ADDRESS=address)
+    env.pop("LMFORGE_KILL_AT", None)
+    return subprocess.Popen([sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml",
+                             "--out", out], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process, log_path, timeout=900):
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with open(log_path, encoding="utf-8", errors="replace") as handle:
+        output = handle.read()
+    return process.returncode, output
+
+
+def table(out, sub):
+    path = os.path.join(out, sub)
+    return pq.read_table(path).sort_by("id") if os.path.isdir(path) and os.listdir(path) else None
+
+
+def stats_of(out):
+    with open(os.path.join(out, "stats.json")) as handle:
+        return {k: v for k, v in json.load(handle).items() if k not in VOLATILE}
+
+
+def assert_same_output(out, reference):
+    mine, theirs = stats_of(out), stats_of(reference)
+    for key in ("input_documents", "kept_documents", "removed_documents", "quarantined_documents",
+                "removed", "quarantined"):
+        assert mine[key] == theirs[key], key
+    assert mine == theirs  # the rest too: per source, languages, signal sums, histograms, dedup stats
+    for sub in ("docs", "rejects", "quarantine"):
+        got, expected = table(out, sub), table(reference, sub)
+        if expected is None:
+            assert got is None, sub
+            continue
+        assert got is not None and got.column_names == expected.column_names, sub
+        assert got["id"].equals(expected["id"]), sub
+        for column in expected.column_names:  # text and every signal column, row by row
+            assert got[column].equals(expected[column]), (sub, column)
+    assert os.path.exists(os.path.join(out, "_SUCCESS")) and not os.path.exists(os.path.join(out, ".run"))
+
+
+def job_ids(cluster):
+    return {job["JobID"] for job in cluster.global_state.job_table()}
+
+
+def tasks_per_node(cluster, jobs):
+    """{node id: Counter(task name)} of the tasks of `jobs`, from the GCS's task events
+    (the attempt that last reported; the dashboard is not needed)."""
+    per_node = collections.defaultdict(collections.Counter)
+    for event in cluster.global_state._get_all_task_events():
+        if event.job_id.hex() in jobs and event.state_updates.node_id:
+            per_node[event.state_updates.node_id.hex()][event.task_info.name] += 1
+    return per_node
+
+
+def stage_chain_running_on(cluster, node_ids, jobs):
+    """A node among `node_ids` where a row-stage actor task of `jobs` runs right now, or None."""
+    from ray.core.generated.common_pb2 import FAILED, FINISHED, RUNNING
+
+    for event in cluster.global_state._get_all_task_events():
+        states, node = event.state_updates.state_ts_ns, event.state_updates.node_id.hex()
+        if (event.job_id.hex() in jobs and STAGE_CHAIN in event.task_info.name and node in node_ids
+                and RUNNING in states
+                and FINISHED not in states and FAILED not in states):
+            return node
+    return None
+
+
+def test_the_sample_on_a_three_node_cluster_gives_the_single_node_output(sample_run, cluster, tmp_path):
+    reference, _ = sample_run
+    out, log_path = str(tmp_path / "out"), str(tmp_path / "corpus.log")
+    before = job_ids(cluster)
+    with open(log_path, "w") as log:
+        code, output = finish(start_corpus(out, cluster.address, log), log_path)
+    assert code == 0, output[-3000:]
+    assert_same_output(out, reference)
+
+    # The work was spread: each worker node ran row-stage actor tasks (the head has no CPU).
+    per_node = tasks_per_node(cluster, job_ids(cluster) - before)
+    for node in cluster.worker_nodes:
+        assert per_node[node.node_id][f"MapWorker({STAGE_CHAIN}).submit"] > 0, (node.node_id, dict(per_node))
+    assert not any(STAGE_CHAIN in name for name in per_node[cluster.head_node.node_id])
+
+
+def test_a_worker_node_lost_mid_run_the_run_completes_with_the_same_output(sample_run, cluster, tmp_path):
+    reference, _ = sample_run
+    out, log_path = str(tmp_path / "out"), str(tmp_path / "corpus.log")
+    workers = {node.node_id: node for node in cluster.worker_nodes}
+    assert len(workers) == 2, "the node-loss test needs both worker nodes (it must be the last test to use them)"
+    before = job_ids(cluster)
+    with open(log_path, "w") as log:
+        process = start_corpus(out, cluster.address, log)
+        # Once phase 0 has written its first parts, remove a worker node while one of the stage
+        # actors on it processes a block: that actor dies with its task in flight, and the node's
+        # object store takes blocks with it (ingest outputs, stage outputs not yet written).
+        victim, deadline = None, time.monotonic() + 600
+        while victim is None and process.poll() is None and time.monotonic() < deadline:
+            if glob.glob(os.path.join(out, ".run", "phase-0", "*", "*.parquet")):
+                victim = stage_chain_running_on(cluster, workers, job_ids(cluster) - before)
+            if victim is None:
+                time.sleep(0.5)
+        if victim is not None:
+            with open(log_path, encoding="utf-8", errors="replace") as handle:
+                in_phase_0 = "corpus: phase 0 " not in handle.read()
+            cluster.remove_node(workers[victim])
+            # No node replaces it: the run finishes on the surviving worker node's single CPU.
+        else:
+            process.kill()
+        code, output = finish(process, log_path)
+    assert victim is not None, "no stage actor task seen running on a worker node:\n" + output[-3000:]
+    assert in_phase_0, "phase 0 was over when the node was removed"  # the node dies during the row stages
+    assert code == 0, output[-3000:]
+    assert_same_output(out, reference)
