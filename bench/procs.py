@@ -79,6 +79,7 @@ class TreeMonitor(threading.Thread):
         self.interval, self.stop = interval, threading.Event()
         self.peak: dict[str, int] = {}
         self.cpu: dict[int, float] = {}  # last CPU seconds seen per pid (survives exited workers)
+        self.names: dict[int, str] = {}  # pid -> command line when first seen (up to 300 characters)
         self.samples = 0
 
     def sample(self) -> None:
@@ -92,6 +93,8 @@ class TreeMonitor(threading.Thread):
             for key in totals:
                 totals[key] += values.get(key, 0)
             self.cpu[pid] = cpu_seconds([pid])
+            if pid not in self.names:
+                self.names[pid] = command_line(pid)
         try:
             totals["driver_Rss"] = rollup(self.root)["Rss"]
             own = status(self.root)
@@ -111,3 +114,22 @@ class TreeMonitor(threading.Thread):
     def cpu_total(self) -> float:
         self.sample()
         return sum(self.cpu.values())
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds of the root ("driver"), of Ray's worker processes ("workers": tasks and actors)
+        and of everything else in the tree ("ray system": raylet, GCS, agents, log monitor)."""
+        out = {"driver": 0.0, "workers": 0.0, "ray system": 0.0}
+        for pid, seconds in list(self.cpu.items()):
+            name = self.names.get(pid, "")
+            kind = ("driver" if pid == self.root else
+                    "workers" if name.startswith("ray::") or "default_worker.py" in name else "ray system")
+            out[kind] += seconds
+        return out
+
+
+def command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read(300).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""

@@ -464,6 +464,19 @@ class RayStartFailed(Exception):
     pass
 
 
+def die_with_parent() -> None:
+    """In the pipeline process, before it runs: SIGTERM when this benchmark dies (e.g. killed by
+    run_all's timeout), so that no pipeline (and Ray instance: Ray's processes share the fate of
+    the driver that started them) outlives it. Linux only; elsewhere a no-op."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> dict:
     from bench.pipeline_throughput import CpuMonitor
     from bench.procs import TreeMonitor
@@ -480,13 +493,14 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
     log(f"{docs:,} documents, {manifest['text_bytes'] / MB:.0f} MB: {' '.join(command[1:])} (load {load()})")
     lines: list[tuple[float, str, str]] = []  # (time, stream, line)
 
-    cpu_at: dict[int, float] = {}  # line number -> CPU seconds of the process tree when it came
+    cpu_at: dict[int, dict] = {}  # id of a stdout line's tuple -> CPU seconds of the tree, by kind, then
 
     def reader(stream, name):
         for line in stream:
+            entry = (time.time(), name, line.rstrip("\n"))
             if name == "stdout":
-                cpu_at[len(lines)] = sum(list(tree.cpu.values()))  # the monitor's last sample (<= 0.25 s old)
-            lines.append((time.time(), name, line.rstrip("\n")))
+                cpu_at[id(entry)] = tree.cpu_by_kind()  # from the monitor's last sample (<= 0.25 s old)
+            lines.append(entry)
             if name == "stdout" and line.startswith("corpus:"):
                 log(f"  {line.strip()}")
 
@@ -494,7 +508,7 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
     with CpuMonitor() as cpu:
         started = time.time()
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, errors="replace")
+                                   text=True, errors="replace", preexec_fn=die_with_parent)
         tree = TreeMonitor(interval=0.25, root=process.pid)
         spill = SpillMonitor(ray_tmp)
         readers = [threading.Thread(target=reader, args=(process.stdout, "stdout"), daemon=True),
@@ -521,11 +535,14 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
     with open(os.path.join(out_dir, "stats.json"), encoding="utf-8") as handle:
         stats = json.load(handle)
     phases = []
-    for number, (at, stream, line) in enumerate(lines):
+    for entry in lines:
+        at, stream, line = entry
         match = PHASE_LINE.search(line) if stream == "stdout" else None
         if match:
+            by_kind = cpu_at.get(id(entry), {})
             phases.append({"index": int(match[1]), "what": match[2], "documents": int(match[3]),
-                           "reported_s": float(match[4]), "at": at, "cpu_at": cpu_at.get(number, 0.0)})
+                           "reported_s": float(match[4]), "at": at, "cpu_at": sum(by_kind.values()),
+                           "cpu_kinds": by_kind})
     details = [line for _, stream, line in lines if stream == "stdout" and line.startswith("corpus:")
                and not PHASE_LINE.search(line)]
     details += [line for _, _, line in lines if any(stage in line for stage in GLOBAL_STAGES)
@@ -534,7 +551,8 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
         "documents": docs, "text_bytes": manifest["text_bytes"], "file_bytes": manifest["file_bytes"],
         "cores": cores, "object_store_bytes": int(object_store_mb * MIB), "wall_s": ended - started,
         "started": started, "ended": ended, "phases": phases, "details": details, "executions": executions,
-        "peak": tree.peak, "cpu_s": sum(tree.cpu.values()), "monitor_samples": tree.samples,
+        "peak": tree.peak, "cpu_s": sum(tree.cpu.values()), "cpu_kinds": tree.cpu_by_kind(),
+        "monitor_samples": tree.samples,
         "spill_peak": spill.peak, "spill_samples": spill.samples, "load_before": load_before,
         "own_cores": cpu.own_cores, "other_cores": cpu.other_cores,
         "removed": stats.get("removed", {}), "kept": stats.get("kept_documents"),
@@ -656,7 +674,16 @@ def report(results: list[tuple[str, dict, dict]], args) -> None:
     print("\nCPU-s: user + system seconds of the pipeline's process tree (driver, raylet, GCS, workers), which "
           "other load on a shared machine changes much less than wall time; `cores used` = CPU-s / wall s; "
           "`other cores`: cores busy with other processes during the run (should be ~0 for the wall figures "
-          "to mean anything).")
+          "to mean anything).\n")
+    rows = []
+    for label, manifest, r in results:
+        kinds = r.get("cpu_kinds", {})
+        work = kinds.get("driver", 0) + kinds.get("workers", 0)
+        rows.append([label, f"{kinds.get('driver', 0):.0f}", f"{kinds.get('workers', 0):.0f}",
+                     f"{kinds.get('ray system', 0):.0f}", f"{1000 * work / r['documents']:.2f}",
+                     f"{kinds.get('ray system', 0) / r['wall_s']:.2f}"])
+    print(table(["scale", "CPU-s driver", "CPU-s Ray workers (tasks, actors)", "CPU-s Ray system (raylet, GCS, "
+                 "agents)", "driver + workers CPU-ms per document", "Ray system cores (CPU-s / wall s)"], rows))
     print("\n**Per global stage** (span: from the previous `corpus: phase` line to this one; reported: the seconds "
           "the line gives; CPU-s: of the process tree over the span; shuffle: bytes entering Ray Data's all-to-all "
           "operators (their map side); created: bytes put in the object store (objects under 100 KiB stay in "
