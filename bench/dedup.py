@@ -7,7 +7,7 @@ writes them, give per-kind breakdowns).
 
 Ours: the project's dedup as the pipeline runs it by default, i.e. the
 global stages `exact_dedup` then `minhash_dedup` with their params from
-the config, each applied with `GlobalStage.apply` to the materialised Ray
+the config, each run with `stages.dedup.mark_table` (find on Ray, then mark) on the Ray
 dataset built from the records (all in one source, so survivors are the
 smallest ids), as pipelines/corpus.py and tests/stages/dedup_helpers.py do.
 Before dedup the pipeline has run two things that change what dedup sees:
@@ -63,7 +63,6 @@ from itertools import combinations
 import numpy as np
 import pyarrow as pa
 
-from stages.dedup import UnionFind
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEDUP_STAGES = ("exact_dedup", "minhash_dedup")
@@ -261,22 +260,43 @@ def report(name: str, predicted_clusters, gold_clusters, gold_pairs: set, record
 
 
 def run_ours(table: pa.Table, specs, batch_size: int, seed: int, blocks: int) -> tuple[pa.Table, dict, float]:
-    import ray
-
     from stages import build_stage
     from stages.base import RunContext
+    from stages.dedup import mark_table
 
     context = RunContext(source_priority={SOURCE: 1}, batch_size=batch_size, seed=seed)
     started = time.perf_counter()
-    ds = ray.data.from_arrow(table).repartition(blocks)
-    stats = {}
-    for name, params in specs:
-        stage = build_stage(name, params)
-        ds = stage.apply(ds.materialize(), context)  # as pipelines/corpus.py: materialise, then apply
-        stats[name] = stage  # stats are filled once the stage has run
-    out = pa.concat_tables(ray.get(ds.to_arrow_refs()))
+    stages = [build_stage(name, params) for name, params in specs]
+    for stage in stages:
+        table = mark_table(stage, table, context, blocks)  # find on Ray, then mark
     seconds = time.perf_counter() - started
-    return out, {name: stage.stats for name, stage in stats.items()}, seconds
+    return table, {stage.name: stage.stats for stage in stages}, seconds
+
+
+class UnionFind:
+    """Clusters of the reference's linked pairs (no singletons)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        while self.parent.get(x, x) != x:
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def clusters(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for x in list(self.parent):
+            out.setdefault(self.find(x), []).append(x)
+        for root, members in out.items():
+            if root not in members:
+                members.append(root)
+        return out
 
 
 def run_datasketch(texts: list[str], langs: list[str | None], ids: list[str], params) -> tuple[list, list, float, bool]:

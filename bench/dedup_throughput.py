@@ -26,7 +26,7 @@ Measured, on the same cores:
 2. End to end: a local Ray (num_cpus=cores) runs `exact_dedup` then
    `minhash_dedup` (params from configs/corpus.yaml) as pipelines/corpus.py
    does (blocks of `batch_size` documents, preserve_order, materialise,
-   `apply`, materialise the result), each step timed: wall seconds and
+   then each stage's `find`, its marks materialised), each step timed: wall seconds and
    CPU-seconds summed over the driver and every Ray process (raylet, GCS,
    workers; sampled from /proc every 0.2 s). MB/s = text MB / wall seconds
    (Ray start and Parquet read excluded); per core = that / cores; MB per
@@ -355,7 +355,9 @@ def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> di
                                     "--idle", "-r", "50", "-f", "raw", "-o", profile, "-p", str(os.getpid())],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0, c0 = time.perf_counter(), monitor.cpu_total()
-        ds = stage.apply(ds, context).materialize()  # the next stage (or the writer) reads it again
+        # `find` is the global work (keys, shuffles, components); marking a file's rows by id is a
+        # cheap pass the pipeline fuses with its next read, so the next stage reads `ds` as it was.
+        stage.find(ds, context).materialize()
         result[f"{name}_s"] = time.perf_counter() - t0
         result[f"{name}_cpu_s"] = monitor.cpu_total() - c0
         result[f"{name}_stats"] = {k: v for k, v in stage.stats.items() if k == "duplicates"}

@@ -39,12 +39,13 @@ import pyarrow.dataset as pads
 import ray
 
 from pipelines.config import CorpusConfig, StageSpec, load_config
-from pipelines.output import DIRS, STATS_SCHEMA, write_final, write_phase
+from pipelines.output import DIRS, STATS_SCHEMA, with_unit, write_final, write_marks, write_phase
 from pipelines.report import write_report
 from pipelines.stats import collect_stats
-from pipelines.workdir import WorkDir, unit_key, write_atomic
+from pipelines.workdir import WorkDir, absolute, unit_key, write_atomic
 from stages import build_stage
 from stages.base import QUARANTINE_STAGE, GlobalStage, RunContext, Stage, set_column
+from stages.dedup import shuffle
 from stages.ingest import InputFile, list_input_files, read_file
 from tokenizer.config import parse_set
 
@@ -63,14 +64,18 @@ def ingest_files(files: pa.Table, out_dir: str, batch_rows: int, max_doc_bytes: 
         work.record_input(f"{file.source}/{file.relpath}", file.source, file.path, documents)
 
 
-def read_units(units: pa.Table, out_dir: str, phase: int, batch_rows: int) -> Iterator[pa.Table]:
-    """Ray Data UDF: the rows a phase wrote for each input file of the batch, in order."""
+def read_units(units: pa.Table, out_dir: str, phase: int, batch_rows: int,
+               marker: GlobalStage | None = None) -> Iterator[pa.Table]:
+    """Ray Data UDF: the rows a phase wrote for each input file of the batch, in order; with a
+    `marker`, the next phase's global stage, marked with that file's marks."""
     work = WorkDir(out_dir)
     fs, _ = work.fs_root
     for unit in units["unit"].to_pylist():
+        marks = work.read_marks(phase + 1, unit, marker.marks_schema) if marker else None
         for _, _, path in work.parts(phase, unit).get(unit, []):
             for batch in pads.dataset(path, filesystem=fs).to_batches(batch_size=batch_rows):
-                yield pa.Table.from_batches([batch])
+                rows = pa.Table.from_batches([batch])
+                yield marker.mark(rows, marks) if marker else rows
 
 
 class StageChain:
@@ -200,7 +205,8 @@ class CorpusRun:
     def __init__(self, config: CorpusConfig, files: list[InputFile]):
         self.config = config
         self.files = files
-        self.work = WorkDir(config.output.dir)
+        self.out = absolute(config.output.dir)  # what tasks on any node are given
+        self.work = WorkDir(self.out)
         self.phases = plan_phases(config)
         self.units = {unit_key(f"{f.source}/{f.relpath}") for f in files}
         self.context = RunContext(
@@ -218,10 +224,9 @@ class CorpusRun:
             self.work.publish(after_move=lambda name: failpoint("publish"))
             return self.published_stats()
         for phase in self.phases:
-            if phase.stage is None:
-                self.run_rows(phase)
-            else:
-                self.run_global(phase)
+            if phase.stage is not None:
+                self.find_marks(phase)
+            self.run_units(phase)
         stats = self.write_stats(time.perf_counter() - started)
         stats_bytes = json.dumps(stats, indent=2, ensure_ascii=False).encode()
         fs, _ = self.work.fs_root
@@ -243,33 +248,35 @@ class CorpusRun:
         if phase.final:
             row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
             fn, kwargs = write_final, {
-                "out_dir": self.config.output.dir, "rejects_text": self.config.output.rejects_text,
+                "out_dir": self.out, "rejects_text": self.config.output.rejects_text,
                 "summed": tuple(name for stage in row_stages for name in stage.summed),
                 "binned": tuple(name for stage in row_stages for name in stage.binned)}
         else:
-            fn, kwargs = write_phase, {"out_dir": self.config.output.dir, "phase": phase.index}
+            fn, kwargs = write_phase, {"out_dir": self.out, "phase": phase.index}
         return ds.map_batches(fn, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=0,
                               concurrency=self.workers, ray_remote_args_fn=self.retries())
 
-    def consume(self, ds, phase: Phase) -> None:
+    def consume(self, ds, phase: Phase, what: str = "documents") -> None:
         """Run the phase; only part counts come back to the driver."""
-        started, documents = time.perf_counter(), 0
+        started, count = time.perf_counter(), 0
         for parts in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for count in parts["documents"].to_pylist():
-                documents += count
+            for documents in parts["documents"].to_pylist():
+                count += documents
                 failpoint(f"phase{phase.index}.part")
-        print(f"corpus: {phase.describe()}: {documents} documents in {time.perf_counter() - started:.1f} s", flush=True)
+        print(f"corpus: {phase.describe()}: {count} {what} in {time.perf_counter() - started:.1f} s", flush=True)
 
-    def read_phase(self, phase: int, units: list[str]):
+    def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None):
         """The rows `phase` wrote for `units` (a task per file: our parts are many and small,
-        which Ray's Parquet reader handles poorly)."""
+        which Ray's Parquet reader handles poorly), marked by `marker` (see `read_units`)."""
         return ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units)).map_batches(
-            read_units, fn_kwargs={"out_dir": self.config.output.dir, "phase": phase,
-                                   "batch_rows": self.config.execution.batch_size},
+            read_units, fn_kwargs={"out_dir": self.out, "phase": phase,
+                                   "batch_rows": self.config.execution.batch_size, "marker": marker},
             batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
             ray_remote_args_fn=self.retries())
 
-    def run_rows(self, phase: Phase) -> None:
+    def run_units(self, phase: Phase) -> None:
+        """Run `phase` on the input files it has not finished, each read, processed and written
+        on its own."""
         execution = self.config.execution
         inputs = self.work.inputs()
         done = self.work.complete_units(phase.output, inputs) & self.units
@@ -284,13 +291,13 @@ class CorpusRun:
         if phase.index == 0:
             files = [f.__dict__ for f in self.files if unit_key(f"{f.source}/{f.relpath}") in set(todo)]
             ds = ray.data.from_items(files, override_num_blocks=len(files)).map_batches(
-                ingest_files, fn_kwargs={"out_dir": self.config.output.dir, "batch_rows": execution.batch_size,
+                ingest_files, fn_kwargs={"out_dir": self.out, "batch_rows": execution.batch_size,
                                          "max_doc_bytes": self.config.ingest.max_doc_bytes,
                                          "max_batch_bytes": self.config.ingest.max_batch_bytes},
                 batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
                 ray_remote_args_fn=self.retries())
         else:
-            ds = self.read_phase(phase.index - 1, todo)
+            ds = self.read_phase(phase.index - 1, todo, marker=phase.stage)
         if phase.specs:
             stages = [build_stage(spec.name, spec.params) for spec in phase.specs]
             actor_cpus = max(stage.resources.num_cpus for stage in stages)
@@ -317,18 +324,22 @@ class CorpusRun:
         if missing:
             raise RuntimeError(f"{phase.describe()} finished without writing all rows of {len(missing)} input files")
 
-    def run_global(self, phase: Phase) -> None:
-        record = self.work.phase_done(phase.output)
-        if record is not None:
-            phase.stage.stats = record["stats"]
-            print(f"corpus: {phase.describe()}: done in an earlier attempt", flush=True)
+    def find_marks(self, phase: Phase) -> None:
+        """Run a global stage's `find` over the previous phase's rows and write its marks, per
+        input file, into the work directory; the driver gets counts only."""
+        found = self.work.marks_found(phase.index)
+        if found is not None:
+            phase.stage.stats = found["stats"]
             return
+        self.work.discard_marks(phase.index)
         self.work.discard_phase(phase.output)
-        ds = self.read_phase(phase.index - 1, sorted(self.units))
-        ds = phase.stage.apply(ds, self.context)
-        failpoint(f"phase{phase.index}.applied")
-        self.consume(self.sink(ds, phase), phase)
-        self.work.mark_phase_done(phase.output, {"stage": phase.stage.name, "stats": phase.stage.stats})
+        marks = phase.stage.find(self.read_phase(phase.index - 1, sorted(self.units)), self.context)
+        written = shuffle(marks.map_batches(with_unit, batch_format="pyarrow"), ["unit"]).map_batches(
+            write_marks, fn_kwargs={"out_dir": self.out, "phase": phase.index},
+            batch_size=None, batch_format="pyarrow", num_cpus=0, ray_remote_args_fn=self.retries())
+        self.consume(written, phase, what="marks found")
+        failpoint(f"phase{phase.index}.found")
+        self.work.record_marks_found(phase.index, {"stage": phase.stage.name, "stats": phase.stage.stats})
 
     # Results
     def write_stats(self, seconds: float) -> dict:
@@ -337,7 +348,8 @@ class CorpusRun:
             inputs[record["source"]] += record["documents"]
         fs, _ = self.work.fs_root
         paths = [path for spans in self.work.parts("final").values() for _, _, path in spans]
-        rows = pads.dataset(paths, filesystem=fs, schema=STATS_SCHEMA).to_table().to_pylist() if paths else []
+        batches = pads.dataset(paths, filesystem=fs, schema=STATS_SCHEMA).to_batches() if paths else []
+        rows = (row for batch in batches for row in batch.to_pylist())
         stats = collect_stats(rows, dict(inputs), self.config, seconds)
         stats.update({phase.stage.name: phase.stage.stats for phase in self.phases if phase.stage})
         return stats

@@ -7,6 +7,7 @@ counts (STATS_SCHEMA) beside them: stats.json is folded from those, not from a s
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterator
 
 import numpy as np
@@ -66,6 +67,29 @@ def write_phase(block: pa.Table, out_dir: str, phase: int) -> pa.Table:
     for unit, start, rows in unit_runs(block):
         write_parquet_atomic(fs, f"{work.phase_dir(phase)}/{unit_key(unit)}/{part_name(start, rows.num_rows)}", rows)
         written.append((unit, rows.num_rows))
+    return _parts(written)
+
+
+def with_unit(marks: pa.Table) -> pa.Table:
+    """Ray Data UDF: a global stage's marks with the key of their document's input file."""
+    units = pc.list_element(pc.split_pattern(marks["id"], "#", max_splits=1, reverse=True), 0)
+    return marks.append_column("unit", pa.array([unit_key(u) for u in units.to_pylist()], pa.string()))
+
+
+def write_marks(block: pa.Table, out_dir: str, phase: int) -> pa.Table:
+    """Sink of a global stage's marks, shuffled by input file: one Parquet file per file's marks
+    in `block`, named by its content (a retried task rewrites the same name)."""
+    work = WorkDir(out_dir)
+    fs, _ = work.fs_root
+    block = block.sort_by([("unit", "ascending"), ("id", "ascending")])
+    units = block["unit"].to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]]) if len(units) else np.zeros(0, np.int64)
+    written = []
+    for start, stop in zip(starts, np.r_[starts[1:], len(units)].astype(np.int64)):
+        rows = block.slice(start, stop - start).drop_columns(["unit"])
+        name = hashlib.sha1("\n".join(rows["id"].to_pylist()).encode()).hexdigest()[:16]
+        write_parquet_atomic(fs, f"{work.marks_dir(phase)}/{units[start]}/{name}.parquet", rows)
+        written.append((units[start], rows.num_rows))
     return _parts(written)
 
 

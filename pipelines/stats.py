@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import Iterable
 
 from pipelines.config import CorpusConfig
 from pipelines.output import BINS, KEPT, QUARANTINED, REMOVED
 
+EXAMPLES = 3  # removed documents shown per (stage, reason)
 
-def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig, seconds: float) -> dict:
-    """Fold per-batch counts into stats.json and check that every input is accounted for."""
+
+def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusConfig, seconds: float) -> dict:
+    """Fold per-part counts into stats.json and check that every input is accounted for. `rows`
+    is consumed once, as a stream: memory grows with the groups (source, stage, reason, lang),
+    not with the number of parts."""
     totals: Counter = Counter()
     removed: dict = defaultdict(Counter)
     quarantined: Counter = Counter()
@@ -38,7 +43,7 @@ def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig
             quarantined[row["reason"]] += docs
         if category != KEPT:
             key = (row["stage"], row["reason"])
-            examples[key].extend(zip(row["example_ids"], row["example_texts"]))
+            examples[key] = sorted(examples[key] + list(zip(row["example_ids"], row["example_texts"])))[:EXAMPLES]
     input_documents = sum(inputs.values())
     stats = {
         "input_documents": input_documents,
@@ -71,7 +76,7 @@ def collect_stats(rows: list[dict], inputs: dict[str, int], config: CorpusConfig
         "docs_per_s": round(input_documents / seconds, 1) if seconds else None,
     }
     stats["examples"] = {
-        f"{stage}/{reason}": [{"id": i, "text": t} for i, t in sorted(pairs)[:3]]
+        f"{stage}/{reason}": [{"id": i, "text": t} for i, t in pairs]
         for (stage, reason), pairs in sorted(examples.items())
     }
     accounted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]

@@ -7,7 +7,9 @@ Layout (see docs/ARCHITECTURE.md):
                                       {unit, source, path, documents}
     .run/phase-<p>/<unit>/<start>-<count>.parquet
                                       rows [start, start + count) of one input file after phase p
-    .run/phase-<p>/_DONE              a global phase's completion record, with the stage's stats
+    .run/marks-<p>/<unit>/<name>.parquet
+                                      a global phase's marks (documents to drop or change) of one file
+    .run/marks-<p>/_FOUND             written once all its marks are: the stage's stats
     .run/final/<unit>/<start>-<count>.parquet
                                       the last phase's per-part counts (stats.json is folded from them)
     .run/staging/                     docs/ rejects/ quarantine/ stats.json report.md being built
@@ -314,14 +316,29 @@ class WorkDir:
             for sub in ("docs", "rejects", "quarantine"):
                 fs.delete_dir_contents(f"{self.staging}/{sub}", missing_dir_ok=True)
 
-    # Global phases
-    def phase_done(self, phase: int) -> dict | None:
-        fs, _ = self.fs_root
-        return read_json(fs, f"{self.phase_dir(phase)}/_DONE")
+    # Global phases: a stage's marks, per input file (stages/dedup.py), then its per-file parts
+    def marks_dir(self, phase: int) -> str:
+        return f"{self.root}/marks-{phase}"
 
-    def mark_phase_done(self, phase: int, record: dict) -> None:
+    def marks_found(self, phase: int) -> dict | None:
+        """The completion record (with the stage's stats) of a global phase's marks, once all are written."""
         fs, _ = self.fs_root
-        write_atomic(fs, f"{self.phase_dir(phase)}/_DONE", json.dumps(record, sort_keys=True).encode())
+        return read_json(fs, f"{self.marks_dir(phase)}/_FOUND")
+
+    def record_marks_found(self, phase: int, record: dict) -> None:
+        fs, _ = self.fs_root
+        write_atomic(fs, f"{self.marks_dir(phase)}/_FOUND", json.dumps(record, sort_keys=True).encode())
+
+    def discard_marks(self, phase: int) -> None:
+        fs, _ = self.fs_root
+        fs.delete_dir_contents(self.marks_dir(phase), missing_dir_ok=True)
+
+    def read_marks(self, phase: int, unit: str, schema: pa.Schema) -> pa.Table:
+        """The marks of one input file (none: an empty table)."""
+        fs, _ = self.fs_root
+        infos = fs.get_file_info(pafs.FileSelector(f"{self.marks_dir(phase)}/{unit}", allow_not_found=True))
+        paths = sorted(i.path for i in infos if i.base_name.endswith(".parquet") and ".tmp-" not in i.base_name)
+        return pa.concat_tables([schema.empty_table(), *(pq.read_table(p, filesystem=fs, schema=schema) for p in paths)])
 
     # The run as a whole
     def state(self) -> dict | None:

@@ -332,20 +332,29 @@ DEFAULT_PRIORITY = 100
 
 
 class GlobalStage(ABC):
-    """A stage that must see the whole dataset (deduplication).
+    """A stage that must see the whole dataset (deduplication), in two steps.
 
-    It receives the Ray dataset (already materialised: it is read more than
-    once) and returns it with its columns added and drops marked. Its
-    `stats` are merged into stats.json under the stage's name.
+    `find` reads the dataset on the cluster and returns *marks*: a Ray dataset with one row per
+    document to change (its `id`, then the stage's columns, `marks_schema`); nothing whose size
+    grows with the corpus may come back to the driver. `mark` then applies marks to a batch of
+    documents, given (at least) the marks of those documents. The pipeline groups the marks by
+    input file and marks each file's rows as it reads them (pipelines/corpus.py); `stages.dedup.
+    mark_table` does both steps for a table in memory. `stats` (small) are merged into
+    stats.json under the stage's name.
     """
 
     name: ClassVar[str]
     writes: ClassVar[dict[str, pa.DataType]] = {}
+    marks_schema: ClassVar[pa.Schema]
     resources: ClassVar[Resources] = Resources()
 
     def __init__(self) -> None:
         self.stats: dict = {}
 
     @abstractmethod
-    def apply(self, ds, context: RunContext):
-        """Return `ds` (a ray.data.Dataset) with this stage applied."""
+    def find(self, ds, context: RunContext):
+        """The marks (a ray.data.Dataset of `marks_schema` rows) of `ds`; sets `stats`."""
+
+    @abstractmethod
+    def mark(self, batch: pa.Table, marks: pa.Table) -> pa.Table:
+        """`batch` with this stage's columns added and its marked documents changed or dropped."""

@@ -9,7 +9,7 @@ import xxhash
 
 from stages.base import GlobalStage, RunContext
 from stages.dedup import (
-    BUCKET_SCHEMA, DUPLICATE_OF, alive_rows, apply_duplicates, bucket_links, duplicates_from_edges, rank_keys,
+    BUCKET_SCHEMA, DUPLICATE_MARKS, DUPLICATE_OF, alive_rows, bucket_links, duplicate_marks, mark_duplicates, rank_keys,
 )
 from stages.text import simplify_text
 
@@ -26,11 +26,14 @@ def text_key_rows(batch: pa.Table, context: RunContext) -> pa.Table:
 class ExactDedup(GlobalStage):
     name = "exact_dedup"
     writes = {DUPLICATE_OF: pa.string()}
+    marks_schema = DUPLICATE_MARKS
 
-    def apply(self, ds, context: RunContext):
-        # The text is normalised and hashed once; rows are then marked by id, not by rehashing.
+    def find(self, ds, context: RunContext):
         keys = ds.map_batches(text_key_rows, fn_kwargs={"context": context}, batch_format="pyarrow",
                               batch_size=context.batch_size)
-        duplicates, histogram = duplicates_from_edges(bucket_links(keys))
-        self.stats = {"duplicates": len(duplicates), "cluster_sizes": histogram}
-        return apply_duplicates(ds, duplicates, self.name, "exact_duplicate", context.batch_size)
+        # One key per document: buckets share no document, each already a star around its survivor.
+        marks, self.stats = duplicate_marks(bucket_links(keys), already_stars=True)
+        return marks
+
+    def mark(self, batch: pa.Table, marks: pa.Table) -> pa.Table:
+        return mark_duplicates(batch, marks, self.name, "exact_duplicate")

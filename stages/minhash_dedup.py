@@ -29,7 +29,7 @@ from pydantic import PositiveInt, model_validator
 
 from stages.base import Fraction, GlobalStage, RunContext, Strict, make_params
 from stages.dedup import (
-    BUCKET_SCHEMA, DUPLICATE_OF, alive_rows, apply_duplicates, bucket_links, duplicates_from_edges, rank_keys,
+    BUCKET_SCHEMA, DUPLICATE_MARKS, DUPLICATE_OF, alive_rows, bucket_links, duplicate_marks, mark_duplicates, rank_keys,
 )
 from stages.text import CHARACTER_WORD_LANGS
 
@@ -199,16 +199,19 @@ def band_rows(batch: pa.Table, params: MinHashParams, context: RunContext, a: np
 class MinHashDedup(GlobalStage):
     name = "minhash_dedup"
     writes = {DUPLICATE_OF: pa.string()}
+    marks_schema = DUPLICATE_MARKS
 
     def __init__(self, **params):
         super().__init__()
         self.params = make_params(MinHashParams, params)
 
-    def apply(self, ds, context: RunContext):
+    def find(self, ds, context: RunContext):
         a, b = permutations(self.params.num_perm, self.params.seed)
         bands = ds.map_batches(band_rows, fn_kwargs={"params": self.params, "context": context, "a": a, "b": b},
                                batch_format="pyarrow", batch_size=context.batch_size)
         threshold = self.params.threshold if self.params.verify else None
-        duplicates, histogram = duplicates_from_edges(bucket_links(bands, threshold))
-        self.stats = {"duplicates": len(duplicates), "cluster_sizes": histogram}
-        return apply_duplicates(ds, duplicates, self.name, "near_duplicate", context.batch_size)
+        marks, self.stats = duplicate_marks(bucket_links(bands, threshold))
+        return marks
+
+    def mark(self, batch: pa.Table, marks: pa.Table) -> pa.Table:
+        return mark_duplicates(batch, marks, self.name, "near_duplicate")

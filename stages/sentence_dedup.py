@@ -6,14 +6,21 @@ Documents left with fewer than `min_doc_words` words are dropped."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
-import ray
+import pyarrow.compute as pc
 import xxhash
 from pydantic import NonNegativeInt, PositiveInt
 
 from stages.base import GlobalStage, RunContext, Strict, make_params, write_alive
-from stages.dedup import first_owner_of_shared_keys, rank_keys
+from stages.dedup import alive_rows, ids_of, rank_keys, shuffle, sorted_groups
 from stages.text import sentence_spans, simplify_text, words_of
+
+SPAN_KEYS = pa.schema([("key", pa.uint64()), ("rank", pa.string())])
+SHARED_SPANS = pa.schema([("key", pa.uint64()), ("rank", pa.string()), ("documents", pa.int64()),
+                          ("first", pa.bool_())])
+# A window of sentences this document must lose (a better-ranked document has it too).
+SPAN_MARKS = pa.schema([("id", pa.string()), ("key", pa.uint64())])
 
 
 class SentenceDedupParams(Strict):
@@ -36,31 +43,67 @@ def windows(text: str, params: SentenceDedupParams) -> tuple[list[tuple[int, int
     return spans, keys
 
 
+def span_key_rows(batch: pa.Table, params: SentenceDedupParams, context: RunContext) -> pa.Table:
+    """One row per (alive document, distinct window key)."""
+    rows = alive_rows(batch)
+    keys, ranks = [], []
+    for text, rank in zip(rows["text"].to_pylist(), rank_keys(rows, context)):
+        unique = {k for k in windows(text, params)[1] if k is not None}  # repeated inside one document: not shared
+        keys.extend(unique)
+        ranks.extend([rank] * len(unique))
+    return pa.table({"key": pa.array(keys, pa.uint64()), "rank": pa.array(ranks, pa.string())}, schema=SPAN_KEYS)
+
+
+def shared_spans(block: pa.Table) -> pa.Table:
+    """The rows of keys that several documents have (whole keys in `block`), with the number of
+    those documents and whether the row is the key's first (best-ranked) document."""
+    rows, group = sorted_groups(block, ["key"], ["key", "rank"])
+    sizes = np.bincount(group) if len(group) else np.zeros(0, np.int64)
+    shared = sizes[group] > 1
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    return pa.table({"key": rows["key"].filter(pa.array(shared)), "rank": rows["rank"].filter(pa.array(shared)),
+                     "documents": sizes[group][shared].astype(np.int64), "first": first[shared]}, schema=SHARED_SPANS)
+
+
+def _histogram_rows(rows: pa.Table) -> pa.Table:
+    return rows.filter(rows["first"]).select(["documents"])
+
+
+def _span_marks(rows: pa.Table) -> pa.Table:
+    later = rows.filter(pc.invert(rows["first"]))
+    return pa.table({"id": ids_of(later["rank"]), "key": later["key"]}, schema=SPAN_MARKS)
+
+
 class SentenceDedup(GlobalStage):
     name = "sentence_dedup"
     writes = {"sentences_removed": pa.int32(), "text": pa.string()}
+    marks_schema = SPAN_MARKS
 
     def __init__(self, **params):
         super().__init__()
         self.params = make_params(SentenceDedupParams, params)
 
-    def keys_of(self, rows: pa.Table) -> list[list[int]]:
-        return [[k for k in windows(t, self.params)[1] if k is not None] for t in rows["text"].to_pylist()]
-
-    def apply(self, ds, context: RunContext):
-        owners, shared = first_owner_of_shared_keys(ds, self.keys_of, context)
-        self.stats = {"shared_spans": len(owners), "span_sharing_documents": {str(n): c for n, c in sorted(shared.items())}}
-        return ds.map_batches(self.remove_spans, fn_kwargs={"owners_ref": ray.put(owners), "context": context},
+    def find(self, ds, context: RunContext):
+        keys = ds.map_batches(span_key_rows, fn_kwargs={"params": self.params, "context": context},
                               batch_format="pyarrow", batch_size=context.batch_size)
+        shared = shuffle(keys, ["key"]).map_batches(shared_spans, batch_format="pyarrow", batch_size=None).materialize()
+        counts = shared.map_batches(_histogram_rows, batch_format="pyarrow").groupby("documents").count().take_all()
+        histogram = {str(row["documents"]): row["count()"] for row in sorted(counts, key=lambda row: row["documents"])}
+        self.stats = {"shared_spans": sum(histogram.values()), "span_sharing_documents": histogram}
+        return shared.map_batches(_span_marks, batch_format="pyarrow")
 
-    def remove_spans(self, batch: pa.Table, owners_ref, context: RunContext) -> pa.Table:
-        owners: dict[int, str] = ray.get(owners_ref)
+    def mark(self, batch: pa.Table, marks: pa.Table) -> pa.Table:
         alive = batch["drop_stage"].is_null().to_numpy(zero_copy_only=False)
         live = batch.filter(alive)
         langs = live["lang"].to_pylist() if "lang" in live.column_names else [None] * live.num_rows
+        lost: dict[str, set[int]] = {}
+        mine = marks.filter(pc.is_in(marks["id"], value_set=live["id"].combine_chunks()))
+        for doc_id, key in zip(mine["id"].to_pylist(), mine["key"].to_pylist()):
+            lost.setdefault(doc_id, set()).add(key)
         texts, removed, reasons = [], [], []
-        for text, lang, rank in zip(live["text"].to_pylist(), langs, rank_keys(live, context)):
-            new_text, n_removed = self.dedup_text(text, owners, rank)
+        for doc_id, text, lang in zip(live["id"].to_pylist(), live["text"].to_pylist(), langs):
+            new_text, n_removed = self.dedup_text(text, lost.get(doc_id, set()))
             too_short = n_removed and len(words_of(new_text, lang)) < self.params.min_doc_words
             texts.append(text if too_short else new_text)
             removed.append(n_removed)
@@ -68,12 +111,14 @@ class SentenceDedup(GlobalStage):
         columns = {"sentences_removed": (removed, pa.int32()), "text": (texts, pa.string())}
         return write_alive(batch, alive, columns, self.name, reasons)
 
-    def dedup_text(self, text: str, owners: dict[int, str], rank: str) -> tuple[str, int]:
+    def dedup_text(self, text: str, lost: set[int]) -> tuple[str, int]:
+        """`text` without the sentences of its windows in `lost`, and how many sentences went."""
+        if not lost:
+            return text, 0
         spans, keys = windows(text, self.params)
         drop = set()
         for start, key in enumerate(keys):
-            owner = owners.get(key) if key is not None else None
-            if owner is not None and owner != rank:
+            if key in lost:
                 drop.update(range(start, start + self.params.n_sentences))
         if not drop:
             return text, 0

@@ -48,7 +48,7 @@ def ray_address(ray_local):
 # must pick up what the one before it finished: (where the rerun dies, what it must say it reused).
 KILLS = [
     ("phase0.part:3", None),                                     # in the row stages, some files done
-    ("phase2.applied", "input files done in an earlier attempt"),  # inside a global stage (minhash_dedup)
+    ("phase2.found", "input files done in an earlier attempt"),    # inside a global stage (minhash_dedup)
     ("phase4.part:2", "phase 1 (exact_dedup): done in an earlier attempt"),  # while the output is written
     ("publish:2", "phase 3 (sentence_dedup): done in an earlier attempt"),   # while it is moved into place
 ]

@@ -1,13 +1,11 @@
 """Run a global (dedup) stage on a small table with the session's Ray."""
 
 import pyarrow as pa
-import ray
 
 from stages.base import RunContext
+from stages.dedup import mark_table
 
 
 def run_global(stage, table: pa.Table, priority=None, blocks: int = 1) -> pa.Table:
-    ds = ray.data.from_arrow(table).repartition(blocks).materialize()
     context = RunContext(source_priority=priority or {}, batch_size=4)
-    out = stage.apply(ds, context)
-    return pa.concat_tables(ray.get(out.to_arrow_refs())).sort_by("id")
+    return mark_table(stage, table, context, blocks).sort_by("id")

@@ -9,6 +9,7 @@ import ray
 from ray.data import ExecutionResources
 
 from stages.base import RunContext
+from stages.dedup import mark_table
 from stages.exact_dedup import ExactDedup
 from stages.minhash_dedup import MinHashDedup
 from stages.sentence_dedup import SentenceDedup
@@ -55,11 +56,10 @@ def run_chain(table: pa.Table, blocks: int, cpus: float | None, partitions: int)
         options.resource_limits = ExecutionResources(cpu=cpus)
     context.default_hash_shuffle_parallelism = partitions  # reset by the fixture
     try:
-        ds = ray.data.from_arrow(table).repartition(blocks).materialize()
         context = RunContext(source_priority={"wiki": 1, "zh": 2, "web": 3}, batch_size=3)
         for stage in (ExactDedup(), MinHashDedup(), SentenceDedup(min_doc_words=20)):
-            ds = stage.apply(ds.materialize(), context)  # as pipelines/corpus.py: materialise, then apply
-        return pa.concat_tables(ray.get(ds.materialize().to_arrow_refs())).sort_by("id")
+            table = mark_table(stage, table, context, blocks)
+        return table.sort_by("id")
     finally:
         options.resource_limits = before
 
