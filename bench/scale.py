@@ -1,4 +1,4 @@
-"""Scaling of the global stages: `python -m bench.scale [--docs 25000] [--scales 1,4,16] [--cores 2]`.
+"""Scaling of the global stages: `python -m bench.scale [--docs 10000] [--scales 1,4,16] [--cores 2]`.
 
 How the corpus pipeline's global stages (exact_dedup, minhash_dedup, sentence_dedup) scale with
 corpus size, on inputs several times larger than Ray's object store.
@@ -54,6 +54,11 @@ Measured per scale:
   temporary directory, sampled every 0.25 s; and Ray's own count of bytes spilled (above).
 - shuffle bytes per stage: the bytes entering each Ray Data all-to-all operator (Repartition,
   HashShuffle, Aggregate, Sort, ...): the output of the operator before it in that execution.
+
+Defaults: 10k, 40k and 160k documents (17, 69 and 275 MB of text) with an 80 MiB object store
+(Ray's minimum is 75 MiB), so that the 16x input is 3.3x the store and all three scales take
+~15-25 min on 2 cores. `--docs 25000 --object-store-mb 200` (25k/100k/400k documents, 16x = 3.3x
+the store) takes about 2-3x as long and ~10 GB of memory for Ray's processes at 16x.
 
 Goals (largest scale vs smallest): driver peak RSS (VmHWM) within +20 %; MB/s per core of the
 global stages within 20 %. Then a projection to a 1 TB run on a 16-node cluster from the
@@ -791,6 +796,15 @@ def projection(results, args, target_docs: float = 250e6, target_bytes: float = 
     else:
         print(f"\nDriver heap (peak RssAnon): {anon_s / MIB:,.0f} MiB at {small['documents']:,} documents, "
               f"{anon_l / MIB:,.0f} MiB at {n:,}: no growth with the corpus measured (under 16 MiB or 10 %).")
+    tree_s, tree_l = small["peak"].get("Pss_Anon", 0), large["peak"].get("Pss_Anon", 0)
+    if large["documents"] > small["documents"]:
+        slope = (tree_l - tree_s) / (large["documents"] - small["documents"])
+        per_node = target_docs / nodes
+        print(f"\nHeaps of the whole process tree (peak PSS anon: driver, workers, shuffle aggregators) grow "
+              f"{slope:,.0f} bytes per document between the smallest and the largest scale ({tree_s / MIB:,.0f} -> "
+              f"{tree_l / MIB:,.0f} MiB): at {per_node / 1e6:,.1f}M documents per node that is "
+              f"~{max(0.0, slope) * per_node / gb:,.1f} GB per node beyond the fixed cost, if the growth is linear "
+              "and keys spread evenly.")
 
 
 # --------------------------------------------------------------------------- main
@@ -800,10 +814,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.pipeline_throughput import wait_quiet
 
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=25_000, help="documents at 1x (default: %(default)s)")
+    parser.add_argument("--docs", type=int, default=10_000, help="documents at 1x (default: %(default)s)")
     parser.add_argument("--scales", default="1,4,16", help="multiples of --docs to run (default: %(default)s)")
     parser.add_argument("--cores", type=int, default=2, help="execution.num_cpus (default: %(default)s)")
-    parser.add_argument("--object-store-mb", type=float, default=200,
+    parser.add_argument("--object-store-mb", type=float, default=80,
                         help="execution.object_store_memory in MiB (default: %(default)s)")
     parser.add_argument("--files", type=int, default=64, help="JSONL files per scale (default: %(default)s)")
     parser.add_argument("--wait-idle", type=float, default=0,
