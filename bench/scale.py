@@ -451,7 +451,7 @@ class SpillMonitor(threading.Thread):
 PHASE_LINE = re.compile(r"corpus: phase (\d+) \(([^)]*)\): (\d+) documents in ([\d.]+) s")
 
 
-def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool, attempts: int = 3) -> dict:
+def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool, attempts: int = 5) -> dict:
     """The pipeline on one corpus, in a fresh process, measured. A run whose Ray instance failed to
     start (on a loaded machine the raylet gives up waiting for its agents) is tried again."""
     for attempt in range(1, attempts + 1):
@@ -460,8 +460,8 @@ def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool, atte
         except RayStartFailed as error:
             if attempt == attempts:
                 raise SystemExit(str(error)) from None
-            log(f"Ray did not start (attempt {attempt} of {attempts}, load {load()}); trying again in 30 s")
-            time.sleep(30)
+            log(f"Ray did not start (attempt {attempt} of {attempts}, load {load()}); trying again in 60 s")
+            time.sleep(60)
     raise AssertionError("unreachable")
 
 
