@@ -16,6 +16,7 @@ survivor is its smallest rank key, whatever the worker count, block order or tim
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -175,22 +176,25 @@ def connected_components(edges: Dataset) -> Dataset:
         large = shuffle(edges.map_batches(_both_directions, batch_format="pyarrow"), ["node"]).map_batches(
             large_star, batch_format="pyarrow", batch_size=None)
         edges = shuffle(large, ["node"]).map_batches(small_star, batch_format="pyarrow", batch_size=None).materialize()
-        if not changed_links(edges):
+        if not value_counts(edges, "changed")[1]:  # a fixed point
             break
     return edges
 
 
-def changed_links(edges: Dataset) -> int:
-    """Links a round changed, summed by a task per block (the driver gets one number per block;
-    cheaper than an aggregation, which is a shuffle of its own)."""
+def value_counts(ds: Dataset, column: str) -> Counter:
+    """Rows per value of `column`, a column of few distinct values (0/1 flags, sizes), counted by
+    a task per block: the driver gets one small Counter per block, and no shuffle is needed."""
     import ray
 
-    count = ray.remote(num_cpus=0)(_changed)
-    return sum(ray.get([count.remote(block) for block in edges.to_arrow_refs()]))
+    count = ray.remote(num_cpus=0)(_value_counts)
+    total: Counter = Counter()
+    for counts in ray.get([count.remote(block, column) for block in ds.to_arrow_refs()]):
+        total.update(counts)
+    return total
 
 
-def _changed(block: pa.Table) -> int:
-    return int(pc.sum(block["changed"]).as_py() or 0)
+def _value_counts(block: pa.Table, column: str) -> Counter:
+    return Counter({row["values"]: row["counts"] for row in pc.value_counts(block[column]).to_pylist()})
 
 
 def duplicate_marks(edges: Dataset, already_stars: bool = False) -> tuple[Dataset, dict]:
@@ -198,10 +202,9 @@ def duplicate_marks(edges: Dataset, already_stars: bool = False) -> tuple[Datase
     (duplicates, cluster-size histogram) of candidate links. `already_stars`: the links already link
     each document to its component's survivor (buckets that share no document)."""
     stars = edges.materialize() if already_stars else connected_components(edges)
-    sizes = stars.groupby("parent").count().map_batches(_cluster_sizes, batch_format="pyarrow")
-    histogram = {str(row["size"]): row["count()"] for row in sizes.groupby("size").count().take_all()}
+    sizes = value_counts(stars.groupby("parent").count().map_batches(_cluster_sizes, batch_format="pyarrow"), "size")
     marks = stars.map_batches(_marks_of_stars, batch_format="pyarrow")
-    return marks, {"duplicates": stars.count(), "cluster_sizes": dict(sorted(histogram.items(), key=lambda kv: int(kv[0])))}
+    return marks, {"duplicates": stars.count(), "cluster_sizes": {str(k): v for k, v in sorted(sizes.items())}}
 
 
 def _cluster_sizes(counts: pa.Table) -> pa.Table:

@@ -13,7 +13,7 @@ import xxhash
 from pydantic import NonNegativeInt, PositiveInt
 
 from stages.base import GlobalStage, RunContext, Strict, make_params, write_alive
-from stages.dedup import alive_rows, ids_of, rank_keys, shuffle, sorted_groups
+from stages.dedup import alive_rows, ids_of, rank_keys, shuffle, sorted_groups, value_counts
 from stages.text import sentence_spans, simplify_text, words_of
 
 SPAN_KEYS = pa.schema([("key", pa.uint64()), ("rank", pa.string())])
@@ -88,8 +88,8 @@ class SentenceDedup(GlobalStage):
         keys = ds.map_batches(span_key_rows, fn_kwargs={"params": self.params, "context": context},
                               batch_format="pyarrow", batch_size=context.batch_size)
         shared = shuffle(keys, ["key"]).map_batches(shared_spans, batch_format="pyarrow", batch_size=None).materialize()
-        counts = shared.map_batches(_histogram_rows, batch_format="pyarrow").groupby("documents").count().take_all()
-        histogram = {str(row["documents"]): row["count()"] for row in sorted(counts, key=lambda row: row["documents"])}
+        counts = value_counts(shared.map_batches(_histogram_rows, batch_format="pyarrow"), "documents")
+        histogram = {str(documents): n for documents, n in sorted(counts.items())}
         self.stats = {"shared_spans": sum(histogram.values()), "span_sharing_documents": histogram}
         return shared.map_batches(_span_marks, batch_format="pyarrow")
 

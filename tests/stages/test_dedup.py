@@ -4,10 +4,10 @@ stars included, whatever the partitioning; marks name every non-survivor once.""
 import random
 
 import pyarrow as pa
-import pytest
+import pyarrow.compute as pc
 import ray
 
-from stages.dedup import EDGES, connected_components, duplicate_marks
+from stages.dedup import EDGES, _both_directions, connected_components, duplicate_marks, large_star, small_star
 
 
 def components(edges: list[tuple[str, str]]) -> dict[str, str]:
@@ -27,35 +27,43 @@ def components(edges: list[tuple[str, str]]) -> dict[str, str]:
     return {n: find(n) for n in nodes if find(n) != n}
 
 
-def dataset(edges: list[tuple[str, str]], blocks: int):
+def edge_table(edges: list[tuple[str, str]]) -> pa.Table:
     ordered = [(max(a, b), min(a, b)) for a, b in edges]
-    table = pa.table({"node": [n for n, _ in ordered], "parent": [p for _, p in ordered],
-                      "changed": [0] * len(ordered)}, schema=EDGES)
-    return ray.data.from_arrow(table).repartition(blocks)
+    return pa.table({"node": [n for n, _ in ordered], "parent": [p for _, p in ordered],
+                     "changed": [0] * len(ordered)}, schema=EDGES)
 
 
-def graph(seed: int) -> list[tuple[str, str]]:
+def dataset(edges: list[tuple[str, str]], blocks: int):
+    return ray.data.from_arrow(edge_table(edges)).repartition(blocks)
+
+
+def graph(seed: int, nodes: int = 200, chain: int = 16, star: int = 20, random_edges: int = 90) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    names = [f"{rng.randrange(10**6):08d}|doc/{i}" for i in range(400)]
-    edges = [(names[i], names[i + 1]) for i in range(60)]  # a long chain: the worst case for label propagation
-    edges += [(names[100], names[i]) for i in range(101, 140)]  # a star
-    edges += [(rng.choice(names[150:]), rng.choice(names[150:])) for _ in range(180)]  # random clusters
+    names = [f"{rng.randrange(10**6):08d}|doc/{i}" for i in range(nodes)]
+    edges = [(names[i], names[i + 1]) for i in range(chain)]  # the worst case for label propagation
+    edges += [(names[chain + 1], names[i]) for i in range(chain + 2, chain + 2 + star)]
+    rest = names[chain + star + 2:]
+    edges += [(rng.choice(rest), rng.choice(rest)) for _ in range(random_edges)]  # random clusters
     return [(a, b) for a, b in edges if a != b]
 
 
-@pytest.fixture(autouse=True)
-def few_shuffle_partitions():
-    context = ray.data.DataContext.get_current()
-    before = context.default_hash_shuffle_parallelism
-    context.default_hash_shuffle_parallelism = 3
-    yield
-    context.default_hash_shuffle_parallelism = before
+def test_star_rounds_reach_the_components_in_few_rounds():
+    """The rounds themselves, on one block (as one shuffle partition sees them), no Ray."""
+    for seed in range(1, 9):
+        edges = graph(seed)
+        links, rounds = edge_table(edges), 0
+        while True:
+            rounds += 1
+            links = small_star(large_star(_both_directions(links)))
+            if not pc.sum(links["changed"]).as_py():
+                break
+        assert dict(zip(links["node"].to_pylist(), links["parent"].to_pylist())) == components(edges)
+        assert links.num_rows == len(components(edges)) and rounds <= 7  # O(log n): a 16-link chain
 
 
-@pytest.mark.parametrize("seed,blocks", [(1, 1), (2, 4)])
-def test_components_equal_union_find(ray_local, seed, blocks):
-    edges = graph(seed)
-    stars = pa.concat_tables(ray.get(connected_components(dataset(edges, blocks)).to_arrow_refs()))
+def test_components_on_ray_equal_union_find(ray_local):
+    edges = graph(seed=1, nodes=40, chain=4, star=5, random_edges=20)
+    stars = pa.concat_tables(ray.get(connected_components(dataset(edges, blocks=3)).to_arrow_refs()))
     got = dict(zip(stars["node"].to_pylist(), stars["parent"].to_pylist()))
     assert stars.num_rows == len(got)  # one link per node
     assert got == components(edges)

@@ -4,7 +4,6 @@ the rows; and distinct
 pages that only share a site's header/footer are not near-duplicates."""
 
 import pyarrow as pa
-import pytest
 import ray
 from ray.data import ExecutionResources
 
@@ -38,23 +37,13 @@ def chain_corpus() -> pa.Table:
     return batch(texts, sources=sources, langs=langs)
 
 
-@pytest.fixture(autouse=True)
-def few_shuffle_partitions():
-    """Ray's default 200 hash-shuffle partitions make each dedup stage take seconds on a tiny table."""
-    context = ray.data.DataContext.get_current()
-    before = context.default_hash_shuffle_parallelism
-    context.default_hash_shuffle_parallelism = 4
-    yield
-    context.default_hash_shuffle_parallelism = before
-
-
 def run_chain(table: pa.Table, blocks: int, cpus: float | None, partitions: int) -> pa.Table:
     context = ray.data.DataContext.get_current()
     options = context.execution_options
     before = options.resource_limits
     if cpus is not None:
         options.resource_limits = ExecutionResources(cpu=cpus)
-    context.default_hash_shuffle_parallelism = partitions  # reset by the fixture
+    context.default_hash_shuffle_parallelism = partitions  # reset by tests/stages/conftest.py
     try:
         context = RunContext(source_priority={"wiki": 1, "zh": 2, "web": 3}, batch_size=3)
         for stage in (ExactDedup(), MinHashDedup(), SentenceDedup(min_doc_words=20)):
