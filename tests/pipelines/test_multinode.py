@@ -79,7 +79,7 @@ def start_corpus(out, address, log):
                              "--out", out], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
-def finish(process, log_path, timeout=900):
+def finish(process, log_path, timeout=1500):
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
