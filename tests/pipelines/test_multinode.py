@@ -35,7 +35,6 @@ def cluster(ray_local):
     """Head node (no CPUs) + two worker nodes, started once for the module. The second test
     removes a worker node: it must stay the last one to use the cluster."""
     from ray._private.utils import get_ray_address_file
-    from ray.cluster_utils import Cluster
 
     # Cluster() writes its address to /tmp/ray/ray_current_cluster, where a plain `ray.init()`
     # of any process on this machine would find it: put back what was there.
@@ -47,20 +46,53 @@ def cluster(ray_local):
     cwd = os.getcwd()
     os.chdir(ROOT)  # the workers' working directory: configs name paths relative to the repo root
     try:
-        cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "object_store_memory": 256 * MB, "include_dashboard": False})
-        for _ in range(2):
-            cluster.add_node(**WORKER_NODE)
-        cluster.wait_for_nodes()
+        try:
+            cluster = start_cluster()
+        except Exception:  # noqa: BLE001 - Ray gives a raylet 30 s to register, too short on a loaded machine
+            time.sleep(10)
+            cluster = start_cluster()
     finally:
         os.chdir(cwd)
         restore_address_file(address_file, previous)
+        use_the_sessions_internal_kv()
     yield cluster
+    stop_cluster(cluster)
+    use_the_sessions_internal_kv()
+
+
+def start_cluster():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster()
+    try:
+        cluster.add_node(num_cpus=0, object_store_memory=256 * MB, include_dashboard=False)  # the head
+        for _ in range(2):
+            cluster.add_node(**WORKER_NODE)
+        cluster.wait_for_nodes()
+    except Exception:
+        stop_cluster(cluster)  # without the head's GCS, a raylet that registers late exits
+        raise
+    return cluster
+
+
+def stop_cluster(cluster):
     # Not cluster.shutdown(): it also resets this process's internal KV client, which belongs to
     # the session's Ray instance (ray_local) that later tests use.
     for node in list(cluster.worker_nodes):
         cluster.remove_node(node)
-    cluster.remove_node(cluster.head_node)
+    if cluster.head_node is not None:
+        cluster.remove_node(cluster.head_node)
+
+
+def use_the_sessions_internal_kv():
+    """Starting a node points this process's internal KV client at that node's GCS
+    (ray._private.node.Node._init_gcs_client), and the session's Ray instance (ray_local) uses
+    it, for its usage records among others: back to the session's GCS. Else, once the cluster
+    is gone, a call through it waits for its GCS for 60 s, then kills this process."""
+    import ray
+    from ray.experimental import internal_kv
+
+    internal_kv._initialize_internal_kv(ray._private.worker.global_worker.gcs_client)
 
 
 def restore_address_file(path, content):
