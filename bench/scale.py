@@ -455,6 +455,7 @@ class SpillMonitor(threading.Thread):
 
 
 PHASE_LINE = re.compile(r"corpus: phase (\d+) \(([^)]*)\): (\d+) documents in ([\d.]+) s")
+STEP_LINE = re.compile(r"corpus: phase (\d+) \(([^)]*)\): (.+?) in ([\d.]+) s\b")
 
 
 def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool, attempts: int = 5) -> dict:
@@ -554,14 +555,19 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
             phases.append({"index": int(match[1]), "what": match[2], "documents": int(match[3]),
                            "reported_s": float(match[4]), "at": at, "cpu_at": sum(by_kind.values()),
                            "cpu_kinds": by_kind})
+    # Other timed lines of a phase ("corpus: phase 2 (minhash_dedup): 211 marks found in 12.5 s"): its steps.
+    steps = [{"index": int(m[1]), "what": m[2], "text": m[3], "seconds": float(m[4]), "at": at}
+             for at, stream, line in lines if stream == "stdout" and not PHASE_LINE.search(line)
+             and (m := STEP_LINE.search(line))]
     details = [line for _, stream, line in lines if stream == "stdout" and line.startswith("corpus:")
-               and not PHASE_LINE.search(line)]
+               and not PHASE_LINE.search(line) and not STEP_LINE.search(line)]
     details += [line for _, _, line in lines if any(stage in line for stage in GLOBAL_STAGES)
                 and not line.startswith("corpus:") and "Traceback" not in line][:40]
     result = {
         "documents": docs, "text_bytes": manifest["text_bytes"], "file_bytes": manifest["file_bytes"],
         "cores": cores, "object_store_bytes": int(object_store_mb * MIB), "wall_s": ended - started,
-        "started": started, "ended": ended, "phases": phases, "details": details, "executions": executions,
+        "started": started, "ended": ended, "phases": phases, "steps": steps, "details": details,
+        "executions": executions,
         "peak": tree.peak, "cpu_s": sum(tree.cpu.values()), "cpu_kinds": tree.cpu_by_kind(),
         "monitor_samples": tree.samples,
         "spill_peak": spill.peak, "spill_samples": spill.samples, "load_before": load_before,
@@ -695,8 +701,9 @@ def report(results: list[tuple[str, dict, dict]], args) -> None:
                      f"{kinds.get('ray system', 0) / r['wall_s']:.2f}"])
     print(table(["scale", "CPU-s driver", "CPU-s Ray workers (tasks, actors)", "CPU-s Ray system (raylet, GCS, "
                  "agents)", "driver + workers CPU-ms per document", "Ray system cores (CPU-s / wall s)"], rows))
-    print("\n**Per global stage** (span: from the previous `corpus: phase` line to this one; reported: the seconds "
-          "the line gives; CPU-s: of the process tree over the span; shuffle: bytes entering Ray Data's all-to-all "
+    print("\n**Per global stage** (span: from the previous phase's `corpus: phase ...: N documents in S s` line "
+          "to this phase's; steps: the phase's other timed lines, e.g. `N marks found in S s`; reported: the "
+          "seconds of its documents line; CPU-s: of the process tree over the span; shuffle: bytes entering Ray Data's all-to-all "
           "operators (their map side); created: bytes put in the object store (objects under 100 KiB stay in "
           "their owner's memory and are not counted); store peak: most bytes in use in the store; spilled: "
           "Ray's count of bytes spilled; spill disk: peak size of the spill directories)\n")
@@ -706,12 +713,15 @@ def report(results: list[tuple[str, dict, dict]], args) -> None:
             if phase["what"] not in GLOBAL_STAGES:
                 continue
             n = r["documents"]
-            rows.append([label, phase["what"], f"{phase['span_s']:.1f}", f"{phase['reported_s']:.1f}",
+            steps = "; ".join(f"{step['text']}: {step['seconds']:.1f} s" for step in r.get("steps", [])
+                              if step["index"] == phase["index"]) or "-"
+            rows.append([label, phase["what"], f"{phase['span_s']:.1f}", steps, f"{phase['reported_s']:.1f}",
                          f"{phase['cpu_s']:.0f}",
                          f"{removed_by(r, phase['what']):,}", phase["executions"], mib(phase["shuffle_bytes"]),
                          f"{phase['shuffle_bytes'] / n:,.0f}", mib(phase["created_bytes"]), mib(phase["store_peak"]),
                          mib(phase["spilled_bytes"]), mib(phase["spill_disk_peak"])])
-    print(table(["scale", "stage", "span s", "reported s", "CPU-s", "removed", "Ray Data executions", "shuffle MiB",
+    print(table(["scale", "stage", "span s", "steps the pipeline reports", "reported s (documents line)", "CPU-s",
+                 "removed", "Ray Data executions", "shuffle MiB",
                  "shuffle bytes/doc", "created MiB", "store peak MiB", "spilled MiB", "spill disk peak MiB"], rows))
     print("\n**Memory** (MiB; driver = the pipeline process; tree = driver + raylet + GCS + workers, summed at "
           "each sample)\n")
