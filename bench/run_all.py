@@ -109,12 +109,12 @@ BENCHMARKS = [
         "The pipeline (`python -m pipelines.corpus`, in a fresh process per scale) with only exact_dedup -> "
         "minhash_dedup -> sentence_dedup (configs/corpus.yaml's params) on a synthetic corpus of real sentences "
         "from ../shared/data (12 % near-duplicates, 4 % exact copies, 25 % with shared boilerplate; recipe in "
-        "bench/scale.py) of 10k, 40k and 160k documents (~1.7 KB each), on 2 cores with an 80 MiB object store, "
-        "so that the 16x input (275 MB) is over 3x the store. Goals, 16x vs 1x: driver peak RSS within +20 %, MB/s per "
+        "bench/scale.py) of 25k, 100k and 400k documents (~1.7 KB each), on 2 cores with a 200 MiB object store, "
+        "so that the 16x input (688 MB) is over 3x the store. Goals, 16x vs 1x: driver peak RSS within +20 %, MB/s per "
         "core of the global stages within 20 %; the 16x run completes. Then a projection to 1 TB on 16 nodes "
         "from the per-document costs at 16x (shuffle, object store traffic, spill, store working set per stage "
         "and node; driver heap). Wall-clock figures carry the machine's load next to them.",
-        [["-m", "bench.scale", "--docs", "10000", "--scales", "1,4,16", "--cores", "2", "--object-store-mb", "80",
+        [["-m", "bench.scale", "--docs", "25000", "--scales", "1,4,16", "--cores", "2", "--object-store-mb", "200",
           "--wait-idle", "120"]],
         markdown=True, timeout=5400,
     ),

@@ -1,4 +1,4 @@
-"""Scaling of the global stages: `python -m bench.scale [--docs 10000] [--scales 1,4,16] [--cores 2]`.
+"""Scaling of the global stages: `python -m bench.scale [--docs 25000] [--scales 1,4,16] [--cores 2]`.
 
 How the corpus pipeline's global stages (exact_dedup, minhash_dedup, sentence_dedup) scale with
 corpus size, on inputs several times larger than Ray's object store.
@@ -59,12 +59,13 @@ Measured per scale:
   processes (raylet, GCS, agents), in total and per phase: on a shared machine they move much
   less with other load than wall time does.
 
-Defaults: 10k, 40k and 160k documents (17, 69 and 275 MB of text) with an 80 MiB object store
-(Ray's minimum is 75 MiB), so that the 16x input is 3.3x the store and all three scales take
-~15-20 min on an otherwise idle 2-core machine (estimated from CPU-seconds measured at 4k-64k
-documents: ~4.3 CPU-ms per document plus ~2 CPU-minutes per run). `--docs 25000 --object-store-mb
-200` (25k/100k/400k documents, 16x = 3.3x the store) takes about twice as long and ~7 GB of
-memory for Ray's processes at 16x.
+Defaults: 25k, 100k and 400k documents (43, 172 and 688 MB of text) with a 200 MiB object store,
+so that the 16x input is 3.3x the store. Estimated from runs at 4k-64k documents (the driver-free
+global stages, commit d567674, on a mostly idle machine): ~2 min of fixed cost per run (Ray
+start, an actor pool per shuffle) plus ~1.4 ms wall per document on 2 cores, i.e. ~20 min for
+the three scales (more if the machine is shared), and ~7.5 GB of memory for Ray's processes at
+16x (their heaps grow ~15 KB per document: the shuffles' partitions). `--docs 10000
+--object-store-mb 80` (Ray's minimum is 75 MiB; 16x = 275 MB = 3.3x the store) takes ~12 min.
 
 Goals (largest scale vs smallest): driver peak RSS (VmHWM) within +20 %; MB/s per core of the
 global stages within 20 %. Then a projection to a 1 TB run on a 16-node cluster from the
@@ -839,10 +840,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.pipeline_throughput import wait_quiet
 
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=10_000, help="documents at 1x (default: %(default)s)")
+    parser.add_argument("--docs", type=int, default=25_000, help="documents at 1x (default: %(default)s)")
     parser.add_argument("--scales", default="1,4,16", help="multiples of --docs to run (default: %(default)s)")
     parser.add_argument("--cores", type=int, default=2, help="execution.num_cpus (default: %(default)s)")
-    parser.add_argument("--object-store-mb", type=float, default=80,
+    parser.add_argument("--object-store-mb", type=float, default=200,
                         help="execution.object_store_memory in MiB (default: %(default)s)")
     parser.add_argument("--files", type=int, default=64, help="JSONL files per scale (default: %(default)s)")
     parser.add_argument("--wait-idle", type=float, default=0,
