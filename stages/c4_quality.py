@@ -2,7 +2,9 @@
 do not end in terminal punctuation, have too few words, mention javascript or
 cookie/privacy policies; drops documents with lorem ipsum, curly brackets or
 too few sentences. It rewrites `text` to the kept lines, as C4 does.
-Terminal punctuation and sentence splitting handle CJK full stops."""
+Terminal punctuation and sentence splitting handle CJK full stops. Words come
+from the document's segmentation in `stages.text`, and the rewritten text's
+words are handed on to the next filters."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import pyarrow as pa
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, POLICY_SUBSTRINGS
 from pydantic import NonNegativeInt
 
-from stages.base import Filter, LanguageRules, PerLanguage, column_or_none, make_params
-from stages.text import END_PUNCTUATION, sentences_of, words_of
+from stages.base import Filter, LanguageRules, PerLanguage, make_params
+from stages.text import END_PUNCTUATION, Analysis, analyses, sentence_spans, share, words_of
 
 
 class C4QualityParams(LanguageRules):
@@ -35,27 +37,31 @@ class C4Quality(Filter):
         self.params = PerLanguage(make_params(C4QualityParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
-        kept_texts, removed, reasons = [], [], []
-        for text, lang in zip(batch["text"].to_pylist(), column_or_none(batch, "lang")):
-            kept, n_removed, reason = self._clean(text, lang)
-            kept_texts.append(kept)
+        kept_texts, removed, reasons, new_analyses = [], [], [], []
+        for doc in analyses(batch):
+            kept, n_removed, reason = self._clean(doc)
+            kept_texts.append(kept.text)
             removed.append(n_removed)
             reasons.append(reason)
+            if kept is not doc:
+                new_analyses.append(kept)
+        share(new_analyses)
         return {"c4_lines_removed": removed, "text": kept_texts, "_reason": reasons}
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         return signals["_reason"]
 
-    def _clean(self, text: str, lang: str | None) -> tuple[str, int, str | None]:
-        p = self.params[lang]
-        kept_lines, n_sentences, n_removed = [], 0, 0
-        for line in text.splitlines():
-            line = line.strip()
+    def _clean(self, doc: Analysis) -> tuple[Analysis, int, str | None]:
+        """The analysis of the text made of the kept lines (with their words), the number of lines
+        removed and the reason to drop the document (then with its own analysis)."""
+        p = self.params[doc.lang]
+        kept_lines, kept_words, n_sentences, n_removed = [], [], 0, 0
+        for line, words in zip(doc.text.splitlines(), doc.line_words):
+            original = line = line.strip()  # the same words
             if not line:
                 continue
-            words = words_of(line, lang)
             # Same order of checks as datatrove/C4: a line is dropped at its first failing check.
-            if p.max_word_length > 0 and any(len(w) > p.max_word_length for w in words):
+            if p.max_word_length > 0 and words and max(map(len, words)) > p.max_word_length:
                 n_removed += 1
                 continue
             if p.remove_citations:
@@ -68,17 +74,29 @@ class C4Quality(Filter):
                 continue
             lowered = line.lower()
             if p.filter_lorem_ipsum and "lorem ipsum" in lowered:
-                return text, n_removed, "lorem_ipsum"
+                return doc, n_removed, "lorem_ipsum"
             if p.filter_javascript and "javascript" in lowered:
                 n_removed += 1
                 continue
             if p.filter_curly_bracket and "{" in line:
-                return text, n_removed, "curly_bracket"
+                return doc, n_removed, "curly_bracket"
             if p.filter_policy and any(s in lowered for s in POLICY_SUBSTRINGS):
                 n_removed += 1
                 continue
-            n_sentences += len(sentences_of(line))
+            n_sentences += len(sentence_spans(line))
             kept_lines.append(line)
+            kept_words.append(words if line == original else None)  # removing "[1]" can join two words
         if n_sentences < p.min_num_sentences:
-            return text, n_removed, "too_few_sentences"
-        return "\n".join(kept_lines), n_removed, None
+            return doc, n_removed, "too_few_sentences"
+        return rewritten(doc, kept_lines, kept_words), n_removed, None
+
+
+def rewritten(doc: Analysis, lines: list[str], line_words: list[list[str] | None]) -> Analysis:
+    """The analysis of `lines` joined as a text, with the words known for each line (None: not known)."""
+    text = "\n".join(lines)
+    if text == doc.text:
+        return doc
+    kept = Analysis(text, doc.lang)
+    kept.words = [word for line, words in zip(lines, line_words)
+                  for word in (words if words is not None else words_of(line, doc.lang))]
+    return kept

@@ -5,11 +5,10 @@ Terminal punctuation covers CJK; line-length limits are per language."""
 from __future__ import annotations
 
 import pyarrow as pa
-from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
 from pydantic import NonNegativeFloat, NonNegativeInt
 
-from stages.base import Filter, Fraction, LanguageRules, PerLanguage, column_or_none, make_params
-from stages.text import END_PUNCTUATION, analyse
+from stages.base import Filter, Fraction, LanguageRules, PerLanguage, make_params
+from stages.text import END_PUNCTUATION, Analysis, analyses, duplicates
 
 
 class FineWebQualityParams(LanguageRules):
@@ -29,30 +28,29 @@ class FineWebQuality(Filter):
         self.params = PerLanguage(make_params(FineWebQualityParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
+        docs = analyses(batch)
         ratios = []
-        for text, lang in zip(batch["text"].to_pylist(), column_or_none(batch, "lang")):
-            lines = [line.rstrip() for line in analyse(text, lang).nonempty_lines]
-            ratios.append(sum(line.endswith(END_PUNCTUATION) for line in lines) / len(lines) if lines else 0.0)
-        return {"line_punct_ratio": ratios}
+        for doc in docs:
+            lines = doc.nonempty_lines
+            ratios.append(sum(line.rstrip().endswith(END_PUNCTUATION) for line in lines) / len(lines) if lines else 0.0)
+        return {"line_punct_ratio": ratios, "_analyses": docs}
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
-        return [
-            self._reason(text, lang, punct)
-            for text, lang, punct in zip(batch["text"].to_pylist(), column_or_none(batch, "lang"), signals["line_punct_ratio"])
-        ]
+        return [self._reason(doc, punct) for doc, punct in zip(signals["_analyses"], signals["line_punct_ratio"])]
 
-    def _reason(self, text: str, lang: str | None, line_punct_ratio: float) -> str | None:
-        p = self.params[lang]
-        analysis = analyse(text, lang)
-        lines = analysis.nonempty_lines
+    def _reason(self, doc: Analysis, line_punct_ratio: float) -> str | None:
+        p = self.params[doc.lang]
+        lines = doc.nonempty_lines
         if not lines:
             return "empty"
         if line_punct_ratio < p.line_punct_thr:
             return "line_punct_ratio"
         if sum(len(line) <= p.short_line_length for line in lines) / len(lines) > p.short_line_thr:
             return "short_line_ratio"
-        if find_duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) > p.char_duplicates_ratio:
+        text = doc.text
+        newlines = text.count("\n")
+        if duplicates(lines)[1] / max(len(text) - newlines, 1) > p.char_duplicates_ratio:
             return "char_dup_ratio"
-        if text.count("\n") / max(len(analysis.words), 1) > p.new_line_ratio:
+        if newlines / max(len(doc.words), 1) > p.new_line_ratio:
             return "list_ratio"
         return None

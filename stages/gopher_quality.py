@@ -4,11 +4,12 @@ jieba words and gets its own stop words and word-length bounds."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 from pydantic import NonNegativeFloat, NonNegativeInt
 
-from stages.base import Filter, Fraction, LanguageRules, PerLanguage, column_or_none, make_params
-from stages.text import analyse, is_symbol
+from stages.base import Filter, Fraction, LanguageRules, PerLanguage, make_params
+from stages.text import Analysis, analyses, char_table
 
 # datatrove's English list, plus the commonest Chinese function words.
 STOP_WORDS = {
@@ -41,43 +42,48 @@ class GopherQuality(Filter):
         self.params = PerLanguage(make_params(GopherQualityParams, params))
 
     def score(self, batch: pa.Table) -> dict[str, list]:
-        langs = column_or_none(batch, "lang")
+        docs = analyses(batch)
         counts, lengths = [], []
-        for text, lang in zip(batch["text"].to_pylist(), langs):
-            words = analyse(text, lang).words
-            counts.append(len(words))
-            lengths.append(sum(map(len, words)) / len(words) if words else 0.0)
-        return {"gopher_words": counts, "gopher_avg_word_length": lengths}
+        for doc in docs:
+            n_words = len(doc.words)
+            counts.append(n_words)
+            lengths.append(int(doc.word_offsets[-1]) / n_words if n_words else 0.0)
+        return {"gopher_words": counts, "gopher_avg_word_length": lengths, "_analyses": docs}
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         return [
-            self._reason(text, lang, n_words, avg_len)
-            for text, lang, n_words, avg_len in zip(
-                batch["text"].to_pylist(), column_or_none(batch, "lang"), signals["gopher_words"], signals["gopher_avg_word_length"]
-            )
+            self._reason(doc, n_words, avg_len)
+            for doc, n_words, avg_len in zip(signals["_analyses"], signals["gopher_words"], signals["gopher_avg_word_length"])
         ]
 
-    def _reason(self, text: str, lang: str | None, n_words: int, avg_len: float) -> str | None:
-        p = self.params[lang]
+    def _reason(self, doc: Analysis, n_words: int, avg_len: float) -> str | None:
+        p = self.params[doc.lang]
         if n_words < p.min_doc_words:
             return "gopher_short_doc"
         if n_words > p.max_doc_words:
             return "gopher_long_doc"
         if not p.min_avg_word_length <= avg_len <= p.max_avg_word_length:
             return "gopher_avg_word_length"
-        analysis = analyse(text, lang)
+        text = doc.text
         if (text.count("#") + text.count("...") + text.count("…")) / n_words > p.max_symbol_word_ratio:
             return "gopher_symbol_word_ratio"
-        lines = analysis.nonempty_lines
+        lines = doc.nonempty_lines
         if sum(line.lstrip().startswith(BULLETS) for line in lines) > p.max_bullet_lines_ratio * len(lines):
             return "gopher_bullet_lines_ratio"
         if sum(line.rstrip().endswith(("...", "…")) for line in lines) > p.max_ellipsis_lines_ratio * len(lines):
             return "gopher_ellipsis_lines_ratio"
-        words = analysis.words
-        if sum(any(ch.isalpha() for ch in w) for w in words if not is_symbol(w)) < p.min_alpha_words_ratio * n_words:
+        if words_with_letters(doc) < p.min_alpha_words_ratio * n_words:
             return "gopher_alpha_words_ratio"
-        stop_words = STOP_WORDS.get(lang or "")
-        if stop_words is not None and sum(w.lower() in stop_words for w in words) < p.min_stop_words:
+        stop_words = STOP_WORDS.get(doc.lang or "")
+        if stop_words is not None and sum(map(stop_words.__contains__, map(str.lower, doc.words))) < p.min_stop_words:
             return "gopher_few_stop_words"
         return None
 
+
+def words_with_letters(doc: Analysis) -> int:
+    """Words with at least one alphabetic character (datatrove counts them among the words that are
+    not all punctuation; a punctuation character is never alphabetic, so that changes nothing)."""
+    if not doc.words:
+        return 0
+    has_letter = np.logical_or.reduceat(char_table(str.isalpha)[doc.codes], doc.word_offsets[:-1])
+    return int(np.count_nonzero(has_letter))

@@ -2,13 +2,17 @@
 
 datatrove's filters each re-tokenise a document with spaCy/NLTK, and its
 default tokenizer keeps a whole Chinese clause as one "word", so the Gopher
-rules reject every Chinese document. Here a document is analysed once per
-batch (cached) and words are counted the way each script needs:
+rules reject every Chinese document. Here a document is segmented once
+(`analyses`: one `Analysis` per document, shared by every filter of the chain)
+and words are counted the way each script needs:
 - Chinese: jieba segmentation (offline, dictionary ships in the wheel);
 - Japanese, Thai, Lao, Khmer, Burmese (no spaces between words): one word
   per character, so thresholds for these are set per language in configs;
 - everything else: runs of word characters, as a whitespace+punctuation
   splitter would give.
+An analysis also holds its words as arrays (lengths, code points, 64-bit keys of
+any run of characters), so that filters count with numpy instead of looping in
+Python over words, n-grams or characters.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
 from functools import cached_property, lru_cache
+from itertools import chain
 
-from datatrove.utils.text import NUMBERS_PATTERN, PUNCTUATION, PUNCTUATION_SET, TERMINAL_PUNCTUATION
+import numpy as np
+import pyarrow as pa
+from datatrove.utils.text import NUMBERS_PATTERN, PUNCTUATION, TERMINAL_PUNCTUATION
+
+from stages.base import column_or_none
 
 CHARACTER_WORD_LANGS = frozenset({"ja", "th", "lo", "km", "my"})
 # Terminal punctuation for sentence/line ends in any script (datatrove's set
@@ -39,13 +49,21 @@ def _jieba():
     return jieba
 
 
+def line_words_of(text: str, lang: str | None) -> list[list[str]]:
+    """Words of each line of `text.splitlines()`, segmented according to `lang` (an ISO 639-1
+    code). No word spans a line break (none is a word character, and jieba cuts at them), so the
+    lines' words together are the text's."""
+    lines = text.splitlines()
+    if lang == "zh":
+        cut = _jieba().lcut
+        return [list(filter(_WORD.search, cut(line))) for line in lines]
+    findall = (_CHAR_WORD if lang in CHARACTER_WORD_LANGS else _WORD).findall
+    return [findall(line) for line in lines]
+
+
 def words_of(text: str, lang: str | None) -> list[str]:
     """Words of `text`, segmented according to `lang` (an ISO 639-1 code)."""
-    if lang == "zh":
-        return [w for w in _jieba().lcut(text) if _WORD.search(w)]
-    if lang in CHARACTER_WORD_LANGS:
-        return _CHAR_WORD.findall(text)
-    return _WORD.findall(text)
+    return list(chain.from_iterable(line_words_of(text, lang)))
 
 
 # Latin terminal punctuation ends a sentence only before whitespace (not in "3.14", "e.g.x").
@@ -57,13 +75,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     or a newline, surrounding whitespace excluded."""
     spans = []
     for match in _SENTENCE.finditer(text):
-        start, end = match.span()
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end > start:
-            spans.append((start, end))
+        sentence = match.group()
+        stripped = sentence.lstrip()
+        if stripped:
+            start = match.start() + len(sentence) - len(stripped)
+            spans.append((start, start + len(stripped.rstrip())))
     return spans
 
 
@@ -91,24 +107,47 @@ def simplify_text(text: str) -> str:
     return text
 
 
-def sentences_of(text: str) -> list[str]:
-    return [text[start:end] for start, end in sentence_spans(text)]
+def duplicates(items: list[str]) -> tuple[int, int]:
+    """(number, total length) of the items equal to an earlier one: datatrove's `find_duplicates`."""
+    unique = set(items)
+    return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
 
 
-def is_symbol(token: str) -> bool:
-    return all(ch in PUNCTUATION_SET for ch in token)
+@lru_cache(maxsize=None)
+def char_table(predicate: Callable[[str], bool]) -> np.ndarray:
+    """`predicate` of every code point, as a boolean array to index with code points."""
+    return np.fromiter(map(predicate, map(chr, range(sys.maxunicode + 1))), bool, sys.maxunicode + 1)
 
 
-@dataclass
+# Keys of character runs: polynomial hashes of code points modulo 2^64 (numpy's uint64 arithmetic
+# wraps), key(s) = sum_j s[j] * B^-j. With the prefix sums P of codes[j] * B^-j, the run
+# codes[a:b] has the key (P[b] - P[a]) * B^a, wherever it is. Equal runs get equal keys; unequal
+# runs of natural text collide with probability about 2^-64 per pair (the known weakness of
+# power-of-two moduli needs Thue-Morse strings of thousands of characters).
+_KEY_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2^64
+_KEY_BASE_INVERSE = pow(_KEY_BASE, -1, 2**64)
+_powers: dict[int, np.ndarray] = {}
+
+
+def _power_table(base: int, size: int) -> np.ndarray:
+    """base^0 .. base^(size-1) modulo 2^64 (at least; grown by doubling and kept)."""
+    table = _powers.get(base)
+    if table is None or len(table) < size:
+        length = max(size, 2 * len(table) if table is not None else 1 << 16)
+        table = np.full(length, base, np.uint64)
+        table[0] = 1
+        _powers[base] = table = np.cumprod(table)
+    return table
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+
+
 class Analysis:
-    """Lazily computed views of one document, shared by every filter of a batch."""
+    """Views of one document, each computed on first use and shared by every filter."""
 
-    text: str
-    lang: str | None
-
-    @cached_property
-    def words(self) -> list[str]:
-        return words_of(self.text, self.lang)
+    def __init__(self, text: str, lang: str | None):
+        self.text, self.lang = text, lang
 
     @cached_property
     def lines(self) -> list[str]:
@@ -120,10 +159,76 @@ class Analysis:
 
     @cached_property
     def paragraphs(self) -> list[str]:
-        return [p for p in re.split(r"\n{2,}", self.text.strip()) if p.strip()]
+        return [p for p in _PARAGRAPH_BREAK.split(self.text.strip()) if p.strip()]
+
+    @cached_property
+    def line_words(self) -> list[list[str]]:
+        """The words of each line of `text.splitlines()` (the segmentation)."""
+        return line_words_of(self.text, self.lang)
+
+    @cached_property
+    def words(self) -> list[str]:
+        return list(chain.from_iterable(self.line_words))
+
+    @cached_property
+    def word_offsets(self) -> np.ndarray:
+        """Word i is `codes[offsets[i]:offsets[i + 1]]`."""
+        offsets = np.zeros(len(self.words) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, self.words), np.int64, len(self.words)), out=offsets[1:])
+        return offsets
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """Code points of the words, concatenated."""
+        return np.frombuffer("".join(self.words).encode("utf-32-le", "surrogatepass"), np.uint32)
+
+    @cached_property
+    def _key_prefix(self) -> np.ndarray:
+        inverse_powers = _power_table(_KEY_BASE_INVERSE, len(self.codes))
+        prefix = np.zeros(len(self.codes) + 1, np.uint64)
+        np.cumsum(self.codes * inverse_powers[: len(self.codes)], out=prefix[1:])
+        return prefix
+
+    def run_keys(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """64-bit keys of `codes[starts[i]:ends[i]]`: equal runs of characters, equal keys."""
+        prefix = self._key_prefix
+        return (prefix[ends] - prefix[starts]) * _power_table(_KEY_BASE, len(prefix))[starts]
+
+    @cached_property
+    def word_keys(self) -> np.ndarray:
+        return self.run_keys(self.word_offsets[:-1], self.word_offsets[1:])
 
 
-@lru_cache(maxsize=4096)
-def analyse(text: str, lang: str | None) -> Analysis:
-    """One Analysis per (text, lang); the cache lets consecutive filters share it."""
-    return Analysis(text, lang)
+class _RecentAnalyses:
+    """The analyses of the texts asked for by the last few calls: each filter asks once per batch,
+    so the next filters of the chain find the analyses the first one made. Memory stays at a few
+    batches whatever their size, and a batch costs one dict look-up per document."""
+
+    def __init__(self, calls: int):
+        self.calls: deque[dict] = deque(maxlen=calls)
+
+    def get(self, texts: list[str], langs: list[str | None]) -> list[Analysis]:
+        found: dict[tuple[str, str | None], Analysis] = {}
+        for key in zip(texts, langs):
+            if key not in found:
+                found[key] = next((call[key] for call in reversed(self.calls) if key in call), None) or Analysis(*key)
+        self.calls.append(found)
+        return [found[key] for key in zip(texts, langs)]
+
+    def add(self, analyses: list[Analysis]) -> None:
+        self.calls.append({(a.text, a.lang): a for a in analyses})
+
+
+_recent = _RecentAnalyses(calls=3)
+
+
+def analyses(batch: pa.Table) -> list[Analysis]:
+    """The analysis of each document of `batch` (its `text` in its `lang`), shared with the filters
+    before and after in the chain."""
+    return _recent.get(batch["text"].to_pylist(), column_or_none(batch, "lang"))
+
+
+def share(analyses: list[Analysis]) -> None:
+    """Make these analyses (of texts a stage wrote, with parts already computed) found by the next
+    stages' `analyses`."""
+    _recent.add(analyses)

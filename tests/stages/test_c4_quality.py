@@ -20,3 +20,16 @@ def test_chinese_sentences_end_with_chinese_punctuation():
     text = fixture_text("good_zh.json")[0]
     out = C4Quality().process(batch([text], langs=["zh"]))
     assert reasons(out) == [(None, None)]
+
+
+def test_next_filters_get_the_rewritten_texts_words():
+    """The kept lines' words are handed on with the new text; a removed citation can join two words."""
+    from stages.text import analyses, words_of
+
+    texts = [SENTENCES + "\nThe value[1]rose again today by far.\nMenu", "第一句话。第二句话。\n菜单\n第三句话。第四句话。第五句话。"]
+    out = C4Quality().process(batch(texts, langs=["en", "zh"]))
+    assert reasons(out) == [(None, None), (None, None)]
+    assert "valuerose" in out["text"][0].as_py()
+    for doc in analyses(out):
+        assert "line_words" not in vars(doc)  # the analysis c4_quality handed on, not segmented again
+        assert doc.words == words_of(doc.text, doc.lang)

@@ -18,3 +18,18 @@ def test_named_rules():
 def test_without_lang_column_defaults_apply():
     out = GopherQuality().process(batch([fixture_text("good_en.json")]))
     assert reasons(out) == [(None, None)]
+
+
+def test_words_with_letters_equal_datatrove_definition():
+    """Words with a letter among those not made only of punctuation, on real documents."""
+    from datatrove.utils.text import PUNCTUATION_SET
+
+    from stages.gopher_quality import words_with_letters
+    from stages.text import Analysis
+    from tests.stages.filter_documents import documents
+
+    assert not any(ch.isalpha() for ch in PUNCTUATION_SET)
+    for text, lang in documents() + [("", "en"), ("___ 123 ½ Ⅻ x_1 ... !!", "en"), ("ー・ｱ 々", "ja")]:
+        doc = Analysis(text, lang)
+        expected = sum(any(ch.isalpha() for ch in w) for w in doc.words if not all(ch in PUNCTUATION_SET for ch in w))
+        assert words_with_letters(doc) == expected

@@ -29,3 +29,75 @@ def test_simplify_text_equals_datatrove_on_edge_cases():
     cases += ["".join(rng.choice(alphabet) for _ in range(16)) for _ in range(5000)]
     for text in cases:
         assert simplify_text(text) == datatrove_simplify_text(text), repr(text)
+
+
+def test_words_of_lines_are_the_words_of_the_whole_text():
+    """Segmenting line by line (what c4_quality needs) gives the whole text's words: jieba on the
+    whole text, runs of word characters, one word per character for Japanese."""
+    import re
+
+    from stages.text import _jieba, line_words_of, words_of
+    from tests.stages.filter_documents import documents
+
+    word = re.compile(r"\w+")
+    for text, lang in documents() + [("a\rb\x0bc\x1cd\x85e\u2028f\r\ng", "en"), ("中文\u2029分词\r\n测试", "zh")]:
+        if lang == "zh":
+            expected = [w for w in _jieba().lcut(text) if word.search(w)]
+        elif lang == "ja":
+            expected = re.findall(r"[^\W\d_]|\d+", text)
+        else:
+            expected = word.findall(text)
+        assert words_of(text, lang) == expected
+        assert len(line_words_of(text, lang)) == len(text.splitlines())
+
+
+def test_sentence_spans_exclude_surrounding_whitespace():
+    from stages.text import _SENTENCE, sentence_spans
+    from tests.stages.filter_documents import documents
+
+    def reference(text):  # the definition: each match, whitespace stripped character by character
+        spans = []
+        for match in _SENTENCE.finditer(text):
+            start, end = match.span()
+            while start < end and text[start].isspace():
+                start += 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
+            if end > start:
+                spans.append((start, end))
+        return spans
+
+    for text, _ in documents() + [(" \u3000 One.  Two!\n\n 三。 ", None), ("", None), ("   ", None)]:
+        assert sentence_spans(text) == reference(text)
+
+
+def test_run_keys_equal_exactly_for_equal_runs():
+    """Keys of every word and every 5-word run of real documents: equal keys for equal text, and no
+    two different texts share a key."""
+    import numpy as np
+
+    from stages.text import Analysis
+    from tests.stages.filter_documents import documents
+
+    key_of: dict[int, str] = {}
+    for text, lang in documents():
+        doc = Analysis(text, lang)
+        offsets = doc.word_offsets
+        runs = [(offsets[:-1], offsets[1:]), (offsets[:-5], offsets[5:])] if len(offsets) > 5 else []
+        for starts, ends in runs:
+            joined = "".join(doc.words)
+            for key, start, end in zip(doc.run_keys(starts, ends).tolist(), starts.tolist(), ends.tolist()):
+                assert key_of.setdefault(key, joined[start:end]) == joined[start:end]
+        assert doc.word_keys.dtype == np.uint64
+    assert len(key_of) > 20_000
+
+
+def test_analyses_are_shared_between_filters_of_a_batch():
+    from stages.text import analyses
+    from tests.helpers import batch
+
+    texts = [fixture_text("good_en.json"), *fixture_text("good_zh.json")]
+    first = analyses(batch(texts, langs=["en", "zh", "zh"]))
+    again = analyses(batch(texts, langs=["en", "zh", "zh"]))
+    assert all(a is b for a, b in zip(first, again))
+    assert analyses(batch(texts[:1], langs=["de"]))[0] is not first[0]  # another language, another analysis
