@@ -41,7 +41,8 @@ def reference_analyzer():
 
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
-    from stages.pii import LANGUAGE, OfflineEmailRecognizer
+    from stages.pii.presidio import LANGUAGE
+    from stages.pii.recognizers import OfflineEmailRecognizer
 
     class BlankSpacyEngine(SpacyNlpEngine):  # presidio's own engine on a blank pipeline: no download
         def load(self) -> None:
@@ -108,8 +109,6 @@ def _ratio(part: int, whole: int) -> str:
 
 # --- the Chinese test set -------------------------------------------------------------------
 
-ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-ID_CHECK = "10X98765432"
 REGIONS = ["110101", "310104", "440305", "510107", "330106", "420111", "610113", "210102", "350203", "530102"]
 MOBILE_PREFIXES = ["134", "135", "138", "139", "150", "152", "158", "176", "182", "187", "189", "199", "166"]
 ID_TEMPLATES = ["身份证号码：{}", "身份证号{}", "公民身份号码为{}，", "（身份证：{}）", "证件号码 {} "]
@@ -117,11 +116,13 @@ PHONE_TEMPLATES = ["联系电话：{}", "手机{}", "请拨打 {} 咨询", "电�
 
 
 def resident_id(rng: random.Random, valid: bool = True) -> str:
+    from stages.pii.recognizers import CN_ID_CHECK, cn_id_check_character
+
     birth = f"{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     body = rng.choice(REGIONS) + birth + f"{rng.randint(0, 999):03d}"
-    check = ID_CHECK[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS)) % 11]
+    check = cn_id_check_character(body)
     if not valid:
-        check = rng.choice([c for c in ID_CHECK if c != check])
+        check = rng.choice([c for c in CN_ID_CHECK if c != check])
     return body + check
 
 

@@ -6,7 +6,9 @@ import pyarrow as pa
 import pytest
 
 from bench.pii import evaluate, resident_id
-from stages.pii import PiiScrubber, luhn_valid
+from stages.pii import PiiScrubber
+from stages.pii.candidates import CANDIDATE, LOOKAHEAD, candidate_bounds
+from stages.pii.recognizers import luhn_valid
 from tests.helpers import FIXTURES, batch, fixture_text, reasons
 
 # (text, entity type, the value that must disappear). Numbers are test/documentation values:
@@ -167,3 +169,18 @@ def test_nothing_is_downloaded(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     out = PiiScrubber().process(batch(["write to someone@bbc.co.uk"]))
     assert out["text"][0].as_py() == "write to <EMAIL>"
+
+
+def test_re2_bounds_cover_every_python_candidate():
+    """The prefilter's three candidate regexes (Python's, RE2's and RE2's for reversed text) are
+    kept in step by hand: RE2's first and last match must enclose every Python match, or PII
+    outside the bounds would never be analysed."""
+    texts = [t for t, *_ in ENGLISH + CHINESE] + LOOKALIKES + [fixture_text("good_en.json")]
+    texts += ["a@b x 1234567 y", "DE89 3704 x ::1 y 1.2.3.4", "no candidates here", "１２３４５６７８ 全角数字"]
+    bounds = candidate_bounds(pa.chunked_array([pa.array(texts)]))
+    for text, bound in zip(texts, bounds):
+        matches = [m.span() for m in CANDIDATE.finditer(text)]
+        if not matches:
+            continue
+        assert bound is not None, text
+        assert bound[0] <= matches[0][0] and matches[-1][1] <= bound[1] + LOOKAHEAD, text
