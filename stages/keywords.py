@@ -42,10 +42,12 @@ class Keywords(Filter):
         common = lists.pop("*", set())
         self.max_matches = p.max_matches
         self.patterns = {lang: self._compile(lang, ws | common) for lang, ws in lists.items()}
-        self.default_pattern = self._compile(None, common) if common else None
+        self.default_pattern = self._compile(None, common)
 
     @staticmethod
-    def _compile(lang: str | None, words: set[str]) -> re.Pattern:
+    def _compile(lang: str | None, words: set[str]) -> re.Pattern | None:
+        if not words:
+            return None  # an empty alternation would match at every position of every text
         alternation = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
         if lang in SUBSTRING_LANGS:
             return re.compile(alternation)
