@@ -17,9 +17,8 @@ from collections.abc import Sequence
 import torch
 from safetensors.torch import save_file
 
+from tokenizer.models import TOKENIZER_FILES
 from train.model import ModelConfig
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def hf_config(config: ModelConfig, special_ids: dict[str, int]) -> dict:
