@@ -8,8 +8,10 @@ CONFIG ?= configs/corpus.yaml
 TORCH ?= torch==2.13.0
 OUT ?= out
 TRAIN_CONFIG ?= configs/train/tiny.yaml
+# Runs a part's command and records it (command, wall time, versions) in $(OUT)/logs/runs.jsonl for report.html.
+RECORD = $(PY) -m pipelines.report.record --out $(OUT)
 
-.PHONY: install corpus test test-fast bench sample quality-model train finetune clean
+.PHONY: install corpus test test-fast bench sample quality-model train finetune report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +23,12 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 corpus: install  ## run the corpus pipeline on the embedded sample corpus, then train the tokenizer and write token shards
-	$(PY) -m pipelines.corpus --config $(CONFIG) --out $(OUT)
-	$(PY) -m pipelines.shards --config configs/shards.yaml --out $(OUT)
+	@$(RECORD) corpus -- $(PY) -m pipelines.corpus --config $(CONFIG) --out $(OUT)
+	@$(RECORD) shards -- $(PY) -m pipelines.shards --config configs/shards.yaml --out $(OUT)
+	@$(PY) -m pipelines.report --out $(OUT)
+
+report: install  ## rebuild $(OUT)/report.html from what $(OUT) holds
+	$(PY) -m pipelines.report --out $(OUT)
 
 test: install  ## the full suite, end-to-end tests included
 	$(PY) -m pytest -q
@@ -42,13 +48,15 @@ sample: install  ## rebuild data/sample and tests/fixtures from ../shared/data
 
 train: install  ## pretrain the tiny model on out/shards (CPU, minutes); writes out/model and out/model/hf
 	@test -f $(OUT)/shards/manifest.json || { echo "make train: no $(OUT)/shards yet; run 'make corpus' first"; exit 1; }
-	$(PY) -m train.pretrain --config $(TRAIN_CONFIG) --set data.shards=$(OUT)/shards --set checkpoint.dir=$(OUT)/model
+	@$(RECORD) pretrain -- $(PY) -m train.pretrain --config $(TRAIN_CONFIG) --set data.shards=$(OUT)/shards --set checkpoint.dir=$(OUT)/model
+	@$(PY) -m pipelines.report --out $(OUT)
 
 finetune: install  ## SFT (full) on data/finetune's Alpaca slices, then DPO (LoRA) on its preference pairs; writes out/finetune/hf
 	@test -f $(OUT)/model/hf/tokenizer_config.json || { echo "make finetune: no $(OUT)/model yet; run 'make train' first"; exit 1; }
 	rm -rf $(OUT)/finetune
-	$(PY) -m train.finetune --config configs/finetune/sft.yaml --set base=$(OUT)/model --set checkpoint.dir=$(OUT)/finetune/sft
-	$(PY) -m train.finetune --config configs/finetune/dpo.yaml --set base=$(OUT)/finetune/sft --set checkpoint.dir=$(OUT)/finetune
+	@$(RECORD) sft -- $(PY) -m train.finetune --config configs/finetune/sft.yaml --set base=$(OUT)/model --set checkpoint.dir=$(OUT)/finetune/sft
+	@$(RECORD) dpo -- $(PY) -m train.finetune --config configs/finetune/dpo.yaml --set base=$(OUT)/finetune/sft --set checkpoint.dir=$(OUT)/finetune
+	@$(PY) -m pipelines.report --out $(OUT)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

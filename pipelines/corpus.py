@@ -39,6 +39,7 @@ import pyarrow.dataset as pads
 import ray
 
 from pipelines.config import CorpusConfig, StageSpec, load_config
+from pipelines.console import PhaseProgress, log_dir, print_summary, quiet_ray
 from pipelines.output import DIRS, STATS_SCHEMA, with_unit, write_final, write_marks, write_phase
 from pipelines.report import write_report
 from pipelines.stats import collect_stats
@@ -154,16 +155,18 @@ def failpoint(name: str, _counts: Counter = Counter()) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def init_ray(num_cpus: int | None, object_store_memory: int | None = None) -> None:
+def init_ray(num_cpus: int | None, object_store_memory: int | None = None, log_to_driver: bool = True) -> None:
+    """Start a local Ray instance, or join the cluster RAY_ADDRESS names; `log_to_driver` echoes
+    the workers' output on this process's console."""
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=log_to_driver)
     else:
         # "local" starts a fresh instance even if a `ray start` cluster runs on this machine.
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
-                 include_dashboard=False, log_to_driver=True)
+                 include_dashboard=False, log_to_driver=log_to_driver)
 
 
 @dataclass
@@ -217,6 +220,7 @@ class CorpusRun:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.workers = config.execution.workers or cpus
         self.cpus = cpus
+        self.timing: list[dict] = []  # wall time of each phase this attempt ran (stats.json `timing`)
 
     def run(self) -> dict:
         started = time.perf_counter()
@@ -244,6 +248,10 @@ class CorpusRun:
         """Remote args of our tasks: Ray's task retries, bounded by the config."""
         return functools.partial(dict, max_retries=self.config.execution.max_retries)
 
+    def tasks(self) -> ray.data.TaskPoolStrategy:
+        """At most one task per worker for our reading and writing steps."""
+        return ray.data.TaskPoolStrategy(size=self.workers)
+
     def sink(self, ds, phase: Phase):
         if phase.final:
             row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
@@ -254,16 +262,16 @@ class CorpusRun:
         else:
             fn, kwargs = write_phase, {"out_dir": self.out, "phase": phase.index}
         return ds.map_batches(fn, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=0,
-                              concurrency=self.workers, ray_remote_args_fn=self.retries())
+                              compute=self.tasks(), ray_remote_args_fn=self.retries())
 
-    def consume(self, ds, phase: Phase, what: str = "documents") -> None:
-        """Run the phase; only part counts come back to the driver."""
-        started, count = time.perf_counter(), 0
-        for parts in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for documents in parts["documents"].to_pylist():
-                count += documents
-                failpoint(f"phase{phase.index}.part")
-        print(f"corpus: {phase.describe()}: {count} {what} in {time.perf_counter() - started:.1f} s", flush=True)
+    def consume(self, ds, phase: Phase, what: str = "documents", total: int | None = None) -> None:
+        """Run the phase; only part counts come back to the driver (and show as its progress)."""
+        with PhaseProgress(phase.describe(), total, what) as progress:
+            for parts in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for documents, size in zip(parts["documents"].to_pylist(), parts["bytes"].to_pylist()):
+                    progress.update(documents, size)
+                    failpoint(f"phase{phase.index}.part")
+        self.timing.append(progress.figures())
 
     def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None):
         """The rows `phase` wrote for `units` (a task per file: our parts are many and small,
@@ -271,7 +279,7 @@ class CorpusRun:
         return ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units)).map_batches(
             read_units, fn_kwargs={"out_dir": self.out, "phase": phase,
                                    "batch_rows": self.config.execution.batch_size, "marker": marker},
-            batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
+            batch_size=1, batch_format="pyarrow", num_cpus=0, compute=self.tasks(),
             ray_remote_args_fn=self.retries())
 
     def run_units(self, phase: Phase) -> None:
@@ -294,7 +302,7 @@ class CorpusRun:
                 ingest_files, fn_kwargs={"out_dir": self.out, "batch_rows": execution.batch_size,
                                          "max_doc_bytes": self.config.ingest.max_doc_bytes,
                                          "max_batch_bytes": self.config.ingest.max_batch_bytes},
-                batch_size=1, batch_format="pyarrow", num_cpus=0, concurrency=self.workers,
+                batch_size=1, batch_format="pyarrow", num_cpus=0, compute=self.tasks(),
                 ray_remote_args_fn=self.retries())
         else:
             ds = self.read_phase(phase.index - 1, todo, marker=phase.stage)
@@ -319,7 +327,9 @@ class CorpusRun:
                 ray_remote_args_fn=functools.partial(dict, max_restarts=execution.max_restarts,
                                                      max_task_retries=execution.max_task_retries),
             )
-        self.consume(self.sink(ds, phase), phase)
+        # Documents per input file are known once ingest has read it: every later phase has a total.
+        total = sum(inputs[unit]["documents"] for unit in todo) if phase.index else None
+        self.consume(self.sink(ds, phase), phase, total=total)
         missing = self.units - self.work.complete_units(phase.output, self.work.inputs())
         if missing:
             raise RuntimeError(f"{phase.describe()} finished without writing all rows of {len(missing)} input files")
@@ -352,6 +362,7 @@ class CorpusRun:
         rows = (row for batch in batches for row in batch.to_pylist())
         stats = collect_stats(rows, dict(inputs), self.config, seconds)
         stats.update({phase.stage.name: phase.stage.stats for phase in self.phases if phase.stage})
+        stats["timing"] = self.timing
         return stats
 
     def published_stats(self) -> dict:
@@ -424,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="corpus",
         description="Clean a text corpus: ingest -> language ID -> quality filters -> dedup -> PII -> Parquet, "
         "on Ray. Writes <out>/docs (kept), rejects (removed, with stage and reason), quarantine (malformed input "
-        "and documents a stage failed on), stats.json, report.md and _SUCCESS (last, when all is in place). "
+        "and documents a stage failed on), stats.json, report.md, _SUCCESS (last, when all is in place), then "
+        "report.html (charts of every part of the run); logs/ holds Ray's own output. "
         "An interrupted run resumes where it stopped when the same command is run again (its state is in "
         "<out>/.run); the previous output stays until the new one is complete.",
         epilog="Example: corpus --config configs/corpus.yaml --out out --set execution.batch_size=512. "
@@ -437,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config value, e.g. execution.batch_size=512 (repeatable)")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the state of an interrupted run in <out>/.run instead of resuming it")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's own logs and Ray Data's status on the console (otherwise in <out>/logs)")
     args = parser.parse_args(argv)
     try:
         overrides = parse_set(args.set)
@@ -456,13 +470,22 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"corpus: input error: {error}", file=sys.stderr)
         return 2
+    logs = None if args.verbose else log_dir(config.output.dir)
+    if logs:
+        quiet_ray(logs)
+    init_ray(config.execution.num_cpus, config.execution.object_store_memory, log_to_driver=args.verbose)
     stats = run(config, fresh=args.fresh, files=files)
-    print(
-        f"\n{stats['input_documents']} documents in, {stats['kept_documents']} kept, "
-        f"{stats['removed_documents']} removed, {stats['quarantined_documents']} quarantined "
-        f"({stats['bytes_out'] / 2**20:.1f} of {stats['bytes_in'] / 2**20:.1f} MiB kept) in {stats['seconds']} s"
-        f"\nreport: {os.path.join(config.output.dir, 'report.md')}"
-    )
+    from pipelines.report.page import write_html_report  # matplotlib: not for the workers that import this module
+
+    report = write_html_report(config.output.dir)
+    kept = stats["kept_documents"] / stats["input_documents"] if stats["input_documents"] else 0
+    print_summary([
+        f"corpus: {stats['input_documents']} documents in, {stats['kept_documents']} kept ({kept:.1%}), "
+        f"{stats['removed_documents']} removed, {stats['quarantined_documents']} quarantined",
+        f"        {stats['bytes_out'] / 2**20:.1f} of {stats['bytes_in'] / 2**20:.1f} MiB of text kept, "
+        f"in {stats['seconds']} s",
+        f"report: {report}" + (f"   (Ray's logs: {logs})" if logs else ""),
+    ])
     return 0
 
 

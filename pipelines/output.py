@@ -22,7 +22,7 @@ DIRS = {KEPT: "docs", REMOVED: "rejects", QUARANTINED: "quarantine"}
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 300
 # What a sink returns to the driver: one row per part written (progress, never data).
-PARTS_SCHEMA = pa.schema([("unit", pa.string()), ("documents", pa.int64())])
+PARTS_SCHEMA = pa.schema([("unit", pa.string()), ("documents", pa.int64()), ("bytes", pa.int64())])
 
 STATS_SCHEMA = pa.schema(
     [
@@ -55,8 +55,14 @@ def unit_runs(block: pa.Table) -> Iterator[tuple[str, int, pa.Table]]:
         yield units[start], int(index[start]), block.slice(start, stop - start)
 
 
-def _parts(written: list[tuple[str, int]]) -> pa.Table:
-    return pa.table({"unit": [u for u, _ in written], "documents": [n for _, n in written]}, schema=PARTS_SCHEMA)
+def _parts(written: list[tuple[str, int, int]]) -> pa.Table:
+    """(input file, documents, text bytes) per part written."""
+    return pa.table({"unit": [u for u, _, _ in written], "documents": [n for _, n, _ in written],
+                     "bytes": [b for _, _, b in written]}, schema=PARTS_SCHEMA)
+
+
+def text_bytes(rows: pa.Table) -> int:
+    return pc.sum(pc.binary_length(pc.cast(rows["text"], pa.binary()))).as_py() or 0
 
 
 def write_phase(block: pa.Table, out_dir: str, phase: int) -> pa.Table:
@@ -66,7 +72,7 @@ def write_phase(block: pa.Table, out_dir: str, phase: int) -> pa.Table:
     written = []
     for unit, start, rows in unit_runs(block):
         write_parquet_atomic(fs, f"{work.phase_dir(phase)}/{unit_key(unit)}/{part_name(start, rows.num_rows)}", rows)
-        written.append((unit, rows.num_rows))
+        written.append((unit, rows.num_rows, text_bytes(rows)))
     return _parts(written)
 
 
@@ -89,7 +95,7 @@ def write_marks(block: pa.Table, out_dir: str, phase: int) -> pa.Table:
         rows = block.slice(start, stop - start).drop_columns(["unit"])
         name = hashlib.sha1("\n".join(rows["id"].to_pylist()).encode()).hexdigest()[:16]
         write_parquet_atomic(fs, f"{work.marks_dir(phase)}/{units[start]}/{name}.parquet", rows)
-        written.append((units[start], rows.num_rows))
+        written.append((units[start], rows.num_rows, 0))  # marks: no text
     return _parts(written)
 
 
@@ -120,7 +126,7 @@ def write_final(block: pa.Table, out_dir: str, rejects_text: bool = True, summed
             write_parquet_atomic(fs, f"{work.staging}/{DIRS[category]}/part-{key}-{start:012d}.parquet", part)
         write_parquet_atomic(fs, f"{work.phase_dir('final')}/{key}/{part_name(start, rows.num_rows)}",
                              pa.concat_tables(stats))
-        written.append((unit, rows.num_rows))
+        written.append((unit, rows.num_rows, text_bytes(rows)))
     return _parts(written)
 
 

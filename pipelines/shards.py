@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import os
+import posixpath
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ import pyarrow.ipc as ipc
 import ray
 from tqdm import tqdm
 
+from pipelines.console import log_dir, quiet_ray
 from pipelines.workdir import absolute, exists, filesystem, is_uri, join, read_bytes, write_atomic
 from tokenizer.config import OTHER, Config, load_config, parse_set, with_out_root
 from tokenizer.corpus import list_files
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain-tokenizer", action="store_true", help="train the tokenizer even if it exists")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. shards.val_fraction=0.01 (repeatable)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's own logs and Ray Data's status on the console (otherwise in ROOT/logs)")
     args = parser.parse_args(argv)
     try:
         overrides = with_out_root(parse_set(args.set), args.out)
@@ -354,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"shards: config error: {error}", file=sys.stderr)
         return 2
+    if not args.verbose:
+        from pipelines.corpus import init_ray
+
+        quiet_ray(log_dir(posixpath.dirname(config.shards.dir.rstrip("/"))))
+        init_ray(config.num_cpus, log_to_driver=False)
     try:
         manifest = run(config, args.retrain_tokenizer)
     except (ValueError, FileNotFoundError) as error:

@@ -17,7 +17,9 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
     not with the number of parts."""
     totals: Counter = Counter()
     removed: dict = defaultdict(Counter)
+    removed_bytes: Counter = Counter()
     quarantined: Counter = Counter()
+    quarantined_bytes: Counter = Counter()
     per_source: dict = defaultdict(Counter)
     langs: Counter = Counter()
     examples: dict = defaultdict(list)
@@ -39,8 +41,10 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
             langs[row["lang"] or "unknown"] += docs
         elif category == REMOVED:
             removed[row["stage"]][row["reason"]] += docs
+            removed_bytes[row["stage"]] += size
         else:
             quarantined[row["reason"]] += docs
+            quarantined_bytes[row["reason"]] += size
         if category != KEPT:
             key = (row["stage"], row["reason"])
             examples[key] = sorted(examples[key] + list(zip(row["example_ids"], row["example_texts"])))[:EXAMPLES]
@@ -52,6 +56,9 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
         "quarantined_documents": totals[QUARANTINED],
         "removed": {stage: dict(sorted(reasons.items())) for stage, reasons in sorted(removed.items())},
         "quarantined": dict(sorted(quarantined.items())),
+        # text bytes (as written: after PII scrubbing) per removing stage and quarantine reason: the byte funnel
+        "removed_bytes": dict(sorted(removed_bytes.items())),
+        "quarantined_bytes": dict(sorted(quarantined_bytes.items())),
         "bytes_in": totals[f"{KEPT}_bytes"] + totals[f"{REMOVED}_bytes"] + totals[f"{QUARANTINED}_bytes"],
         "bytes_out": totals[f"{KEPT}_bytes"],
         "per_source": {
@@ -71,6 +78,9 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
                        for column, by_source in sorted(histograms.items())},
         "stages": [spec.name for spec in config.stages],
         "config_digest": config.digest,
+        # The YAML as read, overrides applied, for report.html; less output.dir: where a run was written is
+        # not part of what it is (a resumed or moved run's stats stay equal)
+        "config": {**config.raw, "output": {k: v for k, v in (config.raw.get("output") or {}).items() if k != "dir"}},
         "seed": config.seed,
         "seconds": round(seconds, 2),
         "docs_per_s": round(input_documents / seconds, 1) if seconds else None,

@@ -1,4 +1,4 @@
-"""report.md: what a user reads after a run (stats.json has the same figures)."""
+"""report.md: what a user reads after a corpus run (stats.json has the same figures)."""
 
 from __future__ import annotations
 
