@@ -40,6 +40,7 @@ def quiet_ray(log_dir: str) -> None:
         file_handler = logging.FileHandler(os.path.join(log_dir, filename), encoding="utf-8")
         file_handler.set_name("lmforge")
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        file_handler.setLevel(logging.INFO)  # Ray Data's DEBUG records stay in Ray's session logs
         logger.addHandler(file_handler)
     ray.data.DataContext.get_current().enable_progress_bars = False  # the phase lines replace them
     console = os.dup(2)

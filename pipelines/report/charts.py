@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+import textwrap
 from typing import Callable, Iterable, Sequence
 
 import matplotlib
@@ -115,7 +116,7 @@ def removals(removed: dict[str, dict[str, int]], stages: Sequence[str]) -> str:
     ax.invert_yaxis()
     whole_numbers(ax.xaxis)
     ax.set_xlabel("documents removed")
-    ax.margins(x=0.08)
+    ax.margins(x=0.08, y=0.01)
     return to_svg(fig, "removals")
 
 
@@ -209,8 +210,8 @@ def size_distributions(distributions: dict[str, tuple[str, dict[str, int]]]) -> 
 @styled
 def phase_times(timing: list[dict]) -> str:
     """Wall time of each phase step, with its documents/s."""
-    labels = [f"{t['phase']}: {t['what']}" for t in timing]
-    fig = figure(0.3 * len(timing) + 0.7)
+    labels = [textwrap.fill(f"{t['phase']}: {t['what']}", 48) for t in timing]  # phase 0 lists every row stage
+    fig = figure(0.3 * sum(label.count("\n") + 1 for label in labels) + 0.7)
     ax = fig.subplots()
     bars = ax.barh(labels, [t["seconds"] for t in timing], color=SERIES[0])
     label_bars(ax, bars, [f"{t['seconds']:.1f} s" + (f" · {t['count'] / t['seconds']:.0f} documents/s"
@@ -218,7 +219,7 @@ def phase_times(timing: list[dict]) -> str:
                           for t in timing])
     ax.invert_yaxis()
     ax.set_xlabel("wall time (s)")
-    ax.margins(x=0.3)
+    ax.margins(x=0.45)
     return to_svg(fig, "phase-times")
 
 
