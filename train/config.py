@@ -72,6 +72,9 @@ class CheckpointConfig(Section):
     dir: str = "out/model"  # final model, metrics, TensorBoard logs; checkpoints under dir/checkpoints
     every: NonNegativeInt = 0  # steps between resumable checkpoints; 0 = only at the end
     keep: PositiveInt = 2  # newest checkpoints kept
+    # --resume refuses a learning-rate schedule (lr, warm-up, decay end = optim.decay_steps or
+    # train.max_steps) other than the checkpoint's; true resumes under the new one (the lr jumps)
+    allow_schedule_change: bool = False
 
 
 @section
@@ -100,6 +103,10 @@ class TrainConfig(Section):
     log: LogConfig = LogConfig()
     sample: SampleConfig = SampleConfig()
     export_hf: bool = True  # also write <checkpoint.dir>/hf in Hugging Face Llama format (shards data only)
+    # Continue pretraining from these weights (a model folder such as out/model, or a checkpoint
+    # step_N) instead of random ones; the model keys must match it except vocab_size, which may
+    # grow (an extended tokenizer): the new embedding and output rows start at the mean of the old.
+    init_from: str | None = None
 
     def model_config(self) -> ModelConfig:
         values = dict(self.model)
@@ -131,6 +138,8 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> TrainConf
     problems = [("data.text", f"{config.data.text} not found")] if config.data.text and not os.path.exists(
         config.data.text) else []
     try:
+    if config.init_from and not os.path.exists(os.path.join(config.init_from, "model_config.json")):
+        problems.append(("init_from", f"{config.init_from} holds no model_config.json (a saved model or checkpoint)"))
         model = config.model_config()  # model errors now, before any data is read
         if config.data.seq_len > model.max_seq_len:
             problems.append(("data.seq_len", f"{config.data.seq_len} exceeds model.max_seq_len ({model.max_seq_len})"))

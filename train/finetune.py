@@ -42,7 +42,8 @@ from stages.base import ConfigError, Section, section, validated
 from tokenizer.config import read_yaml
 from train.chat import (ChatTokenizer, Example, load_conversations, load_preferences, make_batch, sequence_logprobs,
                         truncate)
-from train.checkpoint import latest_checkpoint, load_checkpoint, load_model, model_state, save_checkpoint, save_weights
+from train.checkpoint import (latest_checkpoint, load_checkpoint, load_model, lr_schedule, model_state,
+                              remove_partial_checkpoints, save_checkpoint, save_weights)
 from train.config import (CheckpointConfig, EvalConfig, LogConfig, LoopConfig, OptimConfig, SampleConfig,
                           parse_run_arguments)
 from train.data import epoch_order
@@ -294,13 +295,23 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     optimizer = build_optimizer(model, config.optim, runtime.device)
     stream = ItemStream(train_items, config.train.seed)
     out_dir, checkpoints = config.checkpoint.dir, os.path.join(config.checkpoint.dir, "checkpoints")
-    step = 0
+    schedule = lr_schedule(config.optim, config.train.max_steps)
+    step, metric_rows, saved_step = 0, 0, None
+    if runtime.is_main:
+        remove_partial_checkpoints(checkpoints)  # a save that was killed before it completed
     if resume and (path := latest_checkpoint(checkpoints)):
-        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank)
-        step, stream.consumed = state["step"], state["consumed"]
+        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank, schedule,
+                                config.checkpoint.allow_schedule_change)
+        step, stream.consumed, metric_rows = state["step"], state["consumed"], state["metric_rows"]
+        saved_step = step
         if runtime.is_main:
             print(f"resumed from {path} at step {step}", file=sys.stderr)
-    log = MetricsLog(out_dir, runtime, config.log.tensorboard)
+    log = MetricsLog(out_dir, runtime, config.log.tensorboard, step, metric_rows)
+
+    def checkpoint() -> None:
+        save_checkpoint(checkpoints, model, model_config, optimizer,
+                        {"step": step, "consumed": stream.consumed, "schedule": schedule, "metric_rows": log.rows},
+                        runtime.rank, config.checkpoint.keep)
     loop, batch_size = config.train, config.data.batch_size
     say = print if runtime.is_main else lambda *args, **kwargs: None
     say(f"{config.method}: {len(train_items)} train / {len(val_items)} validation "
@@ -351,16 +362,14 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
         paused = time.perf_counter()  # evaluation and checkpoints do not count towards tokens/s
         if val_items and config.eval.every and step % config.eval.every == 0 and step < loop.max_steps:
             log.write(step, **evaluate(raw_model, objective, val_items, config, runtime))
-        if config.checkpoint.every and step % config.checkpoint.every == 0:
-            save_checkpoint(checkpoints, model, model_config, optimizer, {"step": step, "consumed": stream.consumed},
-                            runtime.rank, config.checkpoint.keep)
+        if config.checkpoint.every and step % config.checkpoint.every == 0 and step < loop.max_steps:
+            checkpoint()
         window_start += time.perf_counter() - paused
     progress.close()
+    if step != saved_step:  # the final state is safe before the final evaluation
+        checkpoint()
     final = evaluate(raw_model, objective, val_items, config, runtime) if val_items else {}
     log.write(step, **final)
-    if not config.checkpoint.every or step % config.checkpoint.every:
-        save_checkpoint(checkpoints, model, model_config, optimizer, {"step": step, "consumed": stream.consumed},
-                        runtime.rank, config.checkpoint.keep)
     if runtime.is_main:  # under DDP every process holds the same whole weights
         if config.lora.enabled:
             save_adapter(raw_model, config.lora, os.path.join(out_dir, "adapter"), os.path.join(config.base, "hf"))

@@ -23,9 +23,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from train.checkpoint import latest_checkpoint, load_checkpoint, model_state, save_checkpoint, save_weights
+from train.checkpoint import (failpoint, latest_checkpoint, load_checkpoint, lr_schedule, model_state,
+                              read_initial_weights, remove_partial_checkpoints, save_checkpoint, save_weights)
 from train.config import TrainConfig, load_config, parse_run_arguments
-from train.data import TokenArray, TokenLoader, TokenShards, TokenSource
+from train.data import TokenArray, TokenLoader, TokenShards, TokenSource, WindowDataset
 from train.export import export_hf
 from train.model import Transformer
 from train.runtime import (MetricsLog, Runtime, build_optimizer, gradient_sync, init_runtime, lr_at,
@@ -43,6 +44,7 @@ class Data:
     decode: Callable[[list[int]], str]
     start: list[int]  # what precedes a document in the stream (a prompt is appended to it)
     tokenizer_dir: str | None
+    val_batch_size: int  # data.batch_size, or less when the validation split is smaller than one batch
 
 
 def tokenizer_dir(shards: str) -> str:
@@ -61,16 +63,35 @@ def load_data(config: TrainConfig, runtime: Runtime) -> Data:
         raw = np.fromfile(data.text, dtype=np.uint8)
         split = int(len(raw) * (1 - data.text_val_fraction))
         train = TokenLoader(TokenArray(raw[:split]), data.seq_len, data.batch_size, **common)
-        return Data(train, TokenArray(raw[split:]), 1.0, lambda text: list(text.encode()),
-                    lambda ids: bytes(ids).decode(errors="replace"), list(b"\n"), None)
+        val = TokenArray(raw[split:])
+        return Data(train, val, 1.0, lambda text: list(text.encode()), lambda ids: bytes(ids).decode(errors="replace"),
+                    list(b"\n"), None, val_batch_size(val, config, runtime))
     from tokenizers import Tokenizer
 
     folder = tokenizer_dir(data.shards)
     tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     train = TokenLoader(data.shards, data.seq_len, data.batch_size, split="train", **common)
     val = TokenShards(data.shards, "val")
+    batch_size = val_batch_size(val, config, runtime)
     return Data(train, val, bytes_per_token(val, tokenizer.decode), lambda text: tokenizer.encode(text).ids,
-                tokenizer.decode, [train.source.manifest["eos_id"]], folder)
+                tokenizer.decode, [train.source.manifest["eos_id"]], folder, batch_size)
+
+
+def val_batch_size(val: TokenSource, config: TrainConfig, runtime: Runtime) -> int:
+    """Validation windows per process and batch: data.batch_size, or fewer when the validation split
+    has less than one global batch (a small split is still evaluated whole). Checked before training,
+    so a split too small for one window per process fails now, not after the last step."""
+    windows = len(WindowDataset(val, config.data.seq_len))
+    if windows < runtime.world_size:
+        raise ValueError(f"the validation split holds {windows} window(s) of data.seq_len + 1 = "
+                         f"{config.data.seq_len + 1} tokens, fewer than one per process ({runtime.world_size}); "
+                         "hold out more validation text (shards.val_fraction, data.text_val_fraction) or "
+                         "shorten data.seq_len")
+    batch_size = min(config.data.batch_size, windows // runtime.world_size)
+    if batch_size < config.data.batch_size and runtime.is_main:
+        print(f"validation: {windows} windows, fewer than one batch of {config.data.batch_size} x "
+              f"{runtime.world_size}; evaluating in batches of {batch_size}", file=sys.stderr)
+    return batch_size
 
 
 def bytes_per_token(source: TokenShards, decode: Callable[[list[int]], str]) -> float:
@@ -88,9 +109,11 @@ def bytes_per_token(source: TokenShards, decode: Callable[[list[int]], str]) -> 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Data, config: TrainConfig, runtime: Runtime) -> dict[str, float]:
-    """Mean validation loss over `eval.batches` (0 = all), the same windows in every pass."""
-    loader = TokenLoader(data.val, config.data.seq_len, config.data.batch_size, rank=runtime.rank,
-                         world_size=runtime.world_size, shuffle=False, loop=False)
+    """Mean validation loss over `eval.batches` batches (0 = all). A budget takes windows from all of
+    the split, drawn at random once (the train seed): the same windows in every pass."""
+    loader = TokenLoader(data.val, config.data.seq_len, data.val_batch_size, rank=runtime.rank,
+                         world_size=runtime.world_size, seed=config.train.seed, shuffle=config.eval.batches > 0,
+                         loop=False)
     model.eval()
     total, count = 0.0, 0
     for batch, (inputs, targets) in enumerate(loader):
@@ -124,17 +147,25 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
     model_config = config.model_config()
     data = load_data(config, runtime)
     raw_model = Transformer(model_config).to(runtime.device)
+    out_dir, checkpoints = config.checkpoint.dir, os.path.join(config.checkpoint.dir, "checkpoints")
+    path = latest_checkpoint(checkpoints) if resume else None
+    if config.init_from and not path:  # a resumed run's checkpoint already holds the (resized) weights
+        raw_model.load_state_dict(read_initial_weights(config.init_from, model_config, data.tokenizer_dir))
     model = parallelize(raw_model, runtime, config.train)
     optimizer = build_optimizer(model, config.optim, runtime.device)
-    out_dir, checkpoints = config.checkpoint.dir, os.path.join(config.checkpoint.dir, "checkpoints")
-    step, tokens_seen = 0, 0
-    if resume and (path := latest_checkpoint(checkpoints)):
-        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank)
-        step, tokens_seen = state["step"], state["tokens"]
+    schedule = lr_schedule(config.optim, config.train.max_steps)
+    step, tokens_seen, metric_rows, saved_step = 0, 0, 0, None
+    if runtime.is_main:
+        remove_partial_checkpoints(checkpoints)  # a save that was killed before it completed
+    if path:
+        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank, schedule,
+                                config.checkpoint.allow_schedule_change)
+        step, tokens_seen, metric_rows = state["step"], state["tokens"], state["metric_rows"]
+        saved_step = step
         data.train.load_state_dict(state["loader"])
         if runtime.is_main:
             print(f"resumed from {path} at step {step}", file=sys.stderr)
-    log = MetricsLog(out_dir, runtime, config.log.tensorboard)
+    log = MetricsLog(out_dir, runtime, config.log.tensorboard, step, metric_rows)
     loop, accum = config.train, config.train.grad_accum
     tokens_per_step = config.data.batch_size * config.data.seq_len * accum * runtime.world_size
     flops_per_token, peak = raw_model.flops_per_token(config.data.seq_len), peak_flops(runtime.device)
@@ -145,8 +176,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
 
     def checkpoint(state_step: int) -> None:
         save_checkpoint(checkpoints, model, model_config, optimizer,
-                        {"step": state_step, "tokens": tokens_seen, "loader": data.train.state_dict()},
-                        runtime.rank, config.checkpoint.keep)
+                        {"step": state_step, "tokens": tokens_seen, "loader": data.train.state_dict(),
+                         "schedule": schedule, "metric_rows": log.rows}, runtime.rank, config.checkpoint.keep)
 
     batches = iter(data.train)
     progress = tqdm(total=loop.max_steps, initial=step, disable=not (runtime.is_main and config.log.progress),
@@ -182,15 +213,18 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
             progress.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{metrics['tokens_per_s']:,.0f}")
             window_tokens, window_start = 0, time.perf_counter()
         paused = time.perf_counter()  # evaluation and checkpoints do not count as training time
+        failpoint("step", step)
         if config.eval.every and step % config.eval.every == 0 and step < loop.max_steps:
             log.write(step, **evaluate(model, data, config, runtime))
-        if config.checkpoint.every and step % config.checkpoint.every == 0:
+        if config.checkpoint.every and step % config.checkpoint.every == 0 and step < loop.max_steps:
             checkpoint(step)
         window_start += time.perf_counter() - paused
     progress.close()
+    if step != saved_step:  # the final state is safe before the final evaluation
+        checkpoint(step)
+    failpoint("final", step)
     final = evaluate(model, data, config, runtime)
     log.write(step, **final)
-    checkpoint(step)
     state = model_state(model, model_config)
     if runtime.is_main:
         save_weights(state, model_config, out_dir)

@@ -124,24 +124,43 @@ def peak_flops(device: torch.device) -> float | None:
 
 
 class MetricsLog:
-    """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard.
 
-    def __init__(self, directory: str, runtime: Runtime, tensorboard: bool):
+    A run that starts at `step` (0, or the step of the checkpoint it resumed from) keeps only the
+    first `rows` lines of an existing metrics.jsonl, those written before that checkpoint (its
+    trainer state records the count, `metric_rows`), and TensorBoard drops the events after `step`."""
+
+    def __init__(self, directory: str, runtime: Runtime, tensorboard: bool, step: int = 0, rows: int = 0):
         self.active = runtime.is_main
         self.path = os.path.join(directory, "metrics.jsonl")
         self.writer = None
+        self.rows = rows  # lines in metrics.jsonl
         if self.active:
             os.makedirs(directory, exist_ok=True)
+            self.rows = self._truncate(rows)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(os.path.join(directory, "tensorboard"))
+                self.writer = SummaryWriter(os.path.join(directory, "tensorboard"), purge_step=step + 1 if step else 0)
+
+    def _truncate(self, rows: int) -> int:
+        """Keep the first `rows` lines (fewer if the file has fewer); returns how many are left."""
+        if not os.path.exists(self.path):
+            return 0
+        with open(self.path, encoding="utf-8") as handle:
+            kept = [line for line, _ in zip(handle, range(rows))]
+        partial = self.path + ".tmp"
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.writelines(kept)
+        os.replace(partial, self.path)
+        return len(kept)
 
     def write(self, step: int, **metrics: Any) -> None:
         if not self.active:
             return
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.rows += 1
         if self.writer:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):

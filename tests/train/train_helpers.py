@@ -55,6 +55,13 @@ def write_tokenized_shards(root: str, vocab_size: int = 512) -> str:
     tokenizer, trainer = new_tokenizer(config, show_progress=False)
     texts = sample_texts()
     tokenizer.train_from_iterator(texts, trainer)
+    return write_shards(root, tokenizer, texts)
+
+
+def write_shards(root: str, tokenizer, texts: list[str]) -> str:
+    """`root/tokenizer` (`tokenizer` with the default special-token files) and `root/shards` of
+    `texts` (the first 10 for validation) as `make corpus` writes them; returns the shards folder."""
+    config = TokenizerConfig(dir=os.path.join(root, "tokenizer"), vocab_size=tokenizer.get_vocab_size())
     save(tokenizer, config.dir, config)
     eos = tokenizer.token_to_id(config.special_tokens["eos"])
     shards = os.path.join(root, "shards")
