@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,7 +64,11 @@ def test_heldout_split_is_stable_and_sized():
     ids = [f"web/file.jsonl#{i}" for i in range(20000)]
     mask = heldout_mask(ids, 0.05)
     assert 0.04 < mask.mean() < 0.06
-    assert split_value("web/file.jsonl#7") == split_value("web/file.jsonl#7")
+    # The same in every process (Python's hash() of a str is not: it is salted per process).
+    script = "from tokenizer.sampling import split_value; print(repr(split_value('web/file.jsonl#7')))"
+    others = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in (1, 2)}
+    assert others == {repr(split_value("web/file.jsonl#7"))}
     assert (heldout_mask(ids[:100], 0.05) == mask[:100]).all()  # independent of the other documents
     assert (heldout_mask(ids, 0.01) <= mask).all()  # smaller fractions nest: val is inside held-out
 
