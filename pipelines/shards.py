@@ -2,7 +2,8 @@
 
 Steps:
 1. tokenizer: trained first (tokenizer.train) when `<tokenizer.dir>/tokenizer.json` is missing
-   or was trained with other settings or documents;
+   or was trained with other settings or documents; `shards.tokenizer: extended` writes the
+   shards with its vocabulary extension, `<tokenizer.dir>/extended` (tokenizer.extend);
 2. tokenize on Ray: Ray Data map_batches over the Parquet documents; each worker loads
    the tokenizer once and calls `encode_batch`; EOS ends every document. Each batch
    is written as an Arrow file under `<shards.dir>/.work`; only (id, source, num_tokens,
@@ -214,12 +215,14 @@ def write_split(split: str, order: np.ndarray, meta: pa.Table, out_dir: str, wor
 
 
 def ensure_tokenizer(config: Config, retrain: bool) -> str:
-    """The tokenizer file, trained first when missing or when `tokenizer.train` recorded other
-    settings or documents than the current ones (a tokenizer without that record, e.g. an
-    extended one, is used as it is). A `tokenizer.dir` URI is trained locally, then uploaded."""
-    from tokenizer.train import fingerprint, train
+    """The tokenizer file the shards are written with (`shards.tokenizer`: the base or its
+    extension), trained first when missing or when `tokenizer.train` recorded other settings
+    or documents than the current ones (a tokenizer without that record, e.g. one extended by
+    hand, is used as it is). A `tokenizer.dir` URI is trained locally, then uploaded."""
+    from tokenizer.train import EXTENSION_DIR, fingerprint, train
 
-    path = join(config.tokenizer.dir, "tokenizer.json")
+    path = join(config.tokenizer.dir, *([EXTENSION_DIR] if config.shards.tokenizer == "extended" else []),
+                "tokenizer.json")
     report = join(config.tokenizer.dir, "report.json")
     reason = None
     if retrain:

@@ -45,10 +45,14 @@ class SampleConfig(Section):
 @section
 class ExtensionConfig(Section):
     """Vocabulary extension after training (tokenizer.extend): new tokens appended, old ids kept,
-    written to `<tokenizer.dir>/extended` with a before/after report. Shards use the base tokenizer."""
+    written to `<tokenizer.dir>/extended` with a before/after report. The shards use it when
+    `shards.tokenizer` is `extended`."""
 
     add: NonNegativeInt = 0  # tokens to add; 0 = no extension
     langs: list[str] | None = None  # learn only from documents in these languages (`lang` column)
+    # learn only from runs of this Unicode script's characters (e.g. Han): the new tokens are words
+    # of the language, not the code, URLs and English mixed into its documents; None = all text
+    script: str | None = None
     docs: str | list[str] | None = None  # the new corpus (default: `docs`)
 
 
@@ -100,6 +104,9 @@ class ShardsConfig(Section):
     max_epochs: PositiveFloat = 4.0  # no source is repeated more than this
     val_fraction: float = Field(0.01, ge=0, lt=1)  # documents held out for validation (by hash of the id)
     shard_tokens: int = Field(1 << 25, gt=0, le=1 << 30)  # tokens per shard file (Arrow list offsets are int32)
+    # which tokenizer writes the shards: base = <tokenizer.dir>, extended = <tokenizer.dir>/extended
+    # (needs tokenizer.extension.add > 0; continue pretraining with train's init_from)
+    tokenizer: Literal["base", "extended"] = "base"
     batch_size: PositiveInt = 256  # documents per tokenization batch
 
 
@@ -124,6 +131,8 @@ class Config(Section):
         if self.shards.val_fraction > self.tokenizer.heldout_fraction:
             raise ValueError("shards.val_fraction must not exceed tokenizer.heldout_fraction "
                              "(the tokenizer must not learn from validation documents)")
+        if self.shards.tokenizer == "extended" and not self.tokenizer.extension.add:
+            raise ValueError("shards.tokenizer: extended needs tokenizer.extension.add > 0")
         return self
 
 

@@ -129,7 +129,7 @@ def train(config: Config, show_progress: bool = True) -> dict:
         # Same held-out fraction: the extension never learns from the documents measured.
         extension["extension"] = extend_files(
             os.path.join(tok.dir, "tokenizer.json"), tok.extension.docs or config.docs, tok.extension.add,
-            extension_dir, tok.extension.langs, tok.heldout_fraction, tok.report_max_chars)
+            extension_dir, tok.extension.langs, tok.heldout_fraction, tok.report_max_chars, tok.extension.script)
         notes += ["", f"Extended by {tok.extension.add} tokens in `{EXTENSION_DIR}/` (before/after: "
                   f"`{EXTENSION_DIR}/report.md`)."]
     # Written last: its fingerprint tells `pipelines.shards` that this run completed.

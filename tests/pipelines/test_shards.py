@@ -120,6 +120,20 @@ def test_tokenizer_is_retrained_only_when_its_settings_or_documents_change(built
     assert Tokenizer.from_file(ensure_tokenizer(changed, retrain=False)).get_vocab_size() == 900
 
 
+def test_shards_can_be_written_with_the_extended_tokenizer(ray_local, tmp_path):
+    write_docs(str(tmp_path / "docs"))
+    config = small_config(str(tmp_path), **{"shards.weights": WEIGHTS, "shards.tokenizer": "extended",
+                                             "tokenizer.extension": {"add": 50, "langs": ["zh"], "script": "Han"}})
+    manifest = run(config)
+    assert manifest["tokenizer"]["path"] == os.path.join(config.tokenizer.dir, "extended", "tokenizer.json")
+    base_size = Tokenizer.from_file(os.path.join(config.tokenizer.dir, "tokenizer.json")).get_vocab_size()
+    assert manifest["vocab_size"] == base_size + 50
+    train = read_split(config, manifest, "train")
+    zh = np.concatenate([tokens for tokens, source in zip(train["tokens"].to_pylist(), train["source"].to_pylist())
+                         if source == "zh"])
+    assert (zh >= base_size).mean() > 0.01  # the Chinese documents use the new tokens
+
+
 def test_help_and_config_errors(in_repo_root, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

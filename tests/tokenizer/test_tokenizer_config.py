@@ -46,6 +46,7 @@ def test_every_problem_at_once_with_its_key():
     ({"tokenizer": {"chat_tokens": {"end": "<|eos|>"}}}, "special and chat tokens must be distinct"),
     ({"shards": {"weights": {}}}, "shards.weights: give at least one name a weight > 0"),
     ({"tokenizer": {"heldout_fraction": 1}}, "tokenizer.heldout_fraction: Input should be less than 1"),
+    ({"shards": {"tokenizer": "extended"}}, "shards.tokenizer: extended needs tokenizer.extension.add > 0"),
 ])
 def test_checks_across_keys(raw, message):
     assert message in problems(raw)

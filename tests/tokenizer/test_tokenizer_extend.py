@@ -1,11 +1,14 @@
 import json
 import os
 
+from collections import Counter
+
 import pytest
+import regex
 from tokenizers import Tokenizer
 
 from tests.tokenizer.corpus_helpers import small_config, write_docs
-from tokenizer.extend import extend, main
+from tokenizer.extend import continue_bpe, extend, main
 from tokenizer.report import measure
 from tokenizer.train import train
 
@@ -19,7 +22,7 @@ def english_base(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("extend"))
     docs = write_docs(os.path.join(root, "docs"))
     config = small_config(root, **{"tokenizer.sample.weights": {"en": 1.0},
-                                   "tokenizer.extension": {"add": 100, "langs": ["zh"]}})
+                                   "tokenizer.extension": {"add": 100, "langs": ["zh"], "script": "Han"}})
     results = train(config, show_progress=False)
     return os.path.join(config.tokenizer.dir, "tokenizer.json"), docs, results
 
@@ -63,6 +66,26 @@ def test_cli_writes_extended_tokenizer_and_before_after_report(english_base, tmp
     extended = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
     base = Tokenizer.from_file(base_file)
     assert measure(extended, {"zh": [ZH]})["zh"]["tokens"] < measure(base, {"zh": [ZH]})["zh"]["tokens"]
+
+
+def test_words_of_chinese_text_add_chinese_tokens(english_base):
+    base_file, _, _ = english_base
+    base = Tokenizer.from_file(base_file)
+    mixed = [ZH + " see https://example.org/page?id=42 for the English notes", "明月光 明月 故乡 思故乡 sudo apt-get"] * 5
+    extended, added = extend(base, mixed, add=30, script="Han")
+    texts = [extended.decode([extended.token_to_id(token)]) for token in added]
+    whole = [text for text in texts if "\ufffd" not in text]  # others are parts of a character's bytes
+    assert len(whole) >= 10 and all(regex.fullmatch(r"\p{Han}+", text) for text in whole), texts
+    assert "明月" in whole
+
+
+def test_continued_bpe_merges_the_most_frequent_pair_first():
+    words = Counter({("a", "b", "c"): 5, ("a", "b"): 3, ("b", "c"): 1, ("x", "y"): 1})
+    # (a, b) 8 times; then (ab, c) 5 times; (x, y) once: too rare to earn a token.
+    assert continue_bpe(words, {"a", "b", "c", "x", "y"}, add=10) == [("a", "b"), ("ab", "c")]
+    # "ab" known already (the base reaches it another way): (a, b) is left, (b, c) comes next
+    assert continue_bpe(words, {"a", "b", "c", "x", "y", "ab"}, add=10) == [("b", "c"), ("a", "bc")]
+    assert continue_bpe(words, {"a", "b", "c", "x", "y"}, add=1) == [("a", "b")]
 
 
 def test_only_bpe_can_be_extended():
