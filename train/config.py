@@ -110,7 +110,8 @@ class TrainConfig(Section):
 
     def model_config(self) -> ModelConfig:
         values = dict(self.model)
-        values.setdefault("vocab_size", data_vocab_size(self.data))
+        if "vocab_size" not in values:  # a config that sets it needs no data yet (e.g. bench.mfu)
+            values["vocab_size"] = data_vocab_size(self.data)
         values.setdefault("max_seq_len", self.data.seq_len)
         return validated(_ModelSection, {"model": values}).model
 
@@ -137,9 +138,9 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> TrainConf
     config = validated(TrainConfig, read_yaml(path, overrides))
     problems = [("data.text", f"{config.data.text} not found")] if config.data.text and not os.path.exists(
         config.data.text) else []
-    try:
     if config.init_from and not os.path.exists(os.path.join(config.init_from, "model_config.json")):
         problems.append(("init_from", f"{config.init_from} holds no model_config.json (a saved model or checkpoint)"))
+    try:
         model = config.model_config()  # model errors now, before any data is read
         if config.data.seq_len > model.max_seq_len:
             problems.append(("data.seq_len", f"{config.data.seq_len} exceeds model.max_seq_len ({model.max_seq_len})"))
