@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 IGNORE_INDEX = -100  # label value that takes no part in the loss (masked prompt tokens, padding)
+LOSS_CHUNK_LOGITS = 2**24  # logits per chunk of the loss (64 MiB in fp32, e.g. 512 rows of a 32k vocabulary)
 
 
 @dataclass
@@ -64,23 +65,21 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in fp32 (as LLaMA does) so bf16 activations keep their precision here.
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * normed.type_as(x)
+        return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=self.eps).type_as(x)
 
 
 def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin, (max_len, head_dim), in the rotate-half layout."""
+    """cos and signed sin, (max_len, head_dim), for `apply_rope`: HF's rotate-half layout with
+    rotate_half's minus sign folded into the first half of the sin table."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)
-    return angles.cos(), angles.sin()
+    return torch.cat([angles, angles], dim=-1).cos(), torch.cat([-angles, angles], dim=-1).sin()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (batch, heads, time, head_dim); cos/sin: (batch or 1, 1, time, head_dim)."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return (x * cos + rotated * sin).type_as(x)
+    """x: (batch, heads, time, head_dim); cos/sin: (batch or 1, 1, time, head_dim) from `rope_tables`.
+    HF's x * cos + rotate_half(x) * sin, where rotate_half(x) = [-x2, x1] = roll(x) with the sign in sin."""
+    return (x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin).type_as(x)
 
 
 class KVCache:
@@ -99,6 +98,15 @@ class KVCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
+def stacked_linear(x: torch.Tensor, *layers: nn.Module) -> list[torch.Tensor]:
+    """x through several bias-free linear layers: one matmul on their stacked weights when all are
+    plain nn.Linear (fewer, wider matmuls; autocast casts x once), else one by one (e.g. LoRA)."""
+    if all(type(layer) is nn.Linear for layer in layers):
+        stacked = F.linear(x, torch.cat([layer.weight for layer in layers]))
+        return list(stacked.split([layer.out_features for layer in layers], dim=-1))
+    return [layer(x) for layer in layers]
+
+
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
@@ -112,21 +120,26 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 mask: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
         batch, time, _ = x.shape
-        q = self.q_proj(x).view(batch, time, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(batch, time, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(batch, time, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = stacked_linear(x, self.q_proj, self.k_proj, self.v_proj)
+        if x.is_cpu:  # torch's CPU attention kernels are several times slower in bf16 than in fp32
+            q, k, v = q.float(), k.float(), v.float()
+        q = q.view(batch, time, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(batch, time, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(batch, time, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         past = 0
         if cache is not None:
             past = cache.length
             k, v = cache.update(self.layer, k, v)
+            k, v = k.to(q.dtype), v.to(q.dtype)  # the cache holds the weights' dtype, autocast's q may differ
         if mask is None and past and time > 1:  # a chunk after a cached prefix: causal with an offset
             mask = torch.ones(time, past + time, dtype=torch.bool, device=x.device).tril(past)
         # Query head h attends with key/value head h // (n_heads / n_kv_heads), as HF's repeat_kv.
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=mask is None and time > 1,
-            dropout_p=self.config.dropout if self.training else 0.0,
-            enable_gqa=self.n_kv_heads != self.n_heads)
+        with torch.autocast("cpu", enabled=False):  # CPU autocast would take q, k, v back to bf16
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=mask is None and time > 1,
+                dropout_p=self.config.dropout if self.training else 0.0,
+                enable_gqa=self.n_kv_heads != self.n_heads)
         return self.o_proj(out.transpose(1, 2).reshape(batch, time, -1))
 
 
@@ -138,7 +151,8 @@ class FeedForward(nn.Module):
         self.down_proj = nn.Linear(config.ffn_dim, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = stacked_linear(x, self.gate_proj, self.up_proj)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -153,6 +167,47 @@ class Block(nn.Module):
     def forward(self, x, cos, sin, mask, cache):
         x = x + self.dropout(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of the logits `hidden @ weight.T` (fp32) against `targets`, `chunk_rows`
+    rows at a time, so that the (tokens, vocab) logits never exist at once (GBs at a 32k-128k
+    vocabulary). A chunk's logits serve the loss and the gradients alike, so forward computes both
+    and backward only scales the gradients: no logits are kept for backward or recomputed."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int):
+        valid = targets != IGNORE_INDEX
+        count = valid.sum()
+        safe_targets = targets.clamp(min=0)  # any class for ignored rows; valid masks them out
+        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        want_hidden, want_weight = ctx.needs_input_grad[:2]
+        grad_hidden = torch.empty_like(hidden) if want_hidden else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_weight else None
+        for start in range(0, len(targets), chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            logits = F.linear(hidden[rows], weight)
+            log_probs = logits.float().log_softmax(-1)
+            picked = log_probs.gather(1, safe_targets[rows, None]).squeeze(1)
+            loss -= (picked * valid[rows]).sum()
+            if want_hidden or want_weight:
+                # d mean loss / d logits = (softmax - one_hot(target)) / count, 0 on ignored rows,
+                # in the logits' dtype as autograd would hand it to the matmul
+                grad_logits = log_probs.exp_().scatter_add_(1, safe_targets[rows, None], -valid[rows, None].float())
+                grad_logits = (grad_logits * (valid[rows] / count)[:, None]).to(logits.dtype)
+                if want_hidden:
+                    grad_hidden[rows] = grad_logits @ weight
+                if want_weight:
+                    grad_weight += grad_logits.T @ hidden[rows]
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.weight_dtype = weight.dtype
+        return loss / count
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return (None if grad_hidden is None else grad_hidden * grad_loss.to(grad_hidden.dtype),
+                None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype), None, None)
 
 
 class Transformer(nn.Module):
@@ -181,8 +236,9 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None, *,
                 positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """tokens (batch, time) -> (logits (batch, time, vocab), mean loss over targets != IGNORE_INDEX).
+                cache: KVCache | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """tokens (batch, time) -> (logits (batch, time, vocab), None), or with targets (batch, time)
+        -> (None, mean loss over targets != IGNORE_INDEX), computed without the full logits.
 
         positions: (batch, time) RoPE positions (default 0..time-1 after any cached prefix);
         packed samples restart them at 0. mask: boolean (batch, 1, time, time) where True =
@@ -204,12 +260,11 @@ class Transformer(nn.Module):
                 x = block(x, cos, sin, mask, cache)
         if cache is not None:
             cache.length += time
-        logits = self.lm_head(self.norm(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=IGNORE_INDEX)
-        return logits, loss
+        hidden = self.norm(x)
+        if targets is None:
+            return self.lm_head(hidden), None
+        chunk_rows = max(1, LOSS_CHUNK_LOGITS // self.config.vocab_size)
+        return None, ChunkedCrossEntropy.apply(hidden.flatten(0, 1), self.lm_head.weight, targets.flatten(), chunk_rows)
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())
@@ -218,9 +273,11 @@ class Transformer(nn.Module):
         return total
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token (forward + backward): 6 * weights + attention scores (PaLM, appendix B)."""
+        """Training FLOPs per token (forward + backward): 6 * matmul weights + attention scores (PaLM,
+        appendix B). Matmul weights: all but the embedding lookup's; a tied output layer still multiplies."""
         c = self.config
-        return 6 * self.num_params(embeddings=False) + 12 * c.n_layers * c.dim * seq_len
+        matmul_weights = self.num_params(embeddings=False) + (c.vocab_size * c.dim if c.tie_embeddings else 0)
+        return 6 * matmul_weights + 12 * c.n_layers * c.dim * seq_len
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,

@@ -2,7 +2,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.model import IGNORE_INDEX, ModelConfig, Transformer  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from train.model import IGNORE_INDEX, ChunkedCrossEntropy, ModelConfig, Transformer  # noqa: E402
 
 SMALL = dict(vocab_size=97, dim=64, n_layers=2, n_heads=4, max_seq_len=32)
 
@@ -15,13 +17,67 @@ def model(**overrides) -> Transformer:
 def test_shapes_and_loss_ignore_masked_targets():
     net = model()
     tokens = torch.randint(0, 97, (3, 16))
-    logits, loss = net(tokens, tokens)
-    assert logits.shape == (3, 16, 97) and loss.ndim == 0
+    logits, no_loss = net(tokens)
+    assert logits.shape == (3, 16, 97) and no_loss is None
+    no_logits, loss = net(tokens, tokens)
+    assert no_logits is None and loss.ndim == 0  # with targets the full logits are never made
     targets = tokens.clone()
     targets[:, :8] = IGNORE_INDEX
     _, masked = net(tokens, targets)
     expected = torch.nn.functional.cross_entropy(logits[:, 8:].reshape(-1, 97), tokens[:, 8:].reshape(-1))
     assert torch.allclose(masked, expected, atol=1e-6)
+
+
+def plain_loss(hidden, weight, targets):
+    return F.cross_entropy(F.linear(hidden, weight).float(), targets, ignore_index=IGNORE_INDEX)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 40, 1000])
+def test_chunked_loss_and_gradients_equal_the_plain_cross_entropy(chunk_rows):
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(40, 16, generator=generator, requires_grad=True)
+    weight = torch.randn(11, 16, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 11, (40,), generator=generator)
+    targets[::3] = IGNORE_INDEX
+    chunked = ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows)
+    (2.5 * chunked).backward()  # a scaled loss, as gradient accumulation divides it
+    grads = hidden.grad, weight.grad
+    hidden.grad = weight.grad = None
+    plain = plain_loss(hidden, weight, targets)
+    (2.5 * plain).backward()
+    assert torch.allclose(chunked, plain, atol=1e-6)
+    assert torch.allclose(grads[0], hidden.grad, atol=1e-7) and torch.allclose(grads[1], weight.grad, atol=1e-7)
+
+
+def test_chunked_loss_under_bf16_autocast_is_close_to_the_plain_one():
+    generator = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(64, 32, generator=generator), torch.randn(50, 32, generator=generator)
+    targets = torch.randint(0, 50, (64,), generator=generator)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        chunked, plain = ChunkedCrossEntropy.apply(hidden, weight, targets, 10), plain_loss(hidden, weight, targets)
+    assert chunked.dtype == torch.float32 and torch.allclose(chunked, plain, rtol=1e-3)
+
+
+def test_training_gradients_equal_those_of_the_plain_loss_and_no_full_logits_are_kept():
+    net, tokens = model().train(), torch.randint(0, 97, (3, 16))
+    shapes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(t.shape) or t, lambda t: t):
+        _, loss = net(tokens[:, :-1], tokens[:, 1:])
+    loss.backward()
+    assert not any(shape[-1] == 97 and shape.numel() > 97 for shape in shapes)  # only the embedding table
+    chunked = {name: param.grad.clone() for name, param in net.named_parameters()}
+    net.zero_grad()
+    logits, _ = net(tokens[:, :-1])
+    F.cross_entropy(logits.reshape(-1, 97), tokens[:, 1:].reshape(-1)).backward()
+    for name, param in net.named_parameters():
+        assert torch.allclose(chunked[name], param.grad, atol=1e-6), name
+
+
+def test_flops_per_token_counts_the_tied_output_layer():
+    tied, untied = model(), model(tie_embeddings=False)
+    assert tied.flops_per_token(32) == untied.flops_per_token(32)
+    weights = sum(p.numel() for name, p in untied.named_parameters() if name != "embed_tokens.weight")
+    assert tied.flops_per_token(32) == 6 * weights + 12 * 2 * 64 * 32  # the lm_head's 97 x 64 included
 
 
 def test_a_future_token_cannot_change_a_past_logit():
