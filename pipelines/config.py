@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 
 from stages import build_stage, stage_class
-from stages.base import DEFAULT_PRIORITY, ConfigError, Strict, validated
+from stages.base import DEFAULT_PRIORITY, ConfigError, GlobalStage, Stage, Strict, validated
 from stages.ingest import FORMATS, MAX_BATCH_BYTES, MAX_DOC_BYTES, SourceConfig
 from tokenizer.config import read_yaml
 
@@ -96,6 +96,8 @@ class CorpusConfig:
     execution: ExecutionConfig
     seed: int
     raw: dict = field(compare=False, repr=False)  # the YAML as read, overrides applied
+    # The stages, built once while validating their parameters (building one may read files).
+    built_stages: list[Stage | GlobalStage] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -121,27 +123,31 @@ def parse_config(raw: dict) -> CorpusConfig:
         config = validated(CorpusFile, raw)
     except ConfigError as error:
         config, problems = None, error.problems
+    built = []
     if isinstance(raw, dict) and isinstance(raw.get("stages"), list):
         sources = raw["sources"] if isinstance(raw.get("sources"), dict) else None
         for position, entry in enumerate(raw["stages"]):
-            problems += stage_problems(position, entry, sources)
+            stage, stage_errors = checked_stage(position, entry, sources)
+            built.append(stage)
+            problems += stage_errors
     if problems:
         raise ConfigError(problems)
     return CorpusConfig(
         sources={name: SourceConfig(name=name, **source.model_dump()) for name, source in config.sources.items()},
         stages=config.stages, output=config.output, ingest=config.ingest, execution=config.execution,
-        seed=config.seed, raw=raw)
+        seed=config.seed, raw=raw, built_stages=built)
 
 
-def stage_problems(position: int, entry: Any, sources: dict | None) -> list[tuple[str, str]]:
-    """What is wrong with the parameters of stages[position], found by building the stage,
-    and `per_source` rules naming no source (when `sources` is known)."""
+def checked_stage(position: int, entry: Any, sources: dict | None) -> tuple[Stage | GlobalStage | None,
+                                                                             list[tuple[str, str]]]:
+    """stages[position] built, and what is wrong with its parameters: found by building it, and
+    `per_source` rules naming no source (when `sources` is known)."""
     params = (entry.get("params") or {}) if isinstance(entry, dict) else None
     try:
         if not (isinstance(params, dict) and isinstance(entry.get("name"), str) and stage_class(entry["name"])):
-            return []  # not a stage entry: reported by the schema
+            return None, []  # not a stage entry: reported by the schema
     except ValueError:
-        return []  # an unknown stage: reported by the schema
+        return None, []  # an unknown stage: reported by the schema
     path = f"stages[{position}] ({entry['name']}).params"
     problems = []
     rules = params.get("per_source")
@@ -149,12 +155,12 @@ def stage_problems(position: int, entry: Any, sources: dict | None) -> list[tupl
         problems += [(f"{path}.per_source.{name}", f"no such source; sources: {', '.join(sources)}")
                      for name in rules if name not in sources]
     try:
-        build_stage(entry["name"], params)
+        return build_stage(entry["name"], params), problems
     except ConfigError as error:
         problems += error.within(path).problems
     except (ValueError, OSError) as error:  # a stage's own check, e.g. a file it reads
         problems.append((path, str(error)))
-    return problems
+    return None, problems
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> CorpusConfig:

@@ -174,7 +174,8 @@ class Phase:
     """A global stage, or a run of row stages (phase 0 also ingests); the last one writes the output."""
 
     index: int
-    specs: list[StageSpec] = field(default_factory=list)
+    specs: list[StageSpec] = field(default_factory=list)  # row stages, as configured (actors build them)
+    row_stages: list[Stage] = field(default_factory=list)  # the same, built on the driver
     stage: GlobalStage | None = None
     final: bool = False
 
@@ -190,14 +191,14 @@ class Phase:
 
 def plan_phases(config: CorpusConfig) -> list[Phase]:
     phases: list[Phase] = [Phase(0)]
-    for spec in config.stages:
-        stage = build_stage(spec.name, spec.params)
+    for spec, stage in zip(config.stages, config.built_stages):
         if isinstance(stage, GlobalStage):
             phases.append(Phase(len(phases), stage=stage))
-        elif phases[-1].stage is not None:
-            phases.append(Phase(len(phases), specs=[spec]))
-        else:
-            phases[-1].specs.append(spec)
+            continue
+        if phases[-1].stage is not None:
+            phases.append(Phase(len(phases)))
+        phases[-1].specs.append(spec)
+        phases[-1].row_stages.append(stage)
     phases[-1].final = True
     return phases
 
@@ -254,7 +255,7 @@ class CorpusRun:
 
     def sink(self, ds, phase: Phase):
         if phase.final:
-            row_stages = [build_stage(s.name, s.params) for p in self.phases if p.stage is None for s in p.specs]
+            row_stages = [stage for p in self.phases for stage in p.row_stages]
             fn, kwargs = write_final, {
                 "out_dir": self.out, "rejects_text": self.config.output.rejects_text,
                 "summed": tuple(name for stage in row_stages for name in stage.summed),
@@ -307,10 +308,9 @@ class CorpusRun:
         else:
             ds = self.read_phase(phase.index - 1, todo, marker=phase.stage)
         if phase.specs:
-            stages = [build_stage(spec.name, spec.params) for spec in phase.specs]
-            actor_cpus = max(stage.resources.num_cpus for stage in stages)
+            actor_cpus = max(stage.resources.num_cpus for stage in phase.row_stages)
             # A fixed pool: an autoscaling one (1 to N actors) never grew while ingest tasks held
-            # CPUs, and ran on 1.2 of 2 cores (bench/pipeline_throughput.py; fixed: 1.96).
+            # CPUs, and left cores idle (measured with bench/pipeline_throughput.py).
             actors = max(1, min(self.workers, int(self.cpus // actor_cpus)))
             ds = ds.map_batches(
                 StageChain,
@@ -321,7 +321,7 @@ class CorpusRun:
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=actor_cpus,
-                memory=max(stage.resources.memory_mb for stage in stages) * 2**20 or None,
+                memory=max(stage.resources.memory_mb for stage in phase.row_stages) * 2**20 or None,
                 # Ray's default restarts a dead actor forever: a document that crashes its process
                 # every time would loop; after these, the run stops and says so.
                 ray_remote_args_fn=functools.partial(dict, max_restarts=execution.max_restarts,
@@ -422,8 +422,8 @@ def run(config: CorpusConfig, fresh: bool = False, files: list[InputFile] | None
     warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated")
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input and config => same output files
-    # Ray's default of 200 shuffle partitions costs ~10 s per dedup shuffle on a small corpus;
-    # one per 64 MiB of input (at least two per CPU) keeps partitions large enough to pay.
+    # Ray's default of 200 shuffle partitions makes a small corpus pay for 200 aggregations per
+    # dedup shuffle; one per 64 MiB of input (at least two per CPU) keeps partitions worth their cost.
     input_bytes = sum(entry[2] for entry in state["inputs"])
     cpus = int(ray.cluster_resources().get("CPU", 1))
     ctx.default_hash_shuffle_parallelism = max(2 * cpus, min(200, input_bytes // 2**26))

@@ -7,8 +7,8 @@ fed the same shingle hashes (tested). They are computed here for a whole
 Arrow batch in a few numpy passes rather than per document (the modulo by
 the Mersenne prime with shifts and masks instead of a division), and the
 shingle hashes too (words hashed once, n-grams combined numerically), which
-makes text -> signature over 10x faster than a `MinHash.update` loop
-(bench/dedup_throughput.py).
+makes text -> signature much faster than a `MinHash.update` loop
+(bench/dedup_throughput.py measures both).
 
 Shingles: word n-grams (default 5), character n-grams for languages written
 without spaces (by the `lang` column). Band keys are hash-shuffled across the
@@ -40,9 +40,9 @@ _SHINGLES_PER_CHUNK = 1 << 11  # (shingles x num_perm) uint64 matrix of ~2 MB at
 
 
 class MinHashParams(Strict):
-    # 20 bands x 5 rows: documents with 5-gram Jaccard 0.6 become candidates with probability 0.8,
-    # at 0.7 0.99 (FineWeb's 14 x 8 misses a third of the gold pairs of bench/data/dedup_gold.jsonl;
-    # docs/BENCHMARKS.md has the sweep); verification at 0.5 drops the chance collisions of
+    # 20 bands x 5 rows: documents with 5-gram Jaccard 0.6 become candidates with probability
+    # 1 - (1 - 0.6^5)^20 = 0.8, at 0.7 0.99 (FineWeb's 14 x 8 misses many of the gold pairs of
+    # bench/data/dedup_gold.jsonl; docs/BENCHMARKS.md has the sweep); verification at 0.5 drops the chance collisions of
     # unrelated documents, whose number grows with the corpus.
     num_perm: PositiveInt = 100
     bands: PositiveInt = 20

@@ -86,7 +86,7 @@ def test_stage_parameters_are_typed():
     assert message == ("stages[0] (langid).params.threshold: Input should be a valid number, "
                        "unable to parse string as a number")
     message = problems({"sources": SOURCES, "stages": [{"name": "langid", "params": {"treshold": 1}}]})
-    assert "stages[0] (langid).params.treshold: unknown key; valid keys: languages, max_chars, per_source" in message
+    assert "stages[0] (langid).params.treshold: unknown key; valid keys: languages, lingua_low_accuracy, max_chars, min_lang_mix, model, per_source, threshold" in message
     assert config_with({"name": "langid", "params": {"threshold": "0.5"}}).stages[0].name == "langid"
 
 
@@ -164,3 +164,18 @@ def test_digest_is_the_same_in_another_process():
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert other.stdout.strip() == parse_config(DIGEST_CONFIG).digest
+
+
+def test_each_stage_is_built_once_on_the_driver(in_repo_root, monkeypatch):
+    import pipelines.config
+    from pipelines.corpus import plan_phases
+
+    built = []
+    build = pipelines.config.build_stage
+    monkeypatch.setattr(pipelines.config, "build_stage", lambda *args: built.append(build(*args)) or built[-1])
+    config = load_config("configs/corpus.yaml")
+    phases = plan_phases(config)
+    assert len(built) == len(config.stages) == len(config.built_stages)
+    in_phases = [stage for phase in phases for stage in (phase.row_stages or [phase.stage]) if stage is not None]
+    assert [id(stage) for stage in in_phases] == [id(stage) for stage in built]
+    assert [stage.name for stage in in_phases] == [spec.name for spec in config.stages]
