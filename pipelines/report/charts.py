@@ -11,12 +11,12 @@ from typing import Callable, Iterable, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 KEPT, REMOVED, QUARANTINED = "#3b8f6b", "#d9734e", "#8d99ae"
 SERIES = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
-STAGE_COLOURS = [matplotlib.colors.to_hex(matplotlib.colormaps["tab20"](i)) for i in range(0, 20, 2)] + \
-    [matplotlib.colors.to_hex(matplotlib.colormaps["tab20"](i)) for i in range(1, 20, 2)]  # a pipeline has ~12 stages
+_TAB20 = matplotlib.colormaps["tab20"].colors
+STAGE_COLOURS = [matplotlib.colors.to_hex(c) for c in _TAB20[::2] + _TAB20[1::2]]  # 20: a pipeline has ~12 stages
 WIDTH = 10.0  # inches: 720 pt, which the page shows at 960 px or scales down to its column
 STYLE = {
     "svg.fonttype": "none",  # <text> elements, not glyph paths
@@ -303,6 +303,8 @@ def training_curves(train: list[dict], evaluations: list[dict], slug: str) -> st
         ax.set_title(title)
         ax.set_xlabel(x)
         whole_numbers(ax.xaxis)
+        if x == "tokens":
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 300k, not 300000 crowding its neighbours
         if len(series) > 1:
             ax.legend()
         ax.grid(alpha=0.3)

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from pipelines.report import charts
 from pipelines.report.record import package_versions
-from pipelines.report.sources import RunOutputs, TrainingRun, funnel, read_outputs
+from pipelines.report.sources import BOOKKEEPING, RunOutputs, TrainingRun, funnel, read_outputs
 from pipelines.workdir import filesystem, join, write_atomic
 
 REPORT = "report.html"
@@ -189,9 +189,9 @@ def training_section(runs: list[TrainingRun]) -> Section:
         section.chart(charts.training_curves(run.train, run.eval, f"training-{slug(run.path)}"))
         first, last = run.train[0] if run.train else {}, run.train[-1] if run.train else {}
         rows = [[key, metric_text(first[key]), metric_text(last[key])] for key in first
-                if key in last and isinstance(first[key], float)]
+                if key in last and key not in BOOKKEEPING and isinstance(first[key], float)]
         final = run.eval[-1] if run.eval else {}
-        rows += [[key, "", metric_text(value)] for key, value in final.items() if key != "step"]
+        rows += [[key, "", metric_text(value)] for key, value in final.items() if key not in BOOKKEEPING]
         section.table(["metric", f"first (step {first.get('step', '–')})", f"last (step {last.get('step', '–')})"],
                       rows)
     return section
@@ -201,14 +201,16 @@ def provenance_section(outputs: RunOutputs) -> Section:
     section = Section("provenance", "Provenance", "What produced each part: the command, how long it ran, with "
                       "which versions and configuration.")
     stats, manifest = outputs.stats or {}, outputs.manifest or {}
-    seconds = {"corpus": stats.get("seconds"), "shards": manifest.get("seconds")}
+    seconds = {"corpus": stats.get("seconds"), "shards": manifest.get("seconds"),
+               **{run.name: run.seconds for run in outputs.trainings}}
     parts = [part for part in ("corpus", "shards") if part in outputs.mtimes] + [r.name for r in outputs.trainings]
     rows = []
     for part in parts:
         record = outputs.commands.get(part)
         if record:
             status = "ok" if record["returncode"] == 0 else f"failed (exit {record['returncode']})"
-            rows.append([part, record["command"], f"{record['seconds']:.1f}", record["finished"], status])
+            finished = record["finished"][:16].replace("T", " ")  # ISO time to the minute
+            rows.append([part, record["command"], f"{record['seconds']:.1f}", finished, status])
         else:
             wall = seconds.get(part)
             rows.append([part, f"not recorded (run through {MAKE_TARGETS[part]} to record it)",
@@ -245,7 +247,7 @@ def summary(outputs: RunOutputs) -> list[str]:
         lines.append(f"{m['splits']['train']['tokens']:,} training tokens, {m['splits']['val']['tokens']:,} "
                      f"validation tokens in {len(m['files'])} shard files")
     for run in outputs.trainings:
-        if run.train:
+        if run.train and "loss" in run.train[0] and "loss" in run.train[-1]:
             lines.append(f"{TRAINING_TITLES[run.name]}: {run.train[-1]['step']} steps, loss "
                          f"{run.train[0]['loss']:.3f} → {run.train[-1]['loss']:.3f}"
                          + (f", validation loss {run.eval[-1]['val_loss']:.3f}"

@@ -11,6 +11,7 @@ import pyarrow.fs as pafs
 from pipelines.workdir import filesystem, join
 
 RUNS_LOG = "logs/runs.jsonl"  # pipelines/report/record.py appends one line per command it ran
+BOOKKEEPING = {"step", "time"}  # keys of a metrics.jsonl record that are no metric
 
 
 @dataclass
@@ -23,6 +24,12 @@ class TrainingRun:
     train: list[dict]  # training records by step: loss, lr, tokens_per_s, ...
     eval: list[dict]  # validation records by step: val_loss, val_bpb, ...
     mtime: float
+
+    @property
+    def seconds(self) -> float | None:
+        """From the first logged record to the last (records carry their wall-clock `time`)."""
+        times = [record["time"] for record in self.train + self.eval if "time" in record]
+        return max(times) - min(times) if len(times) > 1 else None
 
 
 @dataclass
@@ -95,10 +102,10 @@ def read_training(fs: pafs.FileSystem, base: str, relpath: str) -> TrainingRun |
     evaluations: dict[int, dict] = {}
     for line in filter(str.strip, lines):
         record = json.loads(line)
-        values = {key: value for key, value in record.items() if key != "step"}
-        if not values:  # a fine-tuning run without validation items logs an empty final evaluation
+        metrics = set(record) - BOOKKEEPING
+        if not metrics:  # a fine-tuning run without validation items logs an empty final evaluation
             continue
-        is_eval = all(key.startswith("val_") for key in values)
+        is_eval = any(key.startswith("val_") for key in metrics)
         (evaluations if is_eval else train)[record["step"]] = record
     train_records = [train[step] for step in sorted(train)]
     if not relpath.startswith("finetune"):

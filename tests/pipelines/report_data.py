@@ -70,18 +70,19 @@ MANIFEST = {
 
 
 def pretrain_metrics() -> list[dict]:
-    """Two logged windows, an evaluation, then a resume from step 2 that logs steps 3-4 again."""
+    """Two logged windows, an evaluation, then a resume from step 2 that logs steps 3-4 again; every
+    record with its wall-clock `time`, as train/runtime.py's MetricsLog writes them."""
     train = [{"step": s, "loss": 6.0 - s / 2, "lr": 0.001 * s, "grad_norm": 0.5, "tokens": 128 * s,
-              "tokens_per_s": 10_000.0 + s} for s in range(1, 5)]
-    return [*train[:2], {"step": 2, "val_loss": 5.2, "val_ppl": 181.3, "val_bpb": 4.9}, *train[2:],
-            {**train[2], "loss": 4.4}, {**train[3], "loss": 3.9},
-            {"step": 4, "val_loss": 4.1, "val_ppl": 60.3, "val_bpb": 3.8}]
+              "tokens_per_s": 10_000.0 + s, "time": 1.8e9 + s} for s in range(1, 5)]
+    return [*train[:2], {"step": 2, "val_loss": 5.2, "val_ppl": 181.3, "val_bpb": 4.9, "time": 1.8e9 + 2.5},
+            *train[2:], {**train[2], "loss": 4.4}, {**train[3], "loss": 3.9},
+            {"step": 4, "val_loss": 4.1, "val_ppl": 60.3, "val_bpb": 3.8, "time": 1.8e9 + 5}]
 
 
 def dpo_metrics() -> list[dict]:
     return [{"step": s, "loss": 0.69 - 0.1 * s, "chosen_reward": 0.1 * s, "rejected_reward": -0.1 * s,
              "margin": 0.2 * s, "accuracy": min(1.0, 0.5 + 0.2 * s), "lr": 0.005, "grad_norm": 0.4,
-             "tokens_per_s": 5e4} for s in range(1, 4)] + [{"step": 3}]
+             "tokens_per_s": 5e4} for s in range(1, 4)] + [{"step": 3, "time": 1.8e9}]
 
 
 def sft_metrics() -> list[dict]:

@@ -129,6 +129,7 @@ def test_commands_wall_times_and_versions_come_from_the_recorded_runs(tmp_path):
     assert commands["corpus"][3] == "ok"
     assert commands["pretrain"][3] == "failed (exit 1)"
     assert commands["shards"][0].startswith("not recorded") and commands["shards"][1] == "28.6"
+    assert commands["sft"][0].startswith("not recorded") and commands["sft"][1] == "–"  # its records carry no time
     assert page.table("package")[1:] == [["ray", "2.60.0"]]
 
 
@@ -138,7 +139,8 @@ def test_training_runs_keep_the_last_record_of_each_step(tmp_path):
     assert [(r["step"], r["loss"]) for r in runs["pretrain"].train] == [(1, 5.5), (2, 5.0), (3, 4.4), (4, 3.9)]
     assert [r["step"] for r in runs["pretrain"].eval] == [2, 4]
     assert (runs["sft"].path, runs["dpo"].path) == ("finetune/sft", "finetune")
-    assert runs["dpo"].eval == []  # its empty final evaluation ({"step": 3}) is no record
+    assert runs["dpo"].eval == []  # its empty final evaluation ({"step": 3, "time": ...}) is no record
+    assert runs["pretrain"].seconds == 4.0  # first record at time 1, last (the final evaluation) at time 5
 
 
 def test_a_corpus_rerun_after_the_shards_marks_them_out_of_date(tmp_path):

@@ -4,6 +4,7 @@ report.html written. A small corpus through the command line, on the session's R
 import json
 import os
 import random
+import string
 import subprocess
 import sys
 
@@ -17,7 +18,8 @@ RAY_NOISE = ("Running Dataset", "deprecated", "constructor arguments", "memory",
 
 
 def test_the_corpus_command_prints_a_line_per_phase_and_the_summary(ray_local, tmp_path):
-    words = [f"w{i}x{i * 7 % 13}" for i in range(300)]
+    letters = random.Random(0)
+    words = ["".join(letters.choices(string.ascii_lowercase, k=letters.randint(3, 9))) for _ in range(300)]
     texts = [" ".join(random.Random(seed).choices(words, k=120)) + "." for seed in range(30)]
     documents = [{"text": texts[i % 30]} for i in range(60)]  # each text twice: exact_dedup removes 30
     (tmp_path / "in").mkdir()
