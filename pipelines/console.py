@@ -21,31 +21,31 @@ def log_dir(root: str) -> str:
     return tempfile.mkdtemp(prefix="lmforge-logs-") if "://" in root else os.path.join(root, "logs")
 
 
-def quiet_ray(log_dir: str) -> None:
-    """Keep Ray's own output off the console, in files under `log_dir`: its Python loggers (ray.log,
-    ray-data.log: Ray Data's status blocks, issue-detector hints, deprecation notices) and whatever
+def quiet_ray(directory: str) -> None:
+    """Keep Ray's own output off the console, in files under `directory`: its Python loggers (ray.log,
+    ray-data.log: Ray Data's execution log, issue-detector hints, deprecation notices) and whatever
     Ray's C++ core writes to this process's stderr (stderr.log: e.g. the "constructor arguments in
     the object store" notice Ray Data's actor pools trigger themselves, ray-project/ray#57733).
     Python's own writes to sys.stderr (our progress, warnings, tracebacks) still reach the console.
     Call it before Ray starts; workers' output stays in Ray's session logs (ray.init(log_to_driver=False))."""
     import ray.data  # configures its loggers when imported: before their console handlers are replaced
 
-    os.makedirs(log_dir, exist_ok=True)
+    os.makedirs(directory, exist_ok=True)
     for name, filename in (("ray", "ray.log"), ("ray.data", "ray-data.log")):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             is_console = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
             if is_console or handler.get_name() == "lmforge":  # ours too, from an earlier call
                 logger.removeHandler(handler)
-        file_handler = logging.FileHandler(os.path.join(log_dir, filename), encoding="utf-8")
+        file_handler = logging.FileHandler(os.path.join(directory, filename), encoding="utf-8")
         file_handler.set_name("lmforge")
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         file_handler.setLevel(logging.INFO)  # Ray Data's DEBUG records stay in Ray's session logs
         logger.addHandler(file_handler)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the phase lines replace them
+    ray.data.DataContext.get_current().enable_progress_bars = False  # no status blocks: the phase lines replace them
     console = os.dup(2)
     sys.stderr.flush()
-    log = os.open(os.path.join(log_dir, "stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = os.open(os.path.join(directory, "stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 2)
     os.close(log)
     sys.stderr = open(console, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
