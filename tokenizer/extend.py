@@ -69,7 +69,7 @@ def continue_bpe(words: Counter, known: set[str], add: int) -> list[tuple[str, s
             holders[pair].add(index)
     heap = [(-count, pair) for pair, count in pair_count.items()]
     heapq.heapify(heap)
-    skipped: set[tuple[str, str]] = set()  # merged already, or making a known or unwanted token
+    skipped: set[tuple[str, str]] = set()  # merged already, or making a token known already
     merges: list[tuple[str, str]] = []
     while heap and len(merges) < add:
         negative, pair = heapq.heappop(heap)
@@ -108,8 +108,8 @@ def continue_bpe(words: Counter, known: set[str], add: int) -> list[tuple[str, s
 
 
 def extend(base: Tokenizer, texts: list[str], add: int, script: str | None = None) -> tuple[Tokenizer, list[str]]:
-    """The base with up to `add` new tokens learned from `texts` (only tokens of `script`, if
-    given), and those tokens."""
+    """The base with up to `add` new tokens learned from `texts` (with `script`, from the runs of
+    that script's characters only), and those tokens."""
     data = json.loads(base.to_str())
     model = data["model"]
     if model["type"] != "BPE":
