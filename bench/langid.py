@@ -1,6 +1,6 @@
 """Language ID: accuracy on labelled sentences, speed on real documents, worker memory.
 
-    python -m bench.langid DIR [--model ensemble|lid176|lingua] [--half even|odd]
+    python -m bench.langid DIR [--model ensemble|lid176|lingua] [--half even|odd] [--brief]
     python -m bench.langid --docs configs/corpus.yaml
     python -m bench.langid --startup DIR
 
@@ -47,7 +47,7 @@ def read_sentences(directory: str, half: str | None = None) -> dict[str, list[st
     return sentences
 
 
-def accuracy(directory: str, model: str, half: str | None) -> None:
+def accuracy(directory: str, model: str, half: str | None, brief: bool = False) -> None:
     stage = LanguageId(model=model)
     stage.setup()
     results, confusions, seconds = {}, collections.Counter(), 0.0
@@ -57,7 +57,7 @@ def accuracy(directory: str, model: str, half: str | None) -> None:
         seconds += time.perf_counter() - started
         confusions.update((lang, p) for p in predicted if p != lang)
         results[lang] = (sum(p == lang for p in predicted), len(sentences))
-    for lang, (correct, n) in results.items():
+    for lang, (correct, n) in ([] if brief else results.items()):
         note = "  (not supported by lid.176)" if lang in LACKING else ""
         print(f"{lang}\t{correct / n:.4f}\t{n}{note}")
     print("most frequent confusions (true -> predicted: sentences):",
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dir", nargs="?", help="folder of <iso639-1>.txt files, one sentence per line")
     parser.add_argument("--model", choices=MODELS, default="ensemble")
     parser.add_argument("--half", choices=("even", "odd"), help="only the even or odd lines of each file")
+    parser.add_argument("--brief", action="store_true", help="no per-language lines")
     parser.add_argument("--docs", metavar="CONFIG", help="documents/s on the config's web, wiki and zh sources")
     parser.add_argument("--startup", action="store_true", help="start-up time and memory of one worker per model")
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)  # one --startup measurement
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in MODELS:
             subprocess.run([sys.executable, "-m", "bench.langid", args.dir, "--worker", model], check=True)
     elif args.dir:
-        accuracy(args.dir, args.model, args.half)
+        accuracy(args.dir, args.model, args.half, args.brief)
     else:
         parser.error("give DIR, --docs CONFIG, or --startup DIR")
     return 0

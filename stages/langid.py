@@ -7,7 +7,7 @@ Models (`model:`); both ship inside their wheels, so nothing is downloaded at ru
   knows, often English) and weak inside close groups (Bosnian/Croatian/Serbian, Malay/Indonesian,
   Bokmål/Nynorsk/Danish, Afrikaans/Dutch).
 - `lingua`: lingua-language-detector (Rust core) over all its 75 languages: the most accurate on
-  short text, ~40x slower than lid.176.
+  short text, ~50x slower than lid.176 on sentences.
 - `ensemble` (default): lid.176 for every document, lingua only where lid.176 is weak.
 
 Ensemble rule, tuned on ../shared/data/langid/sentences only (the dev half; the figures and the
