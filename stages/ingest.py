@@ -59,7 +59,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines.workdir import filesystem, list_uri
+from pipelines.workdir import GLOB_CHARS, filesystem, list_uri
 from stages.base import DOCUMENT_SCHEMA, QUARANTINE_STAGE
 
 FORMATS = ("jsonl", "parquet", "txt", "warc", "wet")
@@ -136,21 +136,21 @@ def list_input_files(source: SourceConfig) -> list[InputFile]:
     format its name does not tell (README.md, .DS_Store) is data: it gets format UNSUPPORTED and
     becomes one quarantined record."""
     found: dict[str, pafs.FileInfo] = {}  # path or URI -> its size and mtime
+    roots = []
     for pattern in source.paths:
         hits = list_uri(pattern) if "://" in pattern else _list_local(pattern)
         if hits is None:
             where = "" if "://" in pattern else f" (cwd {os.getcwd()})"
             raise FileNotFoundError(f"source {source.name!r}: no file matches {pattern!r}{where}")
         found.update(hits)
+        roots.append(_pattern_root(pattern, hits))
     paths = sorted(found)
     if not paths:
         raise FileNotFoundError(f"source {source.name!r}: no file under {source.paths} (empty directories)")
-    # ids are relative to the files' common directory (one file: its directory)
-    if any("://" in p for p in paths):
-        parts = [_path_part(p) for p in paths]
-        root = posixpath.commonpath(parts) if len(parts) > 1 else posixpath.dirname(parts[0])
-    else:
-        root = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    # ids are relative to a root that the config alone fixes, so adding a file never renames
+    # the others (ids decide dedup survivors and the validation split)
+    uri = any("://" in p for p in paths)
+    root = (posixpath if uri else os.path).commonpath(roots)
     return [
         InputFile(
             source=source.name,
@@ -181,6 +181,23 @@ def _list_local(pattern: str) -> dict[str, pafs.FileInfo] | None:
             matched.append(hit)
     paths = sorted(set(os.path.abspath(p) for p in matched))
     return dict(zip(paths, pafs.LocalFileSystem().get_file_info(paths)))
+
+
+def _pattern_root(pattern: str, hits: dict) -> str:
+    """The folder a source pattern's files are named from: the part before its first glob
+    segment; for a plain path, the folder it names, or the folder of the file it names (as
+    `_path_part` for URIs, absolute for local paths)."""
+    uri = "://" in pattern
+    glob_at = GLOB_CHARS.search(pattern)
+    if glob_at is not None:
+        fixed = pattern[: pattern.rfind("/", 0, glob_at.start()) + 1] or "."
+    elif uri and len(hits) == 1 and _path_part(next(iter(hits))).rstrip("/") == _path_part(pattern).rstrip("/"):
+        fixed = posixpath.dirname(pattern.rstrip("/"))
+    elif not uri and os.path.isfile(pattern):
+        fixed = os.path.dirname(pattern) or "."
+    else:
+        fixed = pattern
+    return posixpath.normpath(_path_part(fixed)) if uri else os.path.abspath(fixed)
 
 
 def _path_part(path: str) -> str:

@@ -89,6 +89,27 @@ def test_ids_are_stable_source_file_index():
     assert table["id"].to_pylist()[:2] == ["src/malformed.jsonl#0", "src/malformed.jsonl#1"]
 
 
+def test_adding_a_file_renames_no_other_file(tmp_path):
+    """ids come from the config's paths, not from the files found: a new file in a sibling folder
+    (which moves the files' common folder) leaves every existing id as it was."""
+    for name in ("crawl/2024/a.jsonl", "crawl/2024/sub/b.jsonl"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(good_lines(1)[0])
+    patterns = {"folder": [str(tmp_path / "crawl")], "glob": [str(tmp_path / "crawl/**/*.jsonl")],
+                "file": [str(tmp_path / "crawl/2024/a.jsonl")],
+                "two": [str(tmp_path / "crawl/2024/a.jsonl"), str(tmp_path / "crawl/2024/sub")]}
+    relpaths = lambda paths: {f.path: f.relpath for f in list_input_files(SourceConfig(name="src", paths=paths))}  # noqa: E731
+    before = {kind: relpaths(paths) for kind, paths in patterns.items()}
+    assert before["folder"] == before["glob"] == {str(tmp_path / "crawl/2024/a.jsonl"): "2024/a.jsonl",
+                                                  str(tmp_path / "crawl/2024/sub/b.jsonl"): "2024/sub/b.jsonl"}
+    assert before["file"] == {str(tmp_path / "crawl/2024/a.jsonl"): "a.jsonl"}
+    (tmp_path / "crawl/2025").mkdir()
+    (tmp_path / "crawl/2025/c.jsonl").write_bytes(good_lines(1)[0])
+    for kind, paths in patterns.items():
+        after = relpaths(paths)
+        assert {path: after[path] for path in before[kind]} == before[kind], kind
+
+
 def test_compressed_jsonl_reads_like_plain():
     texts = {}
     for name in ("good.jsonl", "good.jsonl.gz", "good.jsonl.zst"):
