@@ -222,10 +222,10 @@ def grams_of(text: str, lang: str | None, params) -> list[str]:
     """The shingles `stages.minhash_dedup.shingle_hash_batch` hashes, as strings (the lowercased
     whitespace-separated words, or alphanumeric characters for CJK/Thai, in n-grams), unique:
     what a datasketch user feeds `MinHash.update`."""
-    from stages.minhash_dedup import CHAR_SHINGLE_LANGS
+    from stages.text import UNSPACED_LANGS
 
     text = text.lower()
-    if lang in CHAR_SHINGLE_LANGS:
+    if lang in UNSPACED_LANGS:
         units, n, sep = [ch for ch in text if ch.isalnum()], params.char_ngram, ""
     else:
         units, n, sep = text.split(), params.ngram, " "

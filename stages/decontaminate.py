@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Literal
 
 import pyarrow as pa
@@ -19,10 +20,7 @@ import xxhash
 from pydantic import PositiveInt
 
 from stages.base import Filter, Strict, column_or_none, make_params
-from stages.minhash_dedup import CHAR_SHINGLE_LANGS
-from stages.text import simplify_text
-
-_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0x0E00, 0x0E7F))
+from stages.text import is_unspaced, simplify_text
 
 
 class DecontaminateParams(Strict):
@@ -33,19 +31,17 @@ class DecontaminateParams(Strict):
     mode: Literal["remove", "flag"] = "remove"
 
 
-def _mostly_unspaced(text: str) -> bool:
-    sample = text[:2000]
-    unspaced = sum(any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES) for ch in sample)
-    return unspaced > 0.3 * max(len(sample), 1)
+def ngram_units(text: str, unspaced: bool, params: DecontaminateParams) -> tuple[list[str] | str, int, str]:
+    """The units n-grams are made of (normalised words, or characters for text without
+    spaces), n, and the separator that joins them."""
+    normalised = simplify_text(text)
+    if unspaced:
+        return normalised.replace(" ", ""), params.char_ngram, ""
+    return normalised.split(), params.ngram, " "
 
 
 def ngram_hashes(text: str, unspaced: bool, params: DecontaminateParams) -> set[int]:
-    normalised = simplify_text(text)
-    if unspaced:
-        chars = normalised.replace(" ", "")
-        n, units, sep = params.char_ngram, chars, ""
-    else:
-        units, n, sep = normalised.split(), params.ngram, " "
+    units, n, sep = ngram_units(text, unspaced, params)
     return {xxhash.xxh3_64_intdigest(sep.join(units[i : i + n])) for i in range(len(units) - n + 1)}
 
 
@@ -66,13 +62,20 @@ class Decontaminate(Filter):
         for path in self.params.files:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"decontaminate: eval file {path!r} not found (cwd {os.getcwd()})")
+            texts = read_eval_texts(path, self.params.text_field)
+            short = sum(len(units) < n for units, n, _ in (ngram_units(text, is_unspaced(text, None), self.params)
+                                                           for text in texts))
+            if short:  # they hold no n-gram, so no document can match them: say so once, where the run starts
+                print(f"decontaminate: {short} of {len(texts)} items of {path} are shorter than one n-gram "
+                      f"({self.params.ngram} words, {self.params.char_ngram} characters without spaces) and "
+                      "cannot be matched; lower ngram / char_ngram to cover them", file=sys.stderr)
         self.index: dict[int, str] | None = None
 
     def setup(self) -> None:
         self.index = {}
         for path in self.params.files:
             for number, text in enumerate(read_eval_texts(path, self.params.text_field)):
-                for key in ngram_hashes(text, _mostly_unspaced(text), self.params):
+                for key in ngram_hashes(text, is_unspaced(text, None), self.params):
                     self.index.setdefault(key, f"{os.path.basename(path)}#{number}")
 
     def score(self, batch: pa.Table) -> dict[str, list]:
@@ -80,8 +83,8 @@ class Decontaminate(Filter):
             self.setup()
         hits = []
         for text, lang in zip(batch["text"].to_pylist(), column_or_none(batch, "lang")):
-            unspaced = lang in CHAR_SHINGLE_LANGS if lang else _mostly_unspaced(text)
-            hit = min((self.index[k] for k in ngram_hashes(text, unspaced, self.params) if k in self.index), default=None)
+            keys = ngram_hashes(text, is_unspaced(text, lang), self.params)
+            hit = min((self.index[k] for k in keys if k in self.index), default=None)
             hits.append(hit)
         return {"contaminated_by": hits}
 

@@ -14,9 +14,11 @@ import pyarrow as pa
 from pydantic import NonNegativeInt
 
 from stages.base import Filter, Strict, column_or_none, make_params
-from stages.text import CHARACTER_WORD_LANGS
+from stages.text import UNSPACED_LANGS
 
-SUBSTRING_LANGS = CHARACTER_WORD_LANGS | {"zh", "ko"}
+# Korean spaces its words but attaches particles to them (도박은, 도박을): its keywords match
+# inside words, as those of languages without spaces do.
+SUBSTRING_LANGS = UNSPACED_LANGS | {"ko"}
 
 
 class KeywordsParams(Strict):

@@ -31,11 +31,10 @@ from stages.base import Fraction, GlobalStage, RunContext, Strict, make_params
 from stages.dedup import (
     BUCKET_SCHEMA, DUPLICATE_MARKS, DUPLICATE_OF, alive_rows, bucket_links, duplicate_marks, mark_duplicates, rank_keys,
 )
-from stages.text import CHARACTER_WORD_LANGS
+from stages.text import UNSPACED_LANGS
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
-CHAR_SHINGLE_LANGS = CHARACTER_WORD_LANGS | {"zh"}
 _SHINGLES_PER_CHUNK = 1 << 11  # (shingles x num_perm) uint64 matrix of ~2 MB at 112 perms: stays in cache
 
 
@@ -81,7 +80,7 @@ _NOT_ALNUM = re.compile(r"[\W_]+")  # what str.isalnum() rejects (\w is alphanum
 def _units(text: str, lang: str | None, params: MinHashParams) -> tuple[np.ndarray, int]:
     """The document's shingle units as uint64, and the n-gram size."""
     text = text.lower()
-    if lang in CHAR_SHINGLE_LANGS:  # alphanumeric characters, n-grams of characters
+    if lang in UNSPACED_LANGS:  # alphanumeric characters, n-grams of characters
         kept = _NOT_ALNUM.sub("", text)
         return np.frombuffer(kept.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64), params.char_ngram
     words = text.split()

@@ -31,7 +31,24 @@ from datatrove.utils.text import NUMBERS_PATTERN, PUNCTUATION, TERMINAL_PUNCTUAT
 
 from stages.base import column_or_none
 
-CHARACTER_WORD_LANGS = frozenset({"ja", "th", "lo", "km", "my"})
+# Languages written without spaces between words (ISO 639-1): Chinese, Japanese, Thai, Lao,
+# Khmer, Burmese. Korean is not one: it spaces its words. Chinese words come from jieba, the
+# others' from runs of letters (CHARACTER_WORD_LANGS); n-gram stages shingle them by characters.
+UNSPACED_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my"})
+CHARACTER_WORD_LANGS = UNSPACED_LANGS - {"zh"}
+# Their scripts, for text whose language is not known (an eval set): kana, CJK ideographs,
+# Thai, Lao, Myanmar, Khmer.
+_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff"
+                              r"\u1000-\u109f\u1780-\u17ff]")
+
+
+def is_unspaced(text: str, lang: str | None) -> bool:
+    """Whether `text` is written without spaces: by its language, or when that is unknown, by
+    its script (over 30 % of its first 2,000 characters)."""
+    if lang:
+        return lang in UNSPACED_LANGS
+    sample = text[:2000]
+    return len(_UNSPACED_SCRIPT.findall(sample)) > 0.3 * max(len(sample), 1)
 # Terminal punctuation for sentence/line ends in any script (datatrove's set
 # covers CJK full stops, Devanagari danda, etc.), plus closing quotes.
 END_PUNCTUATION = tuple(TERMINAL_PUNCTUATION) + ('"', "'", "”", "」", "』", "’")
