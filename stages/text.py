@@ -114,11 +114,14 @@ def _nonspacing_marks() -> dict[int, None]:
     return dict.fromkeys(cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Mn")
 
 
-def simplify_text(text: str) -> str:
-    """Lower case, digit runs -> "0", punctuation -> space, whitespace runs -> one space, NFD
-    without combining marks (datatrove's `simplify_text`, default config): what exact and
-    sentence dedup and decontamination compare."""
-    text = " ".join(_PUNCTUATION.sub(" ", NUMBERS_PATTERN.sub("0", text.lower())).split())
+def simplify_text(text: str, normalize_digits: bool = True) -> str:
+    """Lower case, digit runs -> "0" (unless not `normalize_digits`), punctuation -> space,
+    whitespace runs -> one space, NFD without combining marks (datatrove's `simplify_text`,
+    default config): what exact and sentence dedup and decontamination compare."""
+    text = text.lower()
+    if normalize_digits:
+        text = NUMBERS_PATTERN.sub("0", text)
+    text = " ".join(_PUNCTUATION.sub(" ", text).split())
     if not text.isascii():
         text = unicodedata.normalize("NFD", text).translate(_nonspacing_marks()).strip()
     return text

@@ -18,3 +18,10 @@ def test_already_dropped_rows_are_not_survivors(ray_local):
     table = batch([article, article], dropped={0: ("langid", "low_language_score")})
     out = run_global(ExactDedup(), table)
     assert reasons(out) == [("langid", "low_language_score"), (None, None)]
+
+
+def test_pages_differing_only_in_numbers_unless_digits_are_kept(ray_local):
+    texts = ["Room rates start at 120 dollars per night, breakfast included.",
+             "Room rates start at 95 dollars per night, breakfast included."]
+    assert reasons(run_global(ExactDedup(), batch(texts)))[1] == ("exact_dedup", "exact_duplicate")
+    assert reasons(run_global(ExactDedup(normalize_digits=False), batch(texts))) == [(None, None), (None, None)]
