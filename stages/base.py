@@ -81,19 +81,25 @@ class Filter(Stage):
     and keep their values in existing ones (a filter may rewrite `text`).
     """
 
-    @abstractmethod
     def score(self, batch: pa.Table) -> dict[str, list]:
         """Signal values for every row of `batch` (all rows are alive)."""
+        raise NotImplementedError
 
-    @abstractmethod
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         """Drop reason for each row, or None to keep it."""
+        raise NotImplementedError
+
+    def judge(self, batch: pa.Table) -> tuple[dict[str, list], list[str | None]]:
+        """Signals and drop reasons of every row of `batch` (all alive): `score`, then `decide`.
+        A filter whose reasons come out of the pass that computes its signals (c4_quality's line
+        cleaning) overrides this instead of those two."""
+        signals = self.score(batch)
+        return signals, self.decide(batch, signals)
 
     def process(self, batch: pa.Table) -> pa.Table:
         alive = pc.is_null(batch["drop_stage"]).to_numpy(zero_copy_only=False)
         live = batch.filter(alive) if not alive.all() else batch
-        signals = self.score(live) if live.num_rows else {name: [] for name in self.writes}
-        reasons = self.decide(live, signals) if live.num_rows else []
+        signals, reasons = self.judge(live) if live.num_rows else ({name: [] for name in self.writes}, [])
         columns = {column: (signals[column], dtype) for column, dtype in self.writes.items()}
         return write_alive(batch, alive, columns, self.name, reasons)
 

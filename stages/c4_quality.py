@@ -36,7 +36,7 @@ class C4Quality(Filter):
     def __init__(self, **params):
         self.params = PerLanguage(make_params(C4QualityParams, params))
 
-    def score(self, batch: pa.Table) -> dict[str, list]:
+    def judge(self, batch: pa.Table) -> tuple[dict[str, list], list[str | None]]:
         kept_texts, removed, reasons, new_analyses = [], [], [], []
         for doc in analyses(batch):
             kept, n_removed, reason = self._clean(doc)
@@ -46,10 +46,7 @@ class C4Quality(Filter):
             if kept is not doc:
                 new_analyses.append(kept)
         share(new_analyses)
-        return {"c4_lines_removed": removed, "text": kept_texts, "_reason": reasons}
-
-    def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
-        return signals["_reason"]
+        return {"c4_lines_removed": removed, "text": kept_texts}, reasons
 
     def _clean(self, doc: Analysis) -> tuple[Analysis, int, str | None]:
         """The analysis of the text made of the kept lines (with their words), the number of lines

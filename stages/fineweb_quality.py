@@ -33,10 +33,10 @@ class FineWebQuality(Filter):
         for doc in docs:
             lines = doc.nonempty_lines
             ratios.append(sum(line.rstrip().endswith(END_PUNCTUATION) for line in lines) / len(lines) if lines else 0.0)
-        return {"line_punct_ratio": ratios, "_analyses": docs}
+        return {"line_punct_ratio": ratios}
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
-        return [self._reason(doc, punct) for doc, punct in zip(signals["_analyses"], signals["line_punct_ratio"])]
+        return [self._reason(doc, punct) for doc, punct in zip(analyses(batch), signals["line_punct_ratio"])]
 
     def _reason(self, doc: Analysis, line_punct_ratio: float) -> str | None:
         p = self.params[doc.lang]

@@ -48,12 +48,12 @@ class GopherQuality(Filter):
             n_words = len(doc.words)
             counts.append(n_words)
             lengths.append(int(doc.word_offsets[-1]) / n_words if n_words else 0.0)
-        return {"gopher_words": counts, "gopher_avg_word_length": lengths, "_analyses": docs}
+        return {"gopher_words": counts, "gopher_avg_word_length": lengths}
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         return [
             self._reason(doc, n_words, avg_len)
-            for doc, n_words, avg_len in zip(signals["_analyses"], signals["gopher_words"], signals["gopher_avg_word_length"])
+            for doc, n_words, avg_len in zip(analyses(batch), signals["gopher_words"], signals["gopher_avg_word_length"])
         ]
 
     def _reason(self, doc: Analysis, n_words: int, avg_len: float) -> str | None:

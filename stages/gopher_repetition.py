@@ -92,10 +92,10 @@ class GopherRepetition(Filter):
         for doc in docs:
             lines = doc.nonempty_lines
             fracs.append(duplicates(lines)[0] / len(lines) if lines else 0.0)
-        return {"dup_line_frac": fracs, "_analyses": docs}
+        return {"dup_line_frac": fracs}
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
-        return [self._reason(doc, frac) for doc, frac in zip(signals["_analyses"], signals["dup_line_frac"])]
+        return [self._reason(doc, frac) for doc, frac in zip(analyses(batch), signals["dup_line_frac"])]
 
     def _reason(self, doc: Analysis, dup_line_frac: float) -> str | None:
         p = self.params[doc.lang]
