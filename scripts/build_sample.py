@@ -26,15 +26,18 @@ import random
 import re
 import shutil
 import sys
+from string import Template
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 import zstandard
 
 SEED = 0
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
 SAMPLE_DIR = os.path.join(REPO, "data", "sample")
+TEMPLATES = os.path.join(REPO, "scripts", "templates")
 LICENSE_DIR = os.path.join(REPO, "data", "licenses")
 FIXTURE_DIR = os.path.join(REPO, "tests", "fixtures")
 MAX_SAMPLE_BYTES = 5 * 1024 * 1024
@@ -451,63 +454,17 @@ def _fmt_size(n: int) -> str:
 
 
 def render_data_readme(info: dict) -> str:
-    rel = lambda p: os.path.relpath(p, os.path.join(REPO, "data"))  # noqa: E731
     files = _walk(SAMPLE_DIR)
     tang_files = [p for p in files if "/tang300/" in p]
     other = [p for p in files if "/tang300/" not in p]
-    describe = {
-        "web/c4-0000.jsonl.gz": (
-            "All 300 C4 documents (`{\"text\": ...}`), byte-for-byte the source lines, gzip (mtime 0, no name).",
-            "`web/c4_sample.jsonl`", "C4 (ODC-BY 1.0) via LLaMA-Factory demo data (Apache-2.0)"),
-        "web/c4-0001.jsonl.zst": (
-            "30 C4 documents again, zstd: 15 byte-identical copies and 15 near-duplicates (see "
-            "\"Duplicates in c4-0001\" below). Picked with seed 0 among C4 docs of 500-8000 characters.",
-            "`web/c4_sample.jsonl`", "C4 (ODC-BY 1.0); boilerplate lines synthetic"),
-        "web/ccnet-0000.jsonl": (
-            f"The {info['ccnet_count']} CCNet documents of "
-            + " and ".join(f"`{n}`" for n in info["ccnet_files"])
-            + ", lines copied as-is (Dolma format: `id`, `text`, `source`, `added`, `created`, `metadata` with `url`, "
-            "`title`, `language`, `perplexity`, ...), plain JSONL.",
-            "allenai/dolma test data", "Apache-2.0 (text: Common Crawl, CC terms of use)"),
-        "web/warc_sample-0000.warc.gz": (
-            "Raw WARC (wget 1.21.4, 2024-04-25), copied as-is. Per-record gzip. Holds warcinfo, request/response "
-            "pairs (HTML), and wget's own metadata/resource records (manifest, arguments, log).",
-            "`web/warc_sample-0000.warc.gz`", "allenai/dolma test data (Apache-2.0)"),
-        "web/warc_sample-0001.warc.gz": (
-            "Second raw WARC from the same wget crawl, copied as-is.",
-            "`web/warc_sample-0001.warc.gz`", "allenai/dolma test data (Apache-2.0)"),
-        "web/whirlwind.warc.gz": (
-            "One CC-MAIN-2024-22 capture (warcinfo, request, response, metadata) of "
-            "https://an.wikipedia.org/wiki/Escopete, copied as-is. Note: the page is in Aragonese, not English.",
-            "`web/whirlwind.warc.gz`", "commoncrawl/whirlwind-python (Apache-2.0)"),
-        "web/whirlwind.warc.wet.gz": (
-            "The same page as WET (warcinfo + one `conversion` record of extracted text): overlaps the WARC above.",
-            "`web/whirlwind.warc.wet.gz`", "commoncrawl/whirlwind-python (Apache-2.0)"),
-        "wiki/wiki-0000.parquet": (
-            "English Wikipedia articles, one row per non-empty source line; columns `title` (string, nullable: the "
-            "subject phrase before the first \"is/was/are/were\", e.g. \"Anarchism\"; null where the article does not "
-            "open with its subject) and `text` (the line, with paragraph breaks restored where the source glued a sentence end to the next capital letter, `folles.Gershwin` -> `folles.\\n\\nGershwin`). Parquet, zstd.",
-            "`web/wikipedia_en_sample.txt`", "Wikipedia (CC BY-SA) via LLaMA-Factory demo data"),
-        "zh/debian-reference-0000.jsonl.zst": (
-            "The Simplified-Chinese Debian Reference (v2.100) split into documents at section headings "
-            "(`1.2.<NBSP>标题`, `第<NBSP>N<NBSP>章<NBSP>标题`, `附录<NBSP>A.<NBSP>附录`: the body uses NO-BREAK SPACE after heading numbers, the table of contents plain spaces); title page and table of contents skipped; sections under 500 "
-            "characters merged into the next one, documents over 8000 characters split at blank lines (title gets "
-            "` (k/n)`). Fields `text`, `url` (null), `title` (the heading, NBSP replaced by a space). Text lines are "
-            "kept as in the source (hard-wrapped at ~72 columns, 4-space indent, some lines indented with NO-BREAK "
-            "SPACE), zstd.",
-            "`zh/debian-reference.zh-cn.txt.gz`", "GPL-2+ (Osamu Aoki and translators), see `licenses/debian-reference.copyright`"),
-        "multilingual/lingua-0000.jsonl": (
-            f"Sentences of {len(info['lingua_langs'])} languages ("
-            + ", ".join(info["lingua_langs"])
-            + "): the first 120 sentences of each file, grouped into documents of 15 consecutive sentences "
-            "(joined by a space; without a space for ja and zh). Field `content` (not `text`) and "
-            "`metadata: {\"label\": \"<iso>\"}`.",
-            "`langid/sentences/<iso>.txt`", "Leipzig corpora via pemistahl/lingua-py test data (Apache-2.0, `licenses/Apache-2.0.txt`)"),
-    }
+    with open(os.path.join(TEMPLATES, "sample_files.yaml"), encoding="utf-8") as handle:
+        describe = yaml.safe_load(handle)
+    computed = {"ccnet_count": info["ccnet_count"], "ccnet_files": " and ".join(f"`{n}`" for n in info["ccnet_files"]),
+                "lingua_count": len(info["lingua_langs"]), "lingua_langs": ", ".join(info["lingua_langs"])}
     rows = []
     for path in other:
         key = os.path.relpath(path, SAMPLE_DIR)
-        what, src, lic = describe[key]
+        what, src, lic = (Template(describe[key][field]).substitute(computed) for field in ("what", "source", "license"))
         n, unit = count_docs(path)
         rows.append(f"| `sample/{key}` | {_fmt_size(os.path.getsize(path))} | {n} {unit} | {what} | {src} | {lic} |")
     tang_size = sum(os.path.getsize(p) for p in tang_files)
@@ -534,110 +491,21 @@ def render_data_readme(info: dict) -> str:
                 f"{drop}; words: {subs} |")
 
     zh = info["zh_lengths"]
-    total = info["total_bytes"]
-    return f"""# data/
-
-Generated by `python scripts/build_sample.py` (also `make sample`), which rebuilds
-`data/sample/` from scratch, this file, `data/licenses/` and `tests/fixtures/` from the
-read-only source data in `../shared/data` (override with `--shared PATH`). The build is
-deterministic (seed 0; gzip with mtime 0 and no file name; sorted listings), so a rebuild
-gives byte-identical files. Do not edit this file by hand: edit the script.
-
-`data/sample/` is the embedded sample corpus that `make corpus` runs on
-(`configs/corpus.yaml`). Total size: {_fmt_size(total)} ({total} bytes; budget 5 MiB).
-Every document is real public text that nobody on this project wrote, except the
-boilerplate header/footer lines added to the near-duplicates (listed below).
-
-## Files
-
-Sizes are on disk; counts are documents (JSONL lines, Parquet rows, text files) or, for
-WARC/WET, the records that carry a page (`response` / `conversion`) with all record types
-in brackets.
-
-| file | size | documents | what it is / how it was derived | original source (`../shared/data/...`) | license |
-| --- | --- | --- | --- | --- | --- |
-{chr(10).join(rows)}
-
-Debian Reference documents: {len(zh)} documents, {min(zh)}-{max(zh)} characters (median {sorted(zh)[len(zh) // 2]}).
-
-## `data/eval/wiki_passages.jsonl`
-
-A stand-in evaluation set for the `decontaminate` stage: words 200-240 of the Wikipedia
-rows {", ".join(str(i) for i in EVAL_ARTICLES)} of `sample/wiki/wiki-0000.parquet` (field `text`, plus `source`).
-It plays a benchmark whose passages leaked into the crawl, so `make corpus` removes those
-three articles as `decontaminate/eval_overlap`. Same source and license as `wiki/`.
-
-## Duplicates in `sample/web/c4-0001.jsonl.zst`
-
-Real overlap with `c4-0000.jsonl.gz`, so that deduplication has work to do. Seed 0 picks 30
-C4 documents of 500-8000 characters: 15 are copied byte-for-byte, 15 become near-duplicates
-by these perturbations, applied in this order:
-
-1. drop one paragraph (a `\\n`-separated line, never the first or last, at most 20% of the
-   document's characters) when there is such a paragraph;
-2. substitute 3 words (whole-word, first-letter case kept) using a fixed synonym table
-   (about -> regarding, also -> additionally, just -> simply, make -> create, need ->
-   require, people -> folks, use -> utilize, very -> really, ...; see `SUBSTITUTIONS` in
-   the script), fewer when the document has fewer candidates;
-3. prepend a synthetic site-navigation line (e.g. `Home | About | Contact`) and append a
-   synthetic footer (e.g. `Copyright 2019 All rights reserved.`).
-
-Lines are 1-based; the records are shuffled (seed 0) so copies and near-copies interleave.
-
-| c4-0001 line | kind | c4-0000 line | perturbation |
-| --- | --- | --- | --- |
-{chr(10).join(dup_lines)}
-
-## `data/finetune/` (fine-tuning slices)
-
-Not built by this script: `python scripts/build_finetune_data.py` writes them from
-`../shared/data/sft`, the LLaMA-Factory repository's demo data, for `make finetune`
-(`configs/finetune/`). Records are copied verbatim (JSON lists), in file order, taking the
-first ones short enough for the tiny model's 256-token context; longer preference answers
-are cut by the trainer (`data.seq_len`).
-
-| file | records | source (`../shared/data/sft/...`) | taken when |
-| --- | --- | --- | --- |
-| `finetune/alpaca_en.json` | 200 | `alpaca_en_demo.json` (999, Alpaca: instruction/input/output) | instruction + input + output <= 500 characters |
-| `finetune/alpaca_zh.json` | 200 | `alpaca_zh_demo.json` (1000, Alpaca) | <= 200 characters |
-| `finetune/dpo_en.json` | 100 | `dpo_en_demo.json` (300, conversations + chosen/rejected) | prompt (all conversation turns) <= 600 characters |
-| `finetune/dpo_zh.json` | 100 | `dpo_zh_demo.json` (300, same form) | prompt <= 200 characters |
-
-## Licenses and attribution
-
-- **C4** (`web/c4-*`): derived from Common Crawl by Google (Raffel et al., 2020), released
-  by AllenAI under the ODC Attribution License (ODC-BY 1.0,
-  https://opendatacommons.org/licenses/by/1-0/); also subject to the Common Crawl terms of
-  use. Taken from the LLaMA-Factory repository's demo data (Apache-2.0).
-- **CCNet / Dolma test data** (`web/ccnet-0000.jsonl`, `web/warc_sample-*.warc.gz`):
-  allenai/dolma test data, Apache-2.0 (`licenses/Apache-2.0.txt`). The pages are Common
-  Crawl / crawled web content of their respective owners.
-- **Common Crawl whirlwind** (`web/whirlwind.*`): commoncrawl/whirlwind-python, Apache-2.0.
-  The page itself is Aragonese Wikipedia, CC BY-SA 4.0.
-- **Wikipedia** (`wiki/`): English Wikipedia article text, CC BY-SA
-  (https://creativecommons.org/licenses/by-sa/4.0/), via LLaMA-Factory demo data.
-- **lingua sentences** (`multilingual/`): Leipzig Corpora Collection sentences via the
-  pemistahl/lingua-py test data, Apache-2.0; copy of the license in `licenses/Apache-2.0.txt`.
-- **Debian Reference** (`zh/debian-reference-*`): Copyright 2007-2013 Osamu Aoki and the
-  translators, GPL-2+; the copyright file is copied to `licenses/debian-reference.copyright`
-  (GPL v2 text: https://www.gnu.org/licenses/old-licenses/gpl-2.0.txt).
-- **Tang poems** (`zh/tang300/`): Debian package fortunes-zh, Copyright 2001-2009 Yu
-  Guanghui, 2015-2019 Mo Zhou, 2020-2021 xiao sheng wen, GPL-3.0+; copyright file copied to
-  `licenses/fortunes-zh.copyright` (GPL v3 text: https://www.gnu.org/licenses/gpl-3.0.txt).
-  The poems themselves (Tang dynasty) are in the public domain.
-- **Fine-tuning slices** (`finetune/`): LLaMA-Factory (hiyouga/LLaMA-Factory) demo data, in a
-  repository under Apache-2.0 (`licenses/Apache-2.0.txt`). The demo files do not state the
-  upstream origin of their records (Alpaca-style instructions and preference pairs); check
-  the upstream datasets' terms before using the slices beyond this demo.
-"""
+    return render_template(
+        "data_README.md", total_size=_fmt_size(info["total_bytes"]), total_bytes=info["total_bytes"],
+        file_rows="\n".join(rows), zh_documents=len(zh), zh_min_chars=min(zh), zh_max_chars=max(zh),
+        zh_median_chars=sorted(zh)[len(zh) // 2], eval_articles=", ".join(str(i) for i in EVAL_ARTICLES),
+        duplicate_rows="\n".join(dup_lines))
 
 
 # --------------------------------------------------------------------------- fixtures
 
 
 def build_fixtures(shared: str) -> None:
-    for sub in ("ingest", "filters", "pii", "quality"):  # bad/ has its own builder (tests/fixtures/bad/build.py)
-        shutil.rmtree(os.path.join(FIXTURE_DIR, sub), ignore_errors=True)
+    # Only ingest/ is this function's alone. bad/, pii/ and quality/ have builders of their own, and
+    # filters/heuristics_outputs.json was written by the filters' code before their rewrite
+    # (tests/stages/test_heuristics_language_aware.py): the files of filters/ are overwritten.
+    shutil.rmtree(os.path.join(FIXTURE_DIR, "ingest"), ignore_errors=True)
     ingest = os.path.join(FIXTURE_DIR, "ingest")
     filters = os.path.join(FIXTURE_DIR, "filters")
 
@@ -762,61 +630,17 @@ def _good_zh_sections(zh_docs: list[dict]) -> list[dict]:
 
 
 def render_fixture_readme(fi: dict) -> str:
-    i1, i2, i3, i4 = fi["c4_lines"]
+    c4_lines = dict(zip(("c4_line_1", "c4_line_2", "c4_line_3", "c4_line_4"), fi["c4_lines"]))
     zh_titles = ", ".join(f"'{d['title']}' ({len(d['text'])} chars)" for d in fi["good_zh"])
-    return f"""# tests/fixtures/
+    return render_template("fixtures_README.md", **c4_lines, ccnet_url=fi["ccnet_url"],
+                           parquet_urls=", ".join(fi["parquet_urls"]), zh_titles=zh_titles,
+                           spam_line=fi["spam_line"], spam_text=SPAM_LINE, spam_repeats=SPAM_REPEATS)
 
-Generated by `python scripts/build_sample.py` (or `--fixtures` for the fixtures only) from
-`../shared/data`; deterministic, committed. Do not edit by hand. All text is real public text
-(see `data/README.md` for licenses) except where marked SYNTHETIC. "C4 line N" means line N
-(1-based) of `web/c4_sample.jsonl`.
 
-## ingest/
-
-| file | content | provenance |
-| --- | --- | --- |
-| `good.jsonl` | 3 valid records; records 1-2 have only `text`; record 3 also has `url` and `metadata` (`source`, `title`, `language`, `language_score`) | records 1-2: C4 lines {i1}, {i2}; record 3: the CCNet document {fi['ccnet_url']} (`web/multiple_files_cc_en_head-0091.jsonl`, text, url and metadata values as in the source; C4 has no URLs) |
-| `good.jsonl.gz`, `good.jsonl.zst` | exactly the bytes of `good.jsonl`, gzip (mtime 0, no name) / zstd | as above |
-| `malformed.jsonl` | 7 lines, 2 valid + 5 bad, see below | C4 lines {i1}, {i2}, {i3}, {i4}; CCNet url/title |
-| `docs.parquet` | 3 rows, columns `text`, `url` (both string) | the first 3 CCNet documents of <= 1500 characters (`web/multiple_files_cc_en_head-0091.jsonl`), with their `metadata.url` |
-| `txt/en.txt` | one English paragraph | first paragraph of C4 line {i4} |
-| `txt/zh.txt` | one Chinese paragraph (hard line breaks of the source joined) | first prose paragraph of the Debian Reference (zh-cn), GPL-2+ |
-| `txt/bad.txt` | the English paragraph of `en.txt` with the raw bytes `\\xff\\xfe` inserted in the middle: not valid UTF-8, expected reason `bad_encoding` | C4 line {i4} |
-| `one.warc.gz` | copy of `web/whirlwind.warc.gz`: 4 records (warcinfo, request, response `text/html; charset=UTF-8`, metadata) for https://an.wikipedia.org/wiki/Escopete (Aragonese Wikipedia, CC-MAIN-2024-22) | commoncrawl/whirlwind-python, Apache-2.0 |
-| `one.warc.wet.gz` | copy of `web/whirlwind.warc.wet.gz`: warcinfo + 1 `conversion` record (text/plain) of the same page | commoncrawl/whirlwind-python, Apache-2.0 |
-
-Parquet URLs: {', '.join(fi['parquet_urls'])}.
-
-### `malformed.jsonl`, line by line
-
-| line | content | expected |
-| --- | --- | --- |
-| 1 | `{{"text": ...}}` (C4 line {i1}) | valid |
-| 2 | the first 60 characters of `{{"text": ...}}` for C4 line {i2}: a truncated object | `bad_json` |
-| 3 | `{{"url": ..., "title": ...}}` (a CCNet document's url and title), no `text` | `missing_text_field` |
-| 4 | `{{"text": ""}}` | `empty_text` |
-| 5 | `{{"text": "<first 40 bytes of C4 line {i4}>\\xff\\xfe more text"}}`: raw bytes 0xFF 0xFE, invalid UTF-8 | `bad_encoding` |
-| 6 | `{{"text": ...}}` (C4 line {i3}) | valid |
-| 7 | `[1, 2]`: valid JSON, not an object | `not_an_object` |
-
-Every line ends with `\\n`; there are no blank lines.
-
-## filters/
-
-Each file is `{{"text": ..., "provenance": ...}}`, except `good_zh.json`, a list of two such objects.
-
-| file | content | expected |
-| --- | --- | --- |
-| `good_en.json` | the complete English Wikipedia article "An American in Paris" (paragraph breaks restored where the source glued them; section titles stay glued to the next sentence) | English, passes quality filters |
-| `good_zh.json` | two Debian Reference (zh-cn) sections of 800-3000 characters with the highest share of CJK characters: {zh_titles} | Chinese, passes (with zh settings) |
-| `spam.json` | SYNTHETIC: the first 3 non-empty lines of C4 line {fi['spam_line']} followed by `{SPAM_LINE}` repeated {SPAM_REPEATS} times | rejected by repetition filters (duplicate lines / n-grams) |
-| `german.json` | 15 German sentences (`langid/sentences/de.txt` lines 201-215) joined by spaces | language `de` (rejected by an English-only allow-list) |
-| `japanese.json` | 15 Japanese sentences (`langid/sentences/ja.txt` lines 151-165) joined without separator | language `ja` |
-
-## bad/
-
-The bad-input corpus: see `bad/README.md` (built by `bad/build.py`; `make sample` leaves it alone).
-"""
+def render_template(name: str, **values) -> str:
+    """scripts/templates/NAME with its ${placeholders} filled in (prose lives there, not in code)."""
+    with open(os.path.join(TEMPLATES, name), encoding="utf-8") as handle:
+        return Template(handle.read()).substitute(values)
 
 
 # --------------------------------------------------------------------------- main
