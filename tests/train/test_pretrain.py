@@ -3,16 +3,15 @@ import os
 import shutil
 
 import pytest
+import torch
+from tokenizers import Tokenizer
 
-torch = pytest.importorskip("torch")
-
-from train import pretrain  # noqa: E402
-from train.checkpoint import load_model  # noqa: E402
-from train.config import load_config  # noqa: E402
-from train.runtime import lr_at  # noqa: E402
-
-from tests.train.train_helpers import (torchrun_two_processes, write_run_config, write_text,  # noqa: E402
+from tests.train.train_helpers import (sample_texts, torchrun_two_processes, write_run_config, write_text,
                                       write_tokenized_shards)
+from train import pretrain
+from train.checkpoint import load_model
+from train.config import load_config
+from train.runtime import lr_at
 
 TINY_MODEL = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2}
 
@@ -126,15 +125,12 @@ def test_metrics_report_bits_per_byte_from_the_validation_text(tmp_path):
     pretrain.main(["--config", config])
     with open(tmp_path / "run" / "metrics.jsonl", encoding="utf-8") as handle:
         final = [json.loads(line) for line in handle if "val_loss" in line][-1]
-    bytes_per_token = pretrain.bytes_per_token(pretrain.TokenShards(shards, "val"), _decoder(tmp_path))
+    # The validation documents are the first 10 sample texts, each followed by one EOS token.
+    tokenizer = Tokenizer.from_file(str(tmp_path / "data" / "tokenizer" / "tokenizer.json"))
+    texts = sample_texts()[:10]
+    bytes_per_token = sum(len(t.encode()) for t in texts) / sum(len(tokenizer.encode(t).ids) + 1 for t in texts)
     assert 1.0 < bytes_per_token < 4.0
     assert final["val_bpb"] == pytest.approx(final["val_loss"] / 0.6931471805599453 / bytes_per_token)
-
-
-def _decoder(tmp_path):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(tmp_path / "data" / "tokenizer" / "tokenizer.json")).decode
 
 
 @pytest.mark.parametrize("override, message", [
