@@ -18,7 +18,6 @@ into a threshold.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -31,6 +30,7 @@ import yaml
 
 from stages.ingest import SourceConfig, list_input_files, read_file
 from stages.quality_classifier import NEGATIVE, POSITIVE, metadata_path, normalise
+from tokenizer.sampling import split_value
 
 LABELS = {"positive": POSITIVE, "negative": NEGATIVE}
 
@@ -88,8 +88,7 @@ def chunks(text: str, min_chars: int, max_chars: int) -> list[str]:
 
 
 def heldout(doc_id: str, fraction: float, seed: int) -> bool:
-    digest = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+    return split_value(doc_id, seed) < fraction
 
 
 def roc_auc(positive: list[float], negative: list[float]) -> float:

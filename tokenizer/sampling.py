@@ -24,10 +24,12 @@ def stable_int(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
-def split_value(doc_id: str) -> float:
-    """Position of a document in [0, 1) by a hash of its id: held-out and validation
-    splits take the documents below a fraction, so they are stable as the corpus grows."""
-    return stable_int(doc_id) / 2**64
+def split_value(doc_id: str, seed: int = 0) -> float:
+    """Position of a document in [0, 1) by a hash of its id (and `seed`): held-out and validation
+    splits take the documents below a fraction, so they are stable as the corpus grows. The
+    tokenizer, the shards and the quality model's training all split this way."""
+    digest = hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def heldout_mask(ids: list[str], fraction: float) -> np.ndarray:
