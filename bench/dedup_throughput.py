@@ -60,7 +60,7 @@ import sys
 import time
 
 from bench.pipeline_throughput import start_ray
-from bench.procs import TreeMonitor
+from bench.procs import TreeMonitor, loadavg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "work")
@@ -74,11 +74,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 def log(message: str) -> None:
     print(f"[dedup_throughput] {message}", file=sys.stderr, flush=True)
-
-
-def load() -> str:
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        return " ".join(handle.read().split()[:3])
 
 
 # --------------------------------------------------------------------------- input
@@ -337,7 +332,7 @@ def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> di
     specs, batch_size, seed = dedup_specs()
     context = RunContext(source_priority={"bench": 1}, batch_size=batch_size, seed=seed)
     result = {"ray_start_s": ray_start, "documents": manifest["documents"], "text_bytes": manifest["text_bytes"],
-              "load_before": load()}
+              "load_before": loadavg()}
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # as pipelines/corpus.py
     t0 = time.perf_counter()
     # Blocks of `batch_size` documents, as the pipeline's stage chain hands them to the dedup stages
@@ -366,7 +361,7 @@ def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> di
     if spy is not None:
         spy.send_signal(2)  # SIGINT: py-spy writes the profile and exits
         spy.wait(timeout=120)
-    result["load_after"] = load()
+    result["load_after"] = loadavg()
     monitor.stop.set()
     monitor.join()
     result["peak"] = monitor.peak
@@ -387,7 +382,7 @@ def run_child(manifest: dict, cores: int, profile: str | None = None) -> dict:
     command = [sys.executable, "-m", "bench.dedup_throughput", "--child", os.path.join(manifest["folder"], "manifest.json"),
                "--cores", str(cores)] + (["--profile", profile] if profile else [])
     log(f"end to end on {manifest['name']}: {manifest['text_bytes'] / MB:.1f} MB, {manifest['documents']:,} docs "
-        f"(load {load()})")
+        f"(load {loadavg()})")
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-5000:])
@@ -422,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input: {manifest['text_bytes'] / MB:.1f} MB of text, {manifest['documents']:,} documents "
           f"({manifest['zh_documents']:,} zh) from {manifest['base_documents']} real documents x {manifest['copies']} "
           f"copies; {manifest['folder']}")
-    print(f"machine: {os.cpu_count()} cores, load {load()} (1/5/15 min) at start; minhash_dedup "
+    print(f"machine: {os.cpu_count()} cores, load {loadavg()} (1/5/15 min) at start; minhash_dedup "
           f"{json.dumps(dict(specs)['minhash_dedup'], sort_keys=True)}; batch_size {batch_size}")
     ours_sig = loop = mb_s = mb_cpu = None
     if "signatures" not in args.skip:
@@ -430,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         r = bench_signatures(texts, langs, params, batch_size)
         r["num_perm"] = params.num_perm
         ours_sig, loop = print_signatures(r)
-        print(f"(load {load()})")
+        print(f"(load {loadavg()})")
     if "e2e" not in args.skip:
         r = run_child(manifest, args.cores, args.profile)
         mb = r["text_bytes"] / MB

@@ -33,26 +33,31 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
-def rollup(pid: int) -> dict[str, int]:
-    """Rss, Pss, Pss_Anon, Pss_Shmem, Pss_File of `pid` in bytes (OSError once it has exited)."""
+def _kib_fields(path: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """The `Key: N kB` lines of a /proc file named by `keys`, in bytes."""
     values = {}
-    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
+    with open(path, encoding="ascii") as handle:
         for line in handle:
             key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss", "Pss_Anon", "Pss_Shmem", "Pss_File"):
+            if key in keys:
                 values[key] = int(rest.split()[0]) * 1024
     return values
+
+
+def rollup(pid: int) -> dict[str, int]:
+    """Rss, Pss, Pss_Anon, Pss_Shmem, Pss_File of `pid` in bytes (OSError once it has exited)."""
+    return _kib_fields(f"/proc/{pid}/smaps_rollup", ("Rss", "Pss", "Pss_Anon", "Pss_Shmem", "Pss_File"))
 
 
 def status(pid: int) -> dict[str, int]:
     """VmHWM (peak RSS as the kernel counts it), VmRSS, RssAnon, RssShmem of `pid`, in bytes."""
-    values = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-        for line in handle:
-            key, _, rest = line.partition(":")
-            if key in ("VmHWM", "VmRSS", "RssAnon", "RssShmem", "RssFile"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values
+    return _kib_fields(f"/proc/{pid}/status", ("VmHWM", "VmRSS", "RssAnon", "RssShmem", "RssFile"))
+
+
+def loadavg() -> str:
+    """The machine's 1, 5 and 15 minute load averages, as /proc/loadavg prints them."""
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return " ".join(handle.read().split()[:3])
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -89,6 +89,8 @@ import tempfile
 import threading
 import time
 
+from bench.procs import loadavg
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "work")
 DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
@@ -108,11 +110,6 @@ _WORDS = re.compile(r"[a-z]{3,12}")
 
 def log(message: str) -> None:
     print(f"[scale] {message}", file=sys.stderr, flush=True)
-
-
-def load() -> str:
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        return " ".join(handle.read().split()[:3])
 
 
 # --------------------------------------------------------------------------- input
@@ -468,7 +465,7 @@ def run_scale(manifest: dict, cores: int, object_store_mb: int, keep: bool, atte
         except RayStartFailed as error:
             if attempt == attempts:
                 raise SystemExit(str(error)) from None
-            log(f"Ray did not start (attempt {attempt} of {attempts}, load {load()}); trying again in 60 s")
+            log(f"Ray did not start (attempt {attempt} of {attempts}, load {loadavg()}); trying again in 60 s")
             time.sleep(60)
     raise AssertionError("unreachable")
 
@@ -503,7 +500,7 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
            "RAY_DATA_EXECUTION_CALLBACKS": "bench.scale.StatsCallback", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)  # always a local instance of our own
     command = [sys.executable, "-m", "pipelines.corpus", "--config", config, "--fresh"]
-    log(f"{docs:,} documents, {manifest['text_bytes'] / MB:.0f} MB: {' '.join(command[1:])} (load {load()})")
+    log(f"{docs:,} documents, {manifest['text_bytes'] / MB:.0f} MB: {' '.join(command[1:])} (load {loadavg()})")
     lines: list[tuple[float, str, str]] = []  # (time, stream, line)
 
     cpu_at: dict[int, dict] = {}  # id of a stdout line's tuple -> CPU seconds of the tree, by kind, then
@@ -517,7 +514,7 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
             if name == "stdout" and line.startswith("corpus:"):
                 log(f"  {line.strip()}")
 
-    load_before = load()
+    load_before = loadavg()
     with CpuMonitor() as cpu:
         started = time.time()
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
