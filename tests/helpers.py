@@ -4,6 +4,7 @@ import json
 import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from stages.base import document_batch
 
@@ -49,3 +50,20 @@ def configured_stage(name: str):
         return build_stage(name, params)
     finally:
         os.chdir(cwd)
+
+
+# stats.json keys that differ between any two runs of the same config (wall time).
+VOLATILE_STATS = ("seconds", "docs_per_s", "timing")
+
+
+def output_table(out: str, sub: str) -> pa.Table | None:
+    """A run's `out/<sub>` folder (docs, rejects, quarantine) sorted by id; None if empty."""
+    path = os.path.join(out, sub)
+    return pq.read_table(path).sort_by("id") if os.path.isdir(path) and os.listdir(path) else None
+
+
+def stable_stats(out: str) -> dict:
+    """A run's stats.json without the VOLATILE_STATS keys."""
+    with open(os.path.join(out, "stats.json"), encoding="utf-8") as handle:
+        return {k: v for k, v in json.load(handle).items() if k not in VOLATILE_STATS}
+

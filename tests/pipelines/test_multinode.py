@@ -11,22 +11,19 @@ local Ray instance, `ray_local`). The reference is the session's single-node run
 
 import collections
 import glob
-import json
 import os
 import subprocess
 import sys
 import time
 
-import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, output_table, stable_stats
 
 pytestmark = pytest.mark.slow
 
 MB = 2**20
 WORKER_NODE = {"num_cpus": 1, "object_store_memory": 256 * MB}
-VOLATILE = ("seconds", "docs_per_s", "timing")  # wall time differs between any two runs
 STAGE_CHAIN = "MapBatches(StageChain)"  # the row-stage actors' tasks ("MapWorker(MapBatches(StageChain)).submit")
 
 
@@ -122,24 +119,14 @@ def finish(process, log_path, timeout=1500):
     return process.returncode, output
 
 
-def table(out, sub):
-    path = os.path.join(out, sub)
-    return pq.read_table(path).sort_by("id") if os.path.isdir(path) and os.listdir(path) else None
-
-
-def stats_of(out):
-    with open(os.path.join(out, "stats.json")) as handle:
-        return {k: v for k, v in json.load(handle).items() if k not in VOLATILE}
-
-
 def assert_same_output(out, reference):
-    mine, theirs = stats_of(out), stats_of(reference)
+    mine, theirs = stable_stats(out), stable_stats(reference)
     for key in ("input_documents", "kept_documents", "removed_documents", "quarantined_documents",
                 "removed", "quarantined"):
         assert mine[key] == theirs[key], key
     assert mine == theirs  # the rest too: per source, languages, signal sums, histograms, dedup stats
     for sub in ("docs", "rejects", "quarantine"):
-        got, expected = table(out, sub), table(reference, sub)
+        got, expected = output_table(out, sub), output_table(reference, sub)
         if expected is None:
             assert got is None, sub
             continue

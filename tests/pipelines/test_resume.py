@@ -10,14 +10,12 @@ import shutil
 import subprocess
 import sys
 
-import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, output_table, stable_stats
 
 pytestmark = pytest.mark.slow
 
-VOLATILE = ("seconds", "docs_per_s", "timing")  # wall time differs between any two runs
 
 
 def corpus(out, ray_address, kill_at=None, *extra):
@@ -27,16 +25,6 @@ def corpus(out, ray_address, kill_at=None, *extra):
         env["LMFORGE_KILL_AT"] = kill_at
     return subprocess.run([sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml",
                            "--out", out, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-
-
-def table(out, sub):
-    path = os.path.join(out, sub)
-    return pq.read_table(path).sort_by("id") if os.path.isdir(path) and os.listdir(path) else None
-
-
-def stats_of(out):
-    with open(os.path.join(out, "stats.json")) as handle:
-        return {k: v for k, v in json.load(handle).items() if k not in VOLATILE}
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +61,16 @@ def test_a_driver_killed_at_each_point_resumes_to_the_clean_output(sample_run, r
         else:
             with open(os.path.join(out, "_SUCCESS")) as handle:
                 assert handle.read() == previous_success, kill_at  # the old output is still the published one
-            assert stats_of(out) == stats_of(clean_out)
+            assert stable_stats(out) == stable_stats(clean_out)
 
     rerun = corpus(out, ray_address)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming the unfinished run" in rerun.stdout
-    assert stats_of(out) == stats_of(clean_out)
+    assert stable_stats(out) == stable_stats(clean_out)
     for sub in ("docs", "rejects", "quarantine"):
-        mine, theirs = table(out, sub), table(clean_out, sub)
+        mine, theirs = output_table(out, sub), output_table(clean_out, sub)
         assert (mine is None and theirs is None) or mine.equals(theirs), sub
         assert sorted(os.listdir(os.path.join(out, sub))) == sorted(os.listdir(os.path.join(clean_out, sub)))
     assert not os.path.exists(os.path.join(out, ".run"))
     with open(os.path.join(out, "_SUCCESS")) as handle:
-        assert json.load(handle)["kept_documents"] == stats_of(clean_out)["kept_documents"]
+        assert json.load(handle)["kept_documents"] == stable_stats(clean_out)["kept_documents"]
