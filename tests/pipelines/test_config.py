@@ -61,7 +61,7 @@ def test_numbers_written_as_strings_are_converted():
         ({"sources": SOURCES, "stages": [{"name": "nope"}]}, r"stages[0].name: unknown stage 'nope'; available: "),
         ({"sources": SOURCES, "stages": ["langid"]}, "stages[0]: expected a mapping, got 'langid'"),
         ({"sources": SOURCES, "stages": [{"name": "exact_dedup", "params": {"x": 1}}]},
-         "stages[0] (exact_dedup).params: got an unexpected keyword argument 'x'; valid keys: none"),
+         "stages[0] (exact_dedup).params.x: unknown key; valid keys: normalize_digits"),
         ({"sources": SOURCES,
           "stages": [{"name": "tests.fault_stages:KillOnce", "params": {"id": "a", "marker": "m", "x": 1}}]},
          "stages[0] (tests.fault_stages:KillOnce).params: got an unexpected keyword argument 'x'; valid keys: id, marker"),
