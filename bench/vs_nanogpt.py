@@ -133,11 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: python -m bench.vs_nanogpt {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads")
     theirs = run_nanogpt(prepare_nanogpt(os.path.join(REPO, args.nanogpt), os.path.join(REPO, args.text)))
-    print(f"nanoGPT: {theirs['steps']} steps in {theirs['seconds']:.1f} s wall, final val loss {theirs['val']:.4f} "
-          f"(its estimate on 20 random validation batches)")
+    print(f"nanoGPT: {theirs['steps']} steps in {theirs['seconds']:.1f} s wall (load average {os.getloadavg()[0]:.2f} "
+          f"at the end), final val loss {theirs['val']:.4f} (its estimate on 20 random validation batches)")
     ours = run_ours(args.config)
-    print(f"ours:    {ours['steps']} steps in {ours['seconds']:.1f} s wall, final val loss {ours['val']:.4f} over the "
-          f"whole validation split ({ours['estimate']:.4f} on the run's 20 fixed batches)")
+    print(f"ours:    {ours['steps']} steps in {ours['seconds']:.1f} s wall (load average {os.getloadavg()[0]:.2f} at the "
+          f"end), final val loss {ours['val']:.4f} over the whole validation split ({ours['estimate']:.4f} on the "
+          "run's 20 fixed batches)")
     print("ours, evaluations (step, val loss, seconds since launch): "
           + ", ".join(f"{step} {loss:.4f} {at:.1f}" for step, loss, at in ours["evals"]))
     reached = next(((step, at) for step, loss, at in ours["evals"] if loss <= theirs["val"]), None)

@@ -195,7 +195,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
                                 targets.to(runtime.device, non_blocking=True))
                 (loss / accum).backward()
             loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip or float("inf"))
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip or float("inf"),
+                                                   foreach=True)  # one call for all tensors, also on CPU
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step, tokens_seen, window_tokens = step + 1, tokens_seen + tokens_per_step, window_tokens + tokens_per_step
