@@ -11,7 +11,7 @@ TRAIN_CONFIG ?= configs/train/tiny.yaml
 # Runs a part's command and records it (command, wall time, versions) in $(OUT)/logs/runs.jsonl for report.html.
 RECORD = $(PY) -m pipelines.report.record --out $(OUT)
 
-.PHONY: install corpus test test-fast bench sample quality-model train finetune report clean
+.PHONY: install corpus test test-fast lint bench sample quality-model train finetune report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ report: install  ## rebuild $(OUT)/report.html from what $(OUT) holds
 
 test: install  ## the full suite, end-to-end tests included
 	$(PY) -m pytest -q
+
+lint: install  ## ruff check and ruff format --check (config in pyproject.toml; CI runs it before the tests)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-fast: install  ## skip the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"

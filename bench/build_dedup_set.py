@@ -168,8 +168,14 @@ def load_wikipedia(shared: str, rng: random.Random) -> list[Doc]:
             step = len(excerpts) / WIKI_EXCERPTS
             excerpts = [excerpts[int(k * step)] for k in range(WIKI_EXCERPTS)]
         for a, b in excerpts:
-            docs.append(Doc("wikipedia", f"web/wikipedia_en_sample.txt#{number}[{a}:{b}]",
-                            article[a:b].strip(), topic=f"wikipedia:{title}"))
+            docs.append(
+                Doc(
+                    "wikipedia",
+                    f"web/wikipedia_en_sample.txt#{number}[{a}:{b}]",
+                    article[a:b].strip(),
+                    topic=f"wikipedia:{title}",
+                )
+            )
     return docs
 
 
@@ -315,18 +321,26 @@ class Perturber:
         rng = self.rng
         if doc.is_zh:
             site = rng.choice(ZH_SITES)
-            header = (f"{rng.choice(['首页', '主页'])} > {rng.choice(['技术', '文档', '教程', '开源'])} > 正文\n"
-                      f"发布时间：20{rng.randint(10, 23)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-                      f"  来源：{site}  作者：{rng.choice(ZH_NAMES)}")
-            footer = (f"分享到：{'、'.join(rng.sample(['微信', '微博', 'QQ空间', '豆瓣', '知乎'], 3))}\n"
-                      f"版权所有 © 20{rng.randint(10, 23)} {site} 保留所有权利。转载请注明出处。")
+            header = (
+                f"{rng.choice(['首页', '主页'])} > {rng.choice(['技术', '文档', '教程', '开源'])} > 正文\n"
+                f"发布时间：20{rng.randint(10, 23)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+                f"  来源：{site}  作者：{rng.choice(ZH_NAMES)}"
+            )
+            footer = (
+                f"分享到：{'、'.join(rng.sample(['微信', '微博', 'QQ空间', '豆瓣', '知乎'], 3))}\n"
+                f"版权所有 © 20{rng.randint(10, 23)} {site} 保留所有权利。转载请注明出处。"
+            )
         else:
             site = rng.choice(EN_SITES)
-            header = (f"Home » {rng.choice(EN_SECTIONS)} » {' '.join(rng.sample(self.en_vocab, 3)).title()}\n"
-                      f"Posted on {rng.choice(MONTHS)} {rng.randint(1, 28)}, 20{rng.randint(10, 23)} "
-                      f"by {rng.choice(EN_NAMES)}")
-            footer = (f"Share this: {', '.join(rng.sample(['Facebook', 'Twitter', 'Email', 'Pinterest', 'LinkedIn', 'Reddit'], 3))}\n"
-                      f"Copyright © 20{rng.randint(10, 23)} {site}. All rights reserved.")
+            header = (
+                f"Home » {rng.choice(EN_SECTIONS)} » {' '.join(rng.sample(self.en_vocab, 3)).title()}\n"
+                f"Posted on {rng.choice(MONTHS)} {rng.randint(1, 28)}, 20{rng.randint(10, 23)} "
+                f"by {rng.choice(EN_NAMES)}"
+            )
+            footer = (
+                f"Share this: {', '.join(rng.sample(['Facebook', 'Twitter', 'Email', 'Pinterest', 'LinkedIn', 'Reddit'], 3))}\n"
+                f"Copyright © 20{rng.randint(10, 23)} {site}. All rights reserved."
+            )
         parts = [header] if rng.random() < 0.8 else []
         parts.append(text)
         if rng.random() < 0.8 or len(parts) == 1:
@@ -334,12 +348,32 @@ class Perturber:
         return "\n".join(parts), "header_footer"
 
 
-EN_SITES = ["The Daily Ledger", "Riverside Post", "TechPulse", "Garden & Home", "Metro Weekly", "Open Notes",
-            "Northern Herald", "Bright Side Blog"]
+EN_SITES = [
+    "The Daily Ledger",
+    "Riverside Post",
+    "TechPulse",
+    "Garden & Home",
+    "Metro Weekly",
+    "Open Notes",
+    "Northern Herald",
+    "Bright Side Blog",
+]
 EN_SECTIONS = ["News", "Blog", "Articles", "Local", "Features", "Community", "Resources", "Stories"]
 EN_NAMES = ["admin", "Sarah Miller", "John Carter", "Editorial Staff", "Guest Author", "Maria Lopez", "webmaster"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 ZH_SITES = ["开源中国", "技术博客", "Linux 中文社区", "软件之家", "自由软件论坛"]
 ZH_NAMES = ["管理员", "小编", "张伟", "李娜", "网友投稿"]
 
@@ -347,8 +381,9 @@ ZH_NAMES = ["管理员", "小编", "张伟", "李娜", "网友投稿"]
 # --------------------------------------------------------------------------- template sites
 
 
-def fill_template(rng: random.Random, header: list[str], footer: list[str], optional: list[tuple[str, str]],
-                  headline, chars: int) -> tuple[str, str]:
+def fill_template(
+    rng: random.Random, header: list[str], footer: list[str], optional: list[tuple[str, str]], headline, chars: int
+) -> tuple[str, str]:
     """Grow a header/footer pair to about `chars` characters: the fixed lines, then optional
     blocks in random order, then headlines; stops at the first addition that reaches `chars`."""
     size = lambda: len("\n".join(header + footer))  # noqa: E731
@@ -368,11 +403,39 @@ def english_template(rng: random.Random, site: str, vocab: list[str], chars: int
     def headline() -> str:
         return " ".join(rng.sample(vocab, rng.randint(4, 8))).capitalize()
 
-    nav = ["Home", "News", "World", "Business", "Technology", "Science", "Health", "Sports", "Entertainment",
-           "Lifestyle", "Travel", "Food", "Opinion", "Video", "Podcasts", "Events", "Shop", "Jobs"]
+    nav = [
+        "Home",
+        "News",
+        "World",
+        "Business",
+        "Technology",
+        "Science",
+        "Health",
+        "Sports",
+        "Entertainment",
+        "Lifestyle",
+        "Travel",
+        "Food",
+        "Opinion",
+        "Video",
+        "Podcasts",
+        "Events",
+        "Shop",
+        "Jobs",
+    ]
     rng.shuffle(nav)
-    about = ["About Us", "Contact", "Advertise", "Careers", "Privacy Policy", "Terms of Use", "Accessibility",
-             "Sitemap", "RSS Feeds", "Help Center"]
+    about = [
+        "About Us",
+        "Contact",
+        "Advertise",
+        "Careers",
+        "Privacy Policy",
+        "Terms of Use",
+        "Accessibility",
+        "Sitemap",
+        "RSS Feeds",
+        "Help Center",
+    ]
     header = [f"{site} | {' | '.join(nav[: rng.randint(8, 14)])}"]
     footer = [f"© 20{rng.randint(10, 23)} {site} Media Group. All rights reserved."]
     optional = [
@@ -380,8 +443,11 @@ def english_template(rng: random.Random, site: str, vocab: list[str], chars: int
         ("header", "Trending now: " + " · ".join(headline() for _ in range(3))),
         ("header", "Editor's pick: " + headline()),
         ("footer", f"Sign up for our newsletter and get the best of {site} delivered to your inbox every morning."),
-        ("footer", "We use cookies to give you the best experience on our website. By continuing to browse you "
-                   "agree to our use of cookies. Read our Privacy Policy and Terms of Service to learn more."),
+        (
+            "footer",
+            "We use cookies to give you the best experience on our website. By continuing to browse you "
+            "agree to our use of cookies. Read our Privacy Policy and Terms of Service to learn more.",
+        ),
         ("footer", " · ".join(about)),
         ("footer", "Reproduction in whole or in part without written permission is prohibited."),
         ("footer", "Popular posts: " + " · ".join(headline() for _ in range(2))),
@@ -488,8 +554,11 @@ def build(shared: str) -> tuple[list[dict], dict]:
     web = load_web(shared)
     wiki = load_wikipedia(shared, rng)
     zh = load_zh(shared)
-    en_vocab = sorted(w for w, c in Counter(
-        w for d in web + wiki for w in re.findall(r"[A-Za-z]{3,12}", d.text.lower())).items() if c >= 3)
+    en_vocab = sorted(
+        w
+        for w, c in Counter(w for d in web + wiki for w in re.findall(r"[A-Za-z]{3,12}", d.text.lower())).items()
+        if c >= 3
+    )
     zh_chars = sorted(ch for ch, c in Counter(ch for d in zh for ch in _CJK.findall(d.text)).items() if c >= 5)
 
     # Drop base documents that naturally near-duplicate another one (keep the first).
@@ -505,7 +574,7 @@ def build(shared: str) -> tuple[list[dict], dict]:
     # Debian Reference sections, none of them used as seeds.
     c4 = [d for d in web if d.origin == "c4"]
     pairs = keyword_pairs(c4, C4_TOPIC_PAIRS)
-    for n, (i, j, common) in enumerate(pairs):
+    for n, (i, j, _common) in enumerate(pairs):
         c4[i].topic = c4[j].topic = f"c4:{n}"
     free = [d for d in web if d.topic is None and 1500 <= len(d.text) <= 3500]
     rng.shuffle(free)
@@ -526,8 +595,16 @@ def build(shared: str) -> tuple[list[dict], dict]:
     cluster = 0
 
     def add(text: str, doc: Doc, variant: str, group: str | None) -> None:
-        records.append({"text": text, "cluster": cluster, "origin": doc.origin, "source_doc": doc.source_doc,
-                        "variant": variant, "group": group})
+        records.append(
+            {
+                "text": text,
+                "cluster": cluster,
+                "origin": doc.origin,
+                "source_doc": doc.source_doc,
+                "variant": variant,
+                "group": group,
+            }
+        )
 
     for doc in seeds:
         group = f"topic:{doc.topic}" if doc.topic else None
@@ -544,8 +621,14 @@ def build(shared: str) -> tuple[list[dict], dict]:
     for number, (fraction, cap) in enumerate(TEMPLATE_SITES_ZH):
         pages = zh_template_pool[number * TEMPLATE_PAGES : (number + 1) * TEMPLATE_PAGES]
         sites.append((f"zh{number}", pages, True, fraction, cap))
-    site_names = ["Cedar Valley Gazette", "PixelForge", "The Morning Brief", "Harbor City News", "Wanderlust Daily",
-                  "Sparrow & Co."]
+    site_names = [
+        "Cedar Valley Gazette",
+        "PixelForge",
+        "The Morning Brief",
+        "Harbor City News",
+        "Wanderlust Daily",
+        "Sparrow & Co.",
+    ]
     for number, (site, pages, is_zh, fraction, cap) in enumerate(sites):
         if cap:  # short pages: the start of each page, cut at a line end
             pages = [Doc(p.origin, p.source_doc, cut_at_line(p.text, cap), p.topic) for p in pages]
@@ -587,10 +670,14 @@ def main(argv: list[str] | None = None) -> int:
     clusters = Counter(r["cluster"] for r in records)
     sizes = Counter(clusters.values())
     pairs = sum(n * (n - 1) // 2 for n in clusters.values())
-    print(f"wrote {args.out}: {len(records)} documents, {len(clusters)} clusters, {pairs} gold duplicate pairs, "
-          f"{os.path.getsize(args.out) / 1e6:.2f} MB")
+    print(
+        f"wrote {args.out}: {len(records)} documents, {len(clusters)} clusters, {pairs} gold duplicate pairs, "
+        f"{os.path.getsize(args.out) / 1e6:.2f} MB"
+    )
     print("cluster sizes " + " ".join(f"{k}:{v}" for k, v in sorted(sizes.items())))
-    print("documents per origin " + " ".join(f"{k}:{v}" for k, v in sorted(Counter(r['origin'] for r in records).items())))
+    print(
+        "documents per origin " + " ".join(f"{k}:{v}" for k, v in sorted(Counter(r["origin"] for r in records).items()))
+    )
     kinds = Counter(r["variant"].split("(")[0] if "+" not in r["variant"] else "two_perturbations" for r in records)
     print("variants " + " ".join(f"{k}:{v}" for k, v in sorted(kinds.items())))
     groups = Counter(r["group"].split(":")[0] + ":" + r["group"].split(":")[1] for r in records if r["group"])

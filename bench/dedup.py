@@ -63,7 +63,6 @@ from itertools import combinations
 import numpy as np
 import pyarrow as pa
 
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEDUP_STAGES = ("exact_dedup", "minhash_dedup")
 SOURCE = "bench"
@@ -199,7 +198,7 @@ def negative_kind(group: str | None) -> str | None:
 def hard_negative_pairs(records: dict) -> Counter:
     """How many pairs of different clusters share a hard-negative group, per kind."""
     groups = defaultdict(list)
-    for doc_id, r in records.items():
+    for r in records.values():
         if r.get("group"):
             groups[r["group"]].append(r["cluster"])
     out = Counter()
@@ -213,14 +212,17 @@ def hard_negative_pairs(records: dict) -> Counter:
 JACCARD_BANDS = ((0.9, 1.01), (0.8, 0.9), (0.7, 0.8), (0.6, 0.7), (0.5, 0.6), (0.0, 0.5))
 
 
-def report(name: str, predicted_clusters, gold_clusters, gold_pairs: set, records: dict,
-           jaccard: dict) -> tuple[float, float, float]:
+def report(
+    name: str, predicted_clusters, gold_clusters, gold_pairs: set, records: dict, jaccard: dict
+) -> tuple[float, float, float]:
     predicted = pairs_of(predicted_clusters)
     precision, recall, f1 = pair_scores(predicted, gold_pairs)
     macro = doc_macro_f1(predicted_clusters, gold_clusters)
-    print(f"{name}: predicted_pairs {len(predicted)} correct {len(predicted & gold_pairs)} "
-          f"gold_pairs {len(gold_pairs)} precision {precision:.4f} recall {recall:.4f} f1 {f1:.4f} "
-          f"doc_macro_f1 {macro:.4f}")
+    print(
+        f"{name}: predicted_pairs {len(predicted)} correct {len(predicted & gold_pairs)} "
+        f"gold_pairs {len(gold_pairs)} precision {precision:.4f} recall {recall:.4f} f1 {f1:.4f} "
+        f"doc_macro_f1 {macro:.4f}"
+    )
     # False links by the kind of pair (hard-negative group of the builder, when present).
     false = Counter()
     for a, b in sorted(predicted - gold_pairs):
@@ -228,17 +230,23 @@ def report(name: str, predicted_clusters, gold_clusters, gold_pairs: set, record
         false[ka if ka and records[a]["group"] == records[b]["group"] else "other"] += 1
     negatives = hard_negative_pairs(records)
     if negatives or false:
-        print("  false pairs by kind (of hard-negative pairs): " + ", ".join(
-            f"{k} {false[k]}" + (f"/{negatives[k]}" if k in negatives else "")
-            for k in sorted(set(negatives) | set(false))))
+        print(
+            "  false pairs by kind (of hard-negative pairs): "
+            + ", ".join(
+                f"{k} {false[k]}" + (f"/{negatives[k]}" if k in negatives else "")
+                for k in sorted(set(negatives) | set(false))
+            )
+        )
     # Recall by the true shingle Jaccard of the gold pair.
     by_band = []
     for low, high in JACCARD_BANDS:
         inside = [pair for pair in gold_pairs if low <= jaccard[pair] < high]
         if inside:
             found_here = sum(pair in predicted for pair in inside)
-            by_band.append(f"[{low:.1f},{min(high, 1):.1f}{']' if high > 1 else ')'} {found_here / len(inside):.3f} "
-                           f"({len(inside)})")
+            by_band.append(
+                f"[{low:.1f},{min(high, 1):.1f}{']' if high > 1 else ')'} {found_here / len(inside):.3f} "
+                f"({len(inside)})"
+            )
     print("  recall by true 5-gram Jaccard of the gold pair: " + ", ".join(by_band))
     # Recall per variant: gold pairs (original, variant) found, by the variant's perturbations.
     found, total = Counter(), Counter()
@@ -251,8 +259,10 @@ def report(name: str, predicted_clusters, gold_clusters, gold_pairs: set, record
         total[kind] += 1
         found[kind] += (a, b) in predicted
     if total:
-        print("  recall of (original, variant) pairs by perturbation: "
-              + ", ".join(f"{k} {found[k] / total[k]:.3f} ({total[k]})" for k in sorted(total)))
+        print(
+            "  recall of (original, variant) pairs by perturbation: "
+            + ", ".join(f"{k} {found[k] / total[k]:.3f} ({total[k]})" for k in sorted(total))
+        )
     return precision, recall, f1
 
 
@@ -337,9 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=os.path.join(REPO, "configs", "corpus.yaml"))
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="CPUs for the local Ray")
     parser.add_argument("--blocks", type=int, default=0, help="dataset blocks (default: 2 x cores)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a minhash_dedup param for ours and the reference, e.g. --set verify=false "
-                             "(values parsed as YAML)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a minhash_dedup param for ours and the reference, e.g. --set verify=false "
+        "(values parsed as YAML)",
+    )
     args = parser.parse_args(argv)
 
     import ray
@@ -353,8 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     specs, batch_size, seed = dedup_specs(args.config)
     dict(specs)["minhash_dedup"].update(parse_set(args.set))
     params = MinHashParams(**dict(specs)["minhash_dedup"])
-    print(f"file {args.file}: {len(records)} documents; config {os.path.relpath(args.config, REPO)}: "
-          + "; ".join(f"{name} {json.dumps(p, sort_keys=True)}" for name, p in specs) + f"; batch_size {batch_size}")
+    print(
+        f"file {args.file}: {len(records)} documents; config {os.path.relpath(args.config, REPO)}: "
+        + "; ".join(f"{name} {json.dumps(p, sort_keys=True)}" for name, p in specs)
+        + f"; batch_size {batch_size}"
+    )
     print(f"load: {open('/proc/loadavg').read().split()[:3]} (1/5/15 min) on {os.cpu_count()} cores")
 
     gold = defaultdict(list)
@@ -363,19 +381,24 @@ def main(argv: list[str] | None = None) -> int:
     gold_clusters = list(gold.values())
     gold_pairs = pairs_of(gold_clusters)
     sizes = Counter(len(c) for c in gold_clusters)
-    print(f"gold: {len(gold_clusters)} clusters (sizes " + " ".join(f"{k}:{v}" for k, v in sorted(sizes.items()))
-          + f"), {len(gold_pairs)} duplicate pairs")
+    print(
+        f"gold: {len(gold_clusters)} clusters (sizes "
+        + " ".join(f"{k}:{v}" for k, v in sorted(sizes.items()))
+        + f"), {len(gold_pairs)} duplicate pairs"
+    )
 
     rewriters = rewrite_specs(args.config)
     table, would_remove = document_table(records, rewriters)
     ids, langs, texts = table["id"].to_pylist(), table["lang"].to_pylist(), table["text"].to_pylist()
     raw_texts = [by_id[i]["text"] for i in ids]
     print("lang (LanguageId): " + " ".join(f"{k}:{v}" for k, v in Counter(langs).most_common(6)))
-    print(f"text rewritten before dedup by {', '.join(n for n, _ in rewriters) or 'nothing'}: "
-          f"{sum(a != b for a, b in zip(texts, raw_texts))} documents changed, "
-          f"{sum(len(t.encode()) for t in texts) / sum(len(t.encode()) for t in raw_texts):.3f} of the bytes kept; "
-          f"would remove (kept here unchanged): {dict(sorted(would_remove.items())) or 'none'}")
-    shingles = {i: set(shingle_hashes(t, l, params).tolist()) for i, t, l in zip(ids, texts, langs)}
+    print(
+        f"text rewritten before dedup by {', '.join(n for n, _ in rewriters) or 'nothing'}: "
+        f"{sum(a != b for a, b in zip(texts, raw_texts))} documents changed, "
+        f"{sum(len(t.encode()) for t in texts) / sum(len(t.encode()) for t in raw_texts):.3f} of the bytes kept; "
+        f"would remove (kept here unchanged): {dict(sorted(would_remove.items())) or 'none'}"
+    )
+    shingles = {i: set(shingle_hashes(t, lang, params).tolist()) for i, t, lang in zip(ids, texts, langs)}
     jaccard = {(a, b): len(shingles[a] & shingles[b]) / len(shingles[a] | shingles[b]) for a, b in gold_pairs}
 
     start_ray(args.cores)
@@ -391,8 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         if of is not None:
             components.union(doc_id, of)
             removed[stage] += 1
-    print(f"ours: {seconds:.1f} s; removed " + ", ".join(f"{k} {v}" for k, v in sorted(removed.items()))
-          + "; stats " + json.dumps(stats, sort_keys=True))
+    print(
+        f"ours: {seconds:.1f} s; removed "
+        + ", ".join(f"{k} {v}" for k, v in sorted(removed.items()))
+        + "; stats "
+        + json.dumps(stats, sort_keys=True)
+    )
 
     plain, verified, ds_seconds, same = run_datasketch(texts, langs, ids, params)
     raw_plain, raw_verified, _, _ = run_datasketch(raw_texts, langs, ids, params)
@@ -403,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     report(f"datasketch MinHashLSH + jaccard>={params.threshold}, raw text", raw_verified, *gold_args)
     ref = report("datasketch MinHashLSH, text as ours sees it", plain, *gold_args)
     report(f"datasketch MinHashLSH + jaccard>={params.threshold}, text as ours sees it", verified, *gold_args)
-    precision, recall, f1 = report("ours (exact_dedup -> minhash_dedup)", list(components.clusters().values()),
-                                   *gold_args)
+    precision, recall, f1 = report(
+        "ours (exact_dedup -> minhash_dedup)", list(components.clusters().values()), *gold_args
+    )
     print(f"reference_precision {ref[0]:.4f} reference_recall {ref[1]:.4f} reference_f1 {ref[2]:.4f}")
     print(f"precision {precision:.4f} recall {recall:.4f} f1 {f1:.4f}")
     return 0

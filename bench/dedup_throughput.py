@@ -167,7 +167,7 @@ def build_input(shared: str, mb: float, concat: int = 1) -> dict:
     if concat > 1:  # join documents of the same language, `concat` at a time
         joined: dict[str, list] = {"id": [], "text": [], "lang": []}
         for lang in ("en", "zh"):
-            idx = [i for i, l in enumerate(rows["lang"]) if l == lang]
+            idx = [i for i, doc_lang in enumerate(rows["lang"]) if doc_lang == lang]
             for k in range(0, len(idx), concat):
                 group = idx[k : k + concat]
                 joined["id"].append("+".join(rows["id"][i] for i in group))
@@ -176,8 +176,13 @@ def build_input(shared: str, mb: float, concat: int = 1) -> dict:
         rows = joined
     n = len(rows["id"])
     columns = {
-        "id": rows["id"], "source": ["bench"] * n, "text": rows["text"], "url": [None] * n,
-        "metadata": ["{}"] * n, "drop_stage": [None] * n, "drop_reason": [None] * n,
+        "id": rows["id"],
+        "source": ["bench"] * n,
+        "text": rows["text"],
+        "url": [None] * n,
+        "metadata": ["{}"] * n,
+        "drop_stage": [None] * n,
+        "drop_reason": [None] * n,
     }
     schema = DOCUMENT_SCHEMA.append(pa.field("lang", pa.string()))
     table = pa.table({**columns, "lang": rows["lang"]}, schema=schema)
@@ -189,9 +194,16 @@ def build_input(shared: str, mb: float, concat: int = 1) -> dict:
         path = os.path.join(folder, f"part-{k:03d}.parquet")
         pq.write_table(table.slice(k * step, step), path)
         files.append(path)
-    manifest = {"name": name, "folder": folder, "files": files, "documents": n, "copies": copies,
-                "base_documents": len(base), "text_bytes": sum(len(t.encode()) for t in rows["text"]),
-                "zh_documents": rows["lang"].count("zh")}
+    manifest = {
+        "name": name,
+        "folder": folder,
+        "files": files,
+        "documents": n,
+        "copies": copies,
+        "base_documents": len(base),
+        "text_bytes": sum(len(t.encode()) for t in rows["text"]),
+        "zh_documents": rows["lang"].count("zh"),
+    }
     with open(manifest_path, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2)
     return manifest
@@ -254,7 +266,7 @@ def bench_signatures(texts: list[str], langs: list[str], params, batch_size: int
     out.update(shingles=sum(len(h) for h in hashes), ours_shingle_s=t1 - t0, ours_signature_s=t2 - t1)
     # datasketch, per document: (a) the usual loop, SHA-1 of each shingle string (grams built first).
     t0 = cpu()
-    grams = [grams_of(t, l, params) for t, l in zip(texts, langs)]
+    grams = [grams_of(t, lang, params) for t, lang in zip(texts, langs)]
     out["grams_s"] = cpu() - t0
     t0 = cpu()
     for doc in grams:
@@ -276,8 +288,13 @@ def bench_signatures(texts: list[str], langs: list[str], params, batch_size: int
         m.update_batch(hv)
     t3 = cpu()
     same = all(np.array_equal(r.astype(np.uint32), s) for r, s in zip(ref_sigs, sigs))
-    out.update(reference_shingles=sum(len(g) for g in grams), ds_loop_sha1_s=t1 - t0, ds_loop_xxh_s=t2 - t1,
-               ds_update_batch_s=t3 - t2, identical=same)
+    out.update(
+        reference_shingles=sum(len(g) for g in grams),
+        ds_loop_sha1_s=t1 - t0,
+        ds_loop_xxh_s=t2 - t1,
+        ds_update_batch_s=t3 - t2,
+        identical=same,
+    )
     return out
 
 
@@ -287,22 +304,36 @@ def print_signatures(r: dict) -> tuple[float, float]:
     ours_sig = n / r["ours_signature_s"]
     ours_all = n / (r["ours_shingle_s"] + r["ours_signature_s"])
     loop_with_shingling = n / (r["ds_loop_sha1_s"] + r["grams_s"])
-    print(f"\n### Signatures (one process, CPU seconds; num_perm {r['num_perm']}; the same {n:,} documents, "
-          f"{r['shingles'] / n:.0f} shingles/doc)\n")
+    print(
+        f"\n### Signatures (one process, CPU seconds; num_perm {r['num_perm']}; the same {n:,} documents, "
+        f"{r['shingles'] / n:.0f} shingles/doc)\n"
+    )
     print("| path | docs per CPU-s | shingles per CPU-s (M) | vs datasketch loop (text -> signature) |")
     print("| --- | ---: | ---: | ---: |")
     rows = [
-        ("**ours: `shingle_hash_batch` + `signatures_flat` per batch (text -> signature)**", ours_all,
-         r["shingles"] / (r["ours_shingle_s"] + r["ours_signature_s"])),
+        (
+            "**ours: `shingle_hash_batch` + `signatures_flat` per batch (text -> signature)**",
+            ours_all,
+            r["shingles"] / (r["ours_shingle_s"] + r["ours_signature_s"]),
+        ),
         ("ours: `signatures_flat` alone (hashes given)", ours_sig, r["shingles"] / r["ours_signature_s"]),
         ("ours: `shingle_hash_batch` alone", n / r["ours_shingle_s"], r["shingles"] / r["ours_shingle_s"]),
-        ("**datasketch: shingle strings + `update(gram.encode())` loop (SHA-1) (text -> signature)**",
-         loop_with_shingling, r["reference_shingles"] / (r["ds_loop_sha1_s"] + r["grams_s"])),
-        ("datasketch: `update(gram.encode())` loop alone (shingle strings given)", n / r["ds_loop_sha1_s"],
-         r["reference_shingles"] / r["ds_loop_sha1_s"]),
+        (
+            "**datasketch: shingle strings + `update(gram.encode())` loop (SHA-1) (text -> signature)**",
+            loop_with_shingling,
+            r["reference_shingles"] / (r["ds_loop_sha1_s"] + r["grams_s"]),
+        ),
+        (
+            "datasketch: `update(gram.encode())` loop alone (shingle strings given)",
+            n / r["ds_loop_sha1_s"],
+            r["reference_shingles"] / r["ds_loop_sha1_s"],
+        ),
         ("datasketch: `update(h)` loop on our hashes", n / r["ds_loop_xxh_s"], r["shingles"] / r["ds_loop_xxh_s"]),
-        ("datasketch: `update_batch(hashes)` per document, our hashes", n / r["ds_update_batch_s"],
-         r["shingles"] / r["ds_update_batch_s"]),
+        (
+            "datasketch: `update_batch(hashes)` per document, our hashes",
+            n / r["ds_update_batch_s"],
+            r["shingles"] / r["ds_update_batch_s"],
+        ),
     ]
     for label, rate, shingles in rows:
         print(f"| {label} | {rate:,.0f} | {shingles / 1e6:.2f} | {rate / loop_with_shingling:.1f}x |")
@@ -331,8 +362,12 @@ def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> di
     ray_start = start_ray(cores)
     specs, batch_size, seed = dedup_specs()
     context = RunContext(source_priority={"bench": 1}, batch_size=batch_size, seed=seed)
-    result = {"ray_start_s": ray_start, "documents": manifest["documents"], "text_bytes": manifest["text_bytes"],
-              "load_before": loadavg()}
+    result = {
+        "ray_start_s": ray_start,
+        "documents": manifest["documents"],
+        "text_bytes": manifest["text_bytes"],
+        "load_before": loadavg(),
+    }
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # as pipelines/corpus.py
     t0 = time.perf_counter()
     # Blocks of `batch_size` documents, as the pipeline's stage chain hands them to the dedup stages
@@ -346,9 +381,24 @@ def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> di
     for name, params in specs:
         stage = build_stage(name, params)
         if profile and name == "minhash_dedup":
-            spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--subprocesses",
-                                    "--idle", "-r", "50", "-f", "raw", "-o", profile, "-p", str(os.getpid())],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                    "record",
+                    "--subprocesses",
+                    "--idle",
+                    "-r",
+                    "50",
+                    "-f",
+                    "raw",
+                    "-o",
+                    profile,
+                    "-p",
+                    str(os.getpid()),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         t0, c0 = time.perf_counter(), monitor.cpu_total()
         # `find` is the global work (keys, shuffles, components); marking a file's rows by id is a
         # cheap pass the pipeline fuses with its next read, so the next stage reads `ds` as it was.
@@ -379,10 +429,19 @@ def child(manifest_path: str, cores: int, profile: str | None) -> int:
 
 
 def run_child(manifest: dict, cores: int, profile: str | None = None) -> dict:
-    command = [sys.executable, "-m", "bench.dedup_throughput", "--child", os.path.join(manifest["folder"], "manifest.json"),
-               "--cores", str(cores)] + (["--profile", profile] if profile else [])
-    log(f"end to end on {manifest['name']}: {manifest['text_bytes'] / MB:.1f} MB, {manifest['documents']:,} docs "
-        f"(load {loadavg()})")
+    command = [
+        sys.executable,
+        "-m",
+        "bench.dedup_throughput",
+        "--child",
+        os.path.join(manifest["folder"], "manifest.json"),
+        "--cores",
+        str(cores),
+    ] + (["--profile", profile] if profile else [])
+    log(
+        f"end to end on {manifest['name']}: {manifest['text_bytes'] / MB:.1f} MB, {manifest['documents']:,} docs "
+        f"(load {loadavg()})"
+    )
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-5000:])
@@ -399,8 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb", type=float, default=100, help="text MB for the throughput run")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rss-base-mb", type=float, default=4, help="1x size of the memory runs (also 4x, 16x)")
-    parser.add_argument("--signature-docs", type=int, default=3000,
-                        help="documents for the signature timing (ours and datasketch on the same ones)")
+    parser.add_argument(
+        "--signature-docs",
+        type=int,
+        default=3000,
+        help="documents for the signature timing (ours and datasketch on the same ones)",
+    )
     parser.add_argument("--skip", action="append", default=[], choices=["signatures", "e2e", "rss"])
     parser.add_argument("--profile", help="py-spy raw profile of the minhash_dedup stage of the e2e run")
     parser.add_argument("--shared", default=DEFAULT_SHARED)
@@ -414,11 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     specs, batch_size, _ = dedup_specs()
     params = MinHashParams(**dict(specs)["minhash_dedup"])
     manifest = build_input(args.shared, args.mb)
-    print(f"input: {manifest['text_bytes'] / MB:.1f} MB of text, {manifest['documents']:,} documents "
-          f"({manifest['zh_documents']:,} zh) from {manifest['base_documents']} real documents x {manifest['copies']} "
-          f"copies; {manifest['folder']}")
-    print(f"machine: {os.cpu_count()} cores, load {loadavg()} (1/5/15 min) at start; minhash_dedup "
-          f"{json.dumps(dict(specs)['minhash_dedup'], sort_keys=True)}; batch_size {batch_size}")
+    print(
+        f"input: {manifest['text_bytes'] / MB:.1f} MB of text, {manifest['documents']:,} documents "
+        f"({manifest['zh_documents']:,} zh) from {manifest['base_documents']} real documents x {manifest['copies']} "
+        f"copies; {manifest['folder']}"
+    )
+    print(
+        f"machine: {os.cpu_count()} cores, load {loadavg()} (1/5/15 min) at start; minhash_dedup "
+        f"{json.dumps(dict(specs)['minhash_dedup'], sort_keys=True)}; batch_size {batch_size}"
+    )
     ours_sig = loop = mb_s = mb_cpu = None
     if "signatures" not in args.skip:
         texts, langs = read_texts(manifest, args.signature_docs)
@@ -429,41 +496,61 @@ def main(argv: list[str] | None = None) -> int:
     if "e2e" not in args.skip:
         r = run_child(manifest, args.cores, args.profile)
         mb = r["text_bytes"] / MB
-        print(f"\n### End to end ({mb:.1f} MB, {r['documents']:,} documents in {r['blocks']} blocks, "
-              f"{args.cores} cores, load {r['load_before']} -> {r['load_after']})\n")
-        print("| step | wall s | CPU-s (all processes) | MB/s (wall) | MB/s per core (wall / cores) "
-              "| MB per CPU-second | docs/s (wall) |")
+        print(
+            f"\n### End to end ({mb:.1f} MB, {r['documents']:,} documents in {r['blocks']} blocks, "
+            f"{args.cores} cores, load {r['load_before']} -> {r['load_after']})\n"
+        )
+        print(
+            "| step | wall s | CPU-s (all processes) | MB/s (wall) | MB/s per core (wall / cores) "
+            "| MB per CPU-second | docs/s (wall) |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        steps = [(f"{step} ({r[f'{step}_stats']['duplicates']:,} duplicates)", r[f"{step}_s"], r[f"{step}_cpu_s"])
-                 for step in ("exact_dedup", "minhash_dedup")]
+        steps = [
+            (f"{step} ({r[f'{step}_stats']['duplicates']:,} duplicates)", r[f"{step}_s"], r[f"{step}_cpu_s"])
+            for step in ("exact_dedup", "minhash_dedup")
+        ]
         steps.append(("both, as the pipeline runs them", r["total_s"], r["cpu_s"]))
         for label, seconds, cpu_s in steps:
-            print(f"| {label} | {seconds:.1f} | {cpu_s:.0f} | {mb / seconds:.2f} | {mb / seconds / args.cores:.2f} "
-                  f"| {mb / cpu_s:.2f} | {r['documents'] / seconds:,.0f} |")
+            print(
+                f"| {label} | {seconds:.1f} | {cpu_s:.0f} | {mb / seconds:.2f} | {mb / seconds / args.cores:.2f} "
+                f"| {mb / cpu_s:.2f} | {r['documents'] / seconds:,.0f} |"
+            )
         fuzzy_s, fuzzy_cpu = r["minhash_dedup_s"], r["minhash_dedup_cpu_s"]
         mb_s, mb_cpu = mb / fuzzy_s, mb / fuzzy_cpu
-        print(f"\nRay start {r['ray_start_s']:.1f} s and Parquet read {r['read_s']:.1f} s excluded; "
-              f"peak PSS {mib(r['peak']['Pss'])} MiB. The machine is shared: wall-clock figures depend on "
-              "the load above, CPU-seconds much less.")
+        print(
+            f"\nRay start {r['ray_start_s']:.1f} s and Parquet read {r['read_s']:.1f} s excluded; "
+            f"peak PSS {mib(r['peak']['Pss'])} MiB. The machine is shared: wall-clock figures depend on "
+            "the load above, CPU-seconds much less."
+        )
     if "rss" not in args.skip:
         rows = []
         base = args.rss_base_mb
-        for label, mb, concat in (("1x", base, 1), ("4x", 4 * base, 1), ("16x", 16 * base, 1),
-                                  ("4x text, 1x docs", 4 * base, 4)):
+        for label, mb, concat in (
+            ("1x", base, 1),
+            ("4x", 4 * base, 1),
+            ("16x", 16 * base, 1),
+            ("4x text, 1x docs", 4 * base, 4),
+        ):
             m = build_input(args.shared, mb, concat)
             rows.append((label, m, run_child(m, args.cores)))
         print(f"\n### Peak memory, driver + Ray processes ({args.cores} cores; MiB)\n")
-        print("| input | MB text | documents | seconds | sum RSS | sum PSS | PSS anon (heaps) | PSS shmem (object store) "
-              "| driver RSS | load before |")
+        print(
+            "| input | MB text | documents | seconds | sum RSS | sum PSS | PSS anon (heaps) | PSS shmem (object store) "
+            "| driver RSS | load before |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for label, m, r in rows:
             p = r["peak"]
-            print(f"| {label} | {m['text_bytes'] / MB:.1f} | {m['documents']:,} | {r['total_s']:.1f} | {mib(p['Rss'])} | "
-                  f"{mib(p['Pss'])} | {mib(p['Pss_Anon'])} | {mib(p['Pss_Shmem'])} | {mib(p['driver_Rss'])} | "
-                  f"{r['load_before']} |")
+            print(
+                f"| {label} | {m['text_bytes'] / MB:.1f} | {m['documents']:,} | {r['total_s']:.1f} | {mib(p['Rss'])} | "
+                f"{mib(p['Pss'])} | {mib(p['Pss_Anon'])} | {mib(p['Pss_Shmem'])} | {mib(p['driver_Rss'])} | "
+                f"{r['load_before']} |"
+            )
     if ours_sig and mb_s:
-        print(f"signatures_per_s {ours_sig:.0f} datasketch_loop_per_s {loop:.0f} speedup {ours_sig / loop:.1f} "
-              f"mb_per_s {mb_s:.2f} mb_per_s_per_core {mb_s / args.cores:.2f} mb_per_cpu_s {mb_cpu:.2f}")
+        print(
+            f"signatures_per_s {ours_sig:.0f} datasketch_loop_per_s {loop:.0f} speedup {ours_sig / loop:.1f} "
+            f"mb_per_s {mb_s:.2f} mb_per_s_per_core {mb_s / args.cores:.2f} mb_per_cpu_s {mb_cpu:.2f}"
+        )
     return 0
 
 

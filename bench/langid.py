@@ -43,7 +43,7 @@ def read_sentences(directory: str, half: str | None = None) -> dict[str, list[st
         if name.endswith(".txt"):
             with open(os.path.join(directory, name), encoding="utf-8") as handle:
                 lines = [line.strip() for line in handle if line.strip()]
-            sentences[normalise_lang(name[:-4])] = lines if half is None else lines[half == "odd"::2]
+            sentences[normalise_lang(name[:-4])] = lines if half is None else lines[half == "odd" :: 2]
     return sentences
 
 
@@ -57,20 +57,26 @@ def accuracy(directory: str, model: str, half: str | None, brief: bool = False) 
         seconds += time.perf_counter() - started
         confusions.update((lang, p) for p in predicted if p != lang)
         results[lang] = (sum(p == lang for p in predicted), len(sentences))
-    for lang, (correct, n) in ([] if brief else results.items()):
+    for lang, (correct, n) in [] if brief else results.items():
         note = "  (not supported by lid.176)" if lang in LACKING else ""
         print(f"{lang}\t{correct / n:.4f}\t{n}{note}")
-    print("most frequent confusions (true -> predicted: sentences):",
-          ", ".join(f"{true}->{predicted}: {n}" for (true, predicted), n in confusions.most_common(15)))
+    print(
+        "most frequent confusions (true -> predicted: sentences):",
+        ", ".join(f"{true}->{predicted}: {n}" for (true, predicted), n in confusions.most_common(15)),
+    )
     total = sum(n for _, n in results.values())
     accuracies = {lang: correct / n for lang, (correct, n) in results.items()}
     supported = [a for lang, a in accuracies.items() if lang not in LACKING]
     below = sorted((a, lang) for lang, a in accuracies.items())[:5]
-    print(f"model {model} languages {len(results)} sentences {total} lingua_consulted {stage.consulted / total:.3f} "
-          f"group_refined {stage.refined / total:.3f} lowest " + " ".join(f"{lang} {a:.3f}" for a, lang in below))
-    print(f"macro_accuracy {sum(accuracies.values()) / len(accuracies):.4f} "
-          f"macro_supported {sum(supported) / len(supported):.4f} "
-          f"micro_accuracy {sum(c for c, _ in results.values()) / total:.4f} sentences_per_s {total / seconds:.0f}")
+    print(
+        f"model {model} languages {len(results)} sentences {total} lingua_consulted {stage.consulted / total:.3f} "
+        f"group_refined {stage.refined / total:.3f} lowest " + " ".join(f"{lang} {a:.3f}" for a, lang in below)
+    )
+    print(
+        f"macro_accuracy {sum(accuracies.values()) / len(accuracies):.4f} "
+        f"macro_supported {sum(supported) / len(supported):.4f} "
+        f"micro_accuracy {sum(c for c, _ in results.values()) / total:.4f} sentences_per_s {total / seconds:.0f}"
+    )
 
 
 def corpus_documents(config_path: str) -> tuple[list[pa.Table], int]:
@@ -84,10 +90,13 @@ def corpus_documents(config_path: str) -> tuple[list[pa.Table], int]:
     for name in DOC_SOURCES:
         for file in list_input_files(config.sources[name]):
             for table in read_file(file):
-                texts += [t for t, stage in zip(table["text"].to_pylist(), table["drop_stage"].to_pylist())
-                          if stage is None]
+                texts += [
+                    t for t, stage in zip(table["text"].to_pylist(), table["drop_stage"].to_pylist()) if stage is None
+                ]
     size = config.execution.batch_size
-    return [document_batch(texts[i:i + size]) for i in range(0, len(texts), size)], sum(len(t.encode()) for t in texts)
+    return [document_batch(texts[i : i + size]) for i in range(0, len(texts), size)], sum(
+        len(t.encode()) for t in texts
+    )
 
 
 def documents(config_path: str, rounds: int = 3) -> None:
@@ -105,16 +114,21 @@ def documents(config_path: str, rounds: int = 3) -> None:
             langs = collections.Counter(lang for batch in batches for lang in stage.score(batch)["lang"])
             seconds = time.process_time() - started
             best[model] = min(best.get(model, float("inf")), seconds)
-            print(f"  {model}: {n / seconds:.0f} documents/CPU-s; labels "
-                  + ", ".join(f"{lang} {count}" for lang, count in langs.most_common(6)))
+            print(
+                f"  {model}: {n / seconds:.0f} documents/CPU-s; labels "
+                + ", ".join(f"{lang} {count}" for lang, count in langs.most_common(6))
+            )
     ensemble = stages["ensemble"]
-    print(f"lid176_docs_per_s {n / best['lid176']:.0f} ensemble_docs_per_s {n / best['ensemble']:.0f} "
-          f"ratio {best['lid176'] / best['ensemble']:.2f} lingua_consulted {ensemble.consulted / n:.3f} "
-          f"group_refined {ensemble.refined / n:.3f}")
+    print(
+        f"lid176_docs_per_s {n / best['lid176']:.0f} ensemble_docs_per_s {n / best['ensemble']:.0f} "
+        f"ratio {best['lid176'] / best['ensemble']:.2f} lingua_consulted {ensemble.consulted / n:.3f} "
+        f"group_refined {ensemble.refined / n:.3f}"
+    )
 
 
 def measure_worker(model: str, directory: str) -> None:
     """In this (fresh) process: one worker's start-up time and peak RSS."""
+
     def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -126,8 +140,10 @@ def measure_worker(model: str, directory: str) -> None:
     after_setup = rss_mb()
     for sentences in read_sentences(directory).values():
         stage.score(document_batch(sentences))
-    print(f"model {model} setup_s {setup_s:.2f} rss_mb_base {base:.0f} rss_mb_after_setup {after_setup:.0f} "
-          f"rss_mb_peak_all_languages {rss_mb():.0f} declared_memory_mb {stage.resources.memory_mb}")
+    print(
+        f"model {model} setup_s {setup_s:.2f} rss_mb_base {base:.0f} rss_mb_after_setup {after_setup:.0f} "
+        f"rss_mb_peak_all_languages {rss_mb():.0f} declared_memory_mb {stage.resources.memory_mb}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

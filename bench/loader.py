@@ -45,12 +45,24 @@ def synthetic_shards(tokens: int, files: int = 4, seed: int = 0) -> str:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         values = pa.array(rng.integers(0, 1 << 16, size, dtype=np.uint16))
         table = pa.Table.from_arrays(
-            [pa.array([f"doc/{index}/{i}" for i in range(len(lengths))]), pa.array(["bench"] * len(lengths)),
-             pa.ListArray.from_arrays(pa.array(offsets), values)], schema=shard_schema(pa.uint16()))
+            [
+                pa.array([f"doc/{index}/{i}" for i in range(len(lengths))]),
+                pa.array(["bench"] * len(lengths)),
+                pa.ListArray.from_arrays(pa.array(offsets), values),
+            ],
+            schema=shard_schema(pa.uint16()),
+        )
         path = os.path.join(out, f"train-{index:05d}.arrow")
         write_arrow(path, table)
-        entries.append({"split": "train", "path": os.path.basename(path), "documents": len(lengths),
-                        "tokens": size, "sha256": file_sha256(path)})
+        entries.append(
+            {
+                "split": "train",
+                "path": os.path.basename(path),
+                "documents": len(lengths),
+                "tokens": size,
+                "sha256": file_sha256(path),
+            }
+        )
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump({"dtype": "uint16", "files": entries}, handle, indent=2)
     return out
@@ -77,14 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         checksum += int(inputs[0, 0])  # touch the batch
     seconds = time.perf_counter() - started
     tokens = args.steps * args.batch_size * args.seq_len
-    print(f"shards {shards} ({int(loader.source.sizes.sum())} tokens), seq_len {args.seq_len}, "
-          f"batch {args.batch_size}, workers {args.workers}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores", file=sys.stderr)
+    print(
+        f"shards {shards} ({int(loader.source.sizes.sum())} tokens), seq_len {args.seq_len}, "
+        f"batch {args.batch_size}, workers {args.workers}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores",
+        file=sys.stderr,
+    )
     print(f"command: python -m bench.loader {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     print(f"steps {args.steps} seconds {seconds:.3f} batches_per_s {args.steps / seconds:.1f}")
     rate = tokens / seconds
-    print(f"tokens_per_s {rate:.0f} ({rate / 1e6:.1f}M/s; goal >= {GOAL / 1e6:.0f}M/s: "
-          f"{'met' if rate >= GOAL else 'NOT met'})")
+    print(
+        f"tokens_per_s {rate:.0f} ({rate / 1e6:.1f}M/s; goal >= {GOAL / 1e6:.0f}M/s: "
+        f"{'met' if rate >= GOAL else 'NOT met'})"
+    )
     return 0
 
 

@@ -36,10 +36,14 @@ def reference_analyzer():
     offline suffix list): what `AnalyzerEngine` gives without the stage's prefilter and additions."""
     import tldextract
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, IbanRecognizer, IpRecognizer,
-                                                          PhoneRecognizer, UsSsnRecognizer)
-
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
 
     from stages.pii.presidio import LANGUAGE
     from stages.pii.recognizers import OfflineEmailRecognizer
@@ -52,8 +56,14 @@ def reference_analyzer():
 
     registry = RecognizerRegistry(supported_languages=[LANGUAGE])
     extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-    for recognizer in (OfflineEmailRecognizer(extract), PhoneRecognizer(), CreditCardRecognizer(),
-                       IbanRecognizer(), IpRecognizer(), UsSsnRecognizer()):
+    for recognizer in (
+        OfflineEmailRecognizer(extract),
+        PhoneRecognizer(),
+        CreditCardRecognizer(),
+        IbanRecognizer(),
+        IpRecognizer(),
+        UsSsnRecognizer(),
+    ):
         registry.add_recognizer(recognizer)
     engine = BlankSpacyEngine()
     engine.load()
@@ -76,8 +86,11 @@ def evaluate(records: list[dict], predict) -> tuple[dict, float]:
     seconds = 0.0
     for record in records:
         text = record["full_text"]
-        gold = [(s["start_position"], s["end_position"], s["entity_type"]) for s in record["spans"]
-                if s["entity_type"] in counts]
+        gold = [
+            (s["start_position"], s["end_position"], s["entity_type"])
+            for s in record["spans"]
+            if s["entity_type"] in counts
+        ]
         started = time.perf_counter()
         predicted = [p for p in predict(text) if p[2] in counts]
         seconds += time.perf_counter() - started
@@ -95,11 +108,15 @@ def report(counts: dict, seconds: float, size: int) -> str:
     total: Counter = Counter()
     for entity, c in counts.items():
         if c["gold"] or c["predicted"]:
-            lines.append(f"{entity}\t{_ratio(c['found'], c['gold'])}\t{_ratio(c['correct'], c['predicted'])}\t"
-                         f"{c['gold']}\t{c['predicted']}")
+            lines.append(
+                f"{entity}\t{_ratio(c['found'], c['gold'])}\t{_ratio(c['correct'], c['predicted'])}\t"
+                f"{c['gold']}\t{c['predicted']}"
+            )
             total.update(c)
-    lines.append(f"recall {_ratio(total['found'], total['gold'])} precision {_ratio(total['correct'], total['predicted'])} "
-                 f"mb_per_s {size / 1e6 / seconds:.3f}")
+    lines.append(
+        f"recall {_ratio(total['found'], total['gold'])} precision {_ratio(total['correct'], total['predicted'])} "
+        f"mb_per_s {size / 1e6 / seconds:.3f}"
+    )
     return "\n".join(lines)
 
 
@@ -141,13 +158,15 @@ def mobile(rng: random.Random) -> str:
 def decoy(rng: random.Random) -> str:
     """A labelled number that must stay: a wrong check character, a non-mobile 11-digit order
     number, a date, a version, an ISBN."""
-    return rng.choice([
-        lambda: f"身份证号码（校验位错误）：{resident_id(rng, valid=False)}",
-        lambda: f"订单号{12}{rng.randint(0, 999999999):09d}",
-        lambda: f"日期 {rng.randint(2000, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-        lambda: f"版本 {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 30)}",
-        lambda: f"ISBN 978-7-{rng.randint(100, 999)}-{rng.randint(10000, 99999)}-{rng.randint(0, 9)}",
-    ])()
+    return rng.choice(
+        [
+            lambda: f"身份证号码（校验位错误）：{resident_id(rng, valid=False)}",
+            lambda: f"订单号{12}{rng.randint(0, 999999999):09d}",
+            lambda: f"日期 {rng.randint(2000, 2024)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            lambda: f"版本 {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 30)}",
+            lambda: f"ISBN 978-7-{rng.randint(100, 999)}-{rng.randint(10000, 99999)}-{rng.randint(0, 9)}",
+        ]
+    )()
 
 
 def chinese_sentences(path: str) -> list[str]:
@@ -188,8 +207,14 @@ def build_zh(source: str, n: int = 300, seed: int = 0) -> list[dict]:
                 start = len(text) + len(before)
                 text += before + value + after
                 if entity:
-                    spans.append({"entity_type": entity, "entity_value": value, "start_position": start,
-                                  "end_position": start + len(value)})
+                    spans.append(
+                        {
+                            "entity_type": entity,
+                            "entity_value": value,
+                            "start_position": start,
+                            "end_position": start + len(value),
+                        }
+                    )
         records.append({"full_text": text, "spans": spans})
     return records
 
@@ -198,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="presidio-research JSON (full_text, spans)")
     parser.add_argument("--reference", action="store_true", help="presidio's pattern recognizers, whole documents")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a `pii` stage parameter (YAML value), e.g. --set private_ips=true")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a `pii` stage parameter (YAML value), e.g. --set private_ips=true",
+    )
     parser.add_argument("--build-zh", metavar="OUT", help="write the Chinese test set to OUT and exit")
     parser.add_argument("--zh-source", default="../shared/data/zh/debian-reference.zh-cn.txt.gz")
     args = parser.parse_args(argv)

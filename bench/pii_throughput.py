@@ -80,7 +80,7 @@ def timed(function, *args) -> tuple[float, float, object]:
 def run_stage(stage: PiiScrubber, texts: list[str]) -> Counter:
     counts: Counter = Counter()
     for i in range(0, len(texts), BATCH):
-        out = stage.process(document_batch(texts[i:i + BATCH]))
+        out = stage.process(document_batch(texts[i : i + BATCH]))
         for column in out.column_names:
             if column.startswith("pii_"):
                 counts[column] += sum(out[column].to_pylist())
@@ -112,19 +112,25 @@ def main(argv: list[str] | None = None) -> int:
     run_stage(stage, texts[:BATCH])  # warm-up: lazy loads (suffix list, regex compilation)
     seconds, wall, counts = timed(run_stage, stage, texts)
     size = megabytes(texts)
-    print(f"stage: {size:.1f} MB, {len(texts)} documents in {seconds:.1f} CPU s: {size / seconds:.2f} MB/s "
-          f"(wall {size / wall:.2f} MB/s)")
+    print(
+        f"stage: {size:.1f} MB, {len(texts)} documents in {seconds:.1f} CPU s: {size / seconds:.2f} MB/s "
+        f"(wall {size / wall:.2f} MB/s)"
+    )
     repeats = len(texts) / unique
-    print("replacements per copy of the unique text:",
-          {column: round(n / repeats, 1) for column, n in sorted(counts.items()) if n})
+    print(
+        "replacements per copy of the unique text:",
+        {column: round(n / repeats, 1) for column, n in sorted(counts.items()) if n},
+    )
 
     subset = head(texts, args.reference_mb)
     reference = reference_analyzer()
     reference(subset[0])
     reference_seconds, wall, _ = timed(lambda: [reference(text) for text in subset])
     sub_size = megabytes(subset)
-    print(f"presidio whole documents: {sub_size:.1f} MB in {reference_seconds:.1f} CPU s: "
-          f"{sub_size / reference_seconds:.3f} MB/s (wall {sub_size / wall:.3f} MB/s)")
+    print(
+        f"presidio whole documents: {sub_size:.1f} MB in {reference_seconds:.1f} CPU s: "
+        f"{sub_size / reference_seconds:.3f} MB/s (wall {sub_size / wall:.3f} MB/s)"
+    )
 
     whole = PiiScrubber(prefilter=False)
     whole.setup()
@@ -134,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.show:
         for text in texts[:unique]:
             for span in stage.find(text):
-                print(f"{span.entity}\t{text[span.start:span.end]!r}\t{text[max(0, span.start - 50):span.end + 20]!r}")
+                print(
+                    f"{span.entity}\t{text[span.start : span.end]!r}\t{text[max(0, span.start - 50) : span.end + 20]!r}"
+                )
     speed, reference_speed = size / seconds, sub_size / reference_seconds
     print(f"mb_per_s {speed:.2f} reference_mb_per_s {reference_speed:.3f} speedup {speed / reference_speed:.0f}")
     return 0

@@ -414,12 +414,20 @@ def run_datatrove(manifest: dict, cores: int, label: str, wait: float = 0) -> di
         for step in json.load(handle):
             time_stats = step.get("time_stats") or {}
             stats = step.get("stats") or {}
-            steps.append({
-                "name": step.get("name", "?"),
-                "seconds": time_stats.get("total", 0.0),
-                "in": (stats.get("total") or {}).get("total", 0) if isinstance(stats.get("total"), dict) else stats.get("total", 0),
-                "dropped": {k: (v.get("total", v) if isinstance(v, dict) else v) for k, v in stats.items() if k.startswith("dropped")},
-            })
+            steps.append(
+                {
+                    "name": step.get("name", "?"),
+                    "seconds": time_stats.get("total", 0.0),
+                    "in": (stats.get("total") or {}).get("total", 0)
+                    if isinstance(stats.get("total"), dict)
+                    else stats.get("total", 0),
+                    "dropped": {
+                        k: (v.get("total", v) if isinstance(v, dict) else v)
+                        for k, v in stats.items()
+                        if k.startswith("dropped")
+                    },
+                }
+            )
     return {
         "label": label,
         "seconds": seconds,
@@ -467,8 +475,9 @@ def profile_stages(manifest: dict, limit_mb: float = 2.8) -> dict:
                 warm_up.append(text)
             else:
                 break
-    chain = StageChain([(spec.name, spec.params) for spec in config.stages], config.execution.batch_size,
-                       config.ingest.max_batch_bytes)
+    chain = StageChain(
+        [(spec.name, spec.params) for spec in config.stages], config.execution.batch_size, config.ingest.max_batch_bytes
+    )
     first_analysing = next((stage.name for stage in chain.stages if stage.name in ANALYSING_STAGES), None)
     seconds: Counter = Counter()
     segmented: Counter = Counter()  # language -> MB segmented
@@ -493,17 +502,25 @@ def profile_stages(manifest: dict, limit_mb: float = 2.8) -> dict:
     segmented.clear()
     n = config.execution.batch_size
     for start in range(0, len(texts), n):
-        run(texts[start:start + n])
+        run(texts[start : start + n])
     segmentation = [(lang, segmented[lang], seconds[f"segmentation:{lang}"]) for lang in sorted(segmented, key=str)]
-    return {"mb": size / MB, "documents": len(texts), "setup": setup, "segmentation": segmentation,
-            "stages": [(stage.name, seconds[stage.name]) for stage in chain.stages]}
+    return {
+        "mb": size / MB,
+        "documents": len(texts),
+        "setup": setup,
+        "segmentation": segmentation,
+        "stages": [(stage.name, seconds[stage.name]) for stage in chain.stages],
+    }
 
 
 # --------------------------------------------------------------------------- report
 
 
 def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -514,39 +531,60 @@ def pct(part: float, whole: float) -> str:
 
 def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dict | None, profile: dict | None) -> str:
     out = []
-    out.append(f"Cores: {args.cores}. MB = 10^6 bytes of UTF-8 document text. Input: {len(manifests['full']['files'])} "
-               f"JSONL files under bench/work/ (cached), built from ../shared/data.")
+    out.append(
+        f"Cores: {args.cores}. MB = 10^6 bytes of UTF-8 document text. Input: {len(manifests['full']['files'])} "
+        f"JSONL files under bench/work/ (cached), built from ../shared/data."
+    )
     out.append("")
     if ours:
         first = next(iter(ours.values()))
-        out.append(f"Ours: stages {' -> '.join(first['stages'])} (params from configs/corpus.yaml; langid allows en+zh); "
-                   f"dataset-level stages in the config and not run here: {', '.join(excluded_stages()) or 'none'}.")
-        out.append("datatrove: JsonlReader -> LanguageFilter(en, zh; lid.176.ftz) -> GopherRepetitionFilter -> "
-                   "GopherQualityFilter -> C4QualityFilter(filter_no_terminal_punct=False) -> FineWebQualityFilter -> "
-                   "JsonlWriter (gzip), default parameters otherwise.")
+        out.append(
+            f"Ours: stages {' -> '.join(first['stages'])} (params from configs/corpus.yaml; langid allows en+zh); "
+            f"dataset-level stages in the config and not run here: {', '.join(excluded_stages()) or 'none'}."
+        )
+        out.append(
+            "datatrove: JsonlReader -> LanguageFilter(en, zh; lid.176.ftz) -> GopherRepetitionFilter -> "
+            "GopherQualityFilter -> C4QualityFilter(filter_no_terminal_punct=False) -> FineWebQualityFilter -> "
+            "JsonlWriter (gzip), default parameters otherwise."
+        )
         out.append("")
-    out.append("**Input mix** (each base document repeated `copies` times; copy N has id suffix `/cN` and `cN ` "
-               "prepended to its text):")
+    out.append(
+        "**Input mix** (each base document repeated `copies` times; copy N has id suffix `/cN` and `cN ` "
+        "prepended to its text):"
+    )
     out.append("")
     rows = []
     for key, manifest in manifests.items():
         per = manifest["per_origin"]
-        rows.append([f"{key} ({manifest['name']})", f"{manifest['documents']:,}", f"{manifest['text_bytes'] / MB:.1f}",
-                     manifest["copies"]] + [f"{per[o]['documents']:,} docs, {pct(per[o]['text_bytes'], manifest['text_bytes'])}"
-                                            for o in ORIGINS])
+        rows.append(
+            [
+                f"{key} ({manifest['name']})",
+                f"{manifest['documents']:,}",
+                f"{manifest['text_bytes'] / MB:.1f}",
+                manifest["copies"],
+            ]
+            + [f"{per[o]['documents']:,} docs, {pct(per[o]['text_bytes'], manifest['text_bytes'])}" for o in ORIGINS]
+        )
     out.append(table(["input", "docs", "text MB", "copies", "C4", "CCNet", "Wikipedia", "zh (Debian Ref.)"], rows))
     out.append("")
     if dt:
         same = ours[dt["label"]]
         mb, dt_mbps = same["manifest"]["text_bytes"] / MB, dt["manifest"]["text_bytes"] / MB / dt["seconds"]
-        with_start = (f"; {mb / (same['seconds'] + ray_seconds) / dt_mbps:.2f}x counting its "
-                      f"{ray_seconds:.1f} s start" if ray_seconds is not None else "")
-        out.append(f"**Same input ({dt['label']}, {mb:.1f} MB), this run, {args.cores} cores: ours "
-                   f"{mb / same['seconds']:.3f} MB/s, datatrove {dt_mbps:.3f} MB/s: "
-                   f"{mb / same['seconds'] / dt_mbps:.2f}x** (ours with Ray already up{with_start})")
+        with_start = (
+            f"; {mb / (same['seconds'] + ray_seconds) / dt_mbps:.2f}x counting its {ray_seconds:.1f} s start"
+            if ray_seconds is not None
+            else ""
+        )
+        out.append(
+            f"**Same input ({dt['label']}, {mb:.1f} MB), this run, {args.cores} cores: ours "
+            f"{mb / same['seconds']:.3f} MB/s, datatrove {dt_mbps:.3f} MB/s: "
+            f"{mb / same['seconds'] / dt_mbps:.2f}x** (ours with Ray already up{with_start})"
+        )
         out.append("")
-    out.append("**Throughput** (wall clock, end to end: read JSONL, all stages, write output; ours also writes rejects "
-               "and stats.json/report.md)")
+    out.append(
+        "**Throughput** (wall clock, end to end: read JSONL, all stages, write output; ours also writes rejects "
+        "and stats.json/report.md)"
+    )
     out.append("")
     rows = []
     runs = []
@@ -558,26 +596,57 @@ def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dic
         runs.append((f"datatrove, {dt['label']} input", dt, dt["seconds"]))
     for name, result, seconds in runs:
         m = result["manifest"]
-        rows.append([name, f"{m['text_bytes'] / MB:.1f}", f"{result['documents']:,}", f"{seconds:.1f}",
-                     f"{m['text_bytes'] / MB / seconds:.3f}", f"{result['documents'] / seconds:.1f}",
-                     f"{result['kept_documents']:,}", f"{result['own_cores']:.2f}",
-                     f"{result['load_before']:.2f} / {result['other_cores']:.2f}"])
-    out.append(table(["run", "input MB", "docs", "wall s", "MB/s", "docs/s", "kept docs", "cores used",
-                      "other load before / during (cores)"], rows))
+        rows.append(
+            [
+                name,
+                f"{m['text_bytes'] / MB:.1f}",
+                f"{result['documents']:,}",
+                f"{seconds:.1f}",
+                f"{m['text_bytes'] / MB / seconds:.3f}",
+                f"{result['documents'] / seconds:.1f}",
+                f"{result['kept_documents']:,}",
+                f"{result['own_cores']:.2f}",
+                f"{result['load_before']:.2f} / {result['other_cores']:.2f}",
+            ]
+        )
+    out.append(
+        table(
+            [
+                "run",
+                "input MB",
+                "docs",
+                "wall s",
+                "MB/s",
+                "docs/s",
+                "kept docs",
+                "cores used",
+                "other load before / during (cores)",
+            ],
+            rows,
+        )
+    )
     disturbed = [name for name, result, _ in runs if result["other_cores"] > 0.25 or result["load_before"] > 0.3]
     out.append("")
-    out.append("`cores used`: CPU time of the run's own processes / wall time. `other load`: cores busy with "
-               "other processes just before and during the run (should be ~0)."
-               + (f" **WARNING: other work shared the machine during: {'; '.join(disturbed)}; these figures "
-                  "understate throughput.**" if disturbed else ""))
+    out.append(
+        "`cores used`: CPU time of the run's own processes / wall time. `other load`: cores busy with "
+        "other processes just before and during the run (should be ~0)."
+        + (
+            f" **WARNING: other work shared the machine during: {'; '.join(disturbed)}; these figures "
+            "understate throughput.**"
+            if disturbed
+            else ""
+        )
+    )
     if ray_seconds is not None:
         out.append("")
         out.append(f"Ray start (`ray.init(address='local', num_cpus={args.cores})`): {ray_seconds:.1f} s.")
     out.append("")
     if dt:
         ours_key = dt["label"]
-        out.append(f"**Kept documents per origin** (both on the {ours_key} input; datatrove's filters are English-only, so Chinese is "
-                   "expected to be rejected there: a finding, not a bug)")
+        out.append(
+            f"**Kept documents per origin** (both on the {ours_key} input; datatrove's filters are English-only, so Chinese is "
+            "expected to be rejected there: a finding, not a bug)"
+        )
         out.append("")
         mo, md = ours[ours_key]["manifest"], dt["manifest"]
         rows = []
@@ -586,8 +655,13 @@ def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dic
             b, n_b = dt["kept_per_origin"].get(origin, 0), md["per_origin"][origin]["documents"]
             rows.append([origin, f"{a:,} / {n_a:,} ({pct(a, n_a)})", f"{b:,} / {n_b:,} ({pct(b, n_b)})"])
         a, b = ours[ours_key]["kept_documents"], dt["kept_documents"]
-        rows.append(["all", f"{a:,} / {mo['documents']:,} ({pct(a, mo['documents'])})",
-                     f"{b:,} / {md['documents']:,} ({pct(b, md['documents'])})"])
+        rows.append(
+            [
+                "all",
+                f"{a:,} / {mo['documents']:,} ({pct(a, mo['documents'])})",
+                f"{b:,} / {md['documents']:,} ({pct(b, md['documents'])})",
+            ]
+        )
         out.append(table(["origin", f"ours kept ({ours_key})", f"datatrove kept ({dt['label']})"], rows))
         out.append("")
     for key, result in ours.items():
@@ -595,18 +669,35 @@ def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dic
         out.append("")
     first = next(iter(ours.values()), None)
     if first:
-        out.append(f"**Ours: removed per stage** ({first['label']} input): " + "; ".join(
-            f"{stage} {sum(reasons.values()):,} (" + ", ".join(f"{r} {c:,}" for r, c in sorted(reasons.items(), key=lambda x: -x[1])[:4]) + ")"
-            for stage, reasons in first["removed"].items()))
+        out.append(
+            f"**Ours: removed per stage** ({first['label']} input): "
+            + "; ".join(
+                f"{stage} {sum(reasons.values()):,} ("
+                + ", ".join(f"{r} {c:,}" for r, c in sorted(reasons.items(), key=lambda x: -x[1])[:4])
+                + ")"
+                for stage, reasons in first["removed"].items()
+            )
+        )
         out.append("")
     if dt:
         total = sum(step["seconds"] for step in dt["steps"]) or 1.0
         out.append("**datatrove: time per step** (from its logs/stats.json, summed over tasks)")
         out.append("")
-        out.append(table(["step", "seconds", "share", "dropped"], [
-            [step["name"], f"{step['seconds']:.1f}", pct(step["seconds"], total),
-             ", ".join(f"{k.removeprefix('dropped_') or k}: {v:,}" for k, v in step["dropped"].items()) or "-"]
-            for step in dt["steps"]]))
+        out.append(
+            table(
+                ["step", "seconds", "share", "dropped"],
+                [
+                    [
+                        step["name"],
+                        f"{step['seconds']:.1f}",
+                        pct(step["seconds"], total),
+                        ", ".join(f"{k.removeprefix('dropped_') or k}: {v:,}" for k, v in step["dropped"].items())
+                        or "-",
+                    ]
+                    for step in dt["steps"]
+                ],
+            )
+        )
         out.append("")
     if profile:
         out.append(profile_table(profile))
@@ -626,43 +717,72 @@ def profile_table(profile: dict) -> str:
     rows = []
     for name, seconds in profile["stages"]:
         if name in ANALYSING_STAGES and seg_seconds and not any(r[0].startswith("segmentation") for r in rows):
-            rows.append(["segmentation (shared by the next four)", f"{seg_seconds:.2f}", pct(seg_seconds, total),
-                         f"{mb / seg_seconds:.2f}", goal_met(seg_seconds, mb)])
+            rows.append(
+                [
+                    "segmentation (shared by the next four)",
+                    f"{seg_seconds:.2f}",
+                    pct(seg_seconds, total),
+                    f"{mb / seg_seconds:.2f}",
+                    goal_met(seg_seconds, mb),
+                ]
+            )
         goal = "-" if name in GOAL_EXEMPT else goal_met(seconds, mb)
         rows.append([name, f"{seconds:.2f}", pct(seconds, total), f"{mb / seconds:.2f}" if seconds else "-", goal])
     rows.append(["chain", f"{total:.2f}", "100 %", f"{mb / total:.2f}", ""])
-    per_lang = "; ".join(f"{lang or 'no language'}: {seg_mb:.2f} MB in {s:.2f} s ({seg_mb / s:.2f} MB/s)"
-                         for lang, seg_mb, s in profile["segmentation"] if s)
-    return "\n".join([
-        f"**Ours: time per stage** (stage chain in one process, one core, no Ray, first {mb:.1f} MB / "
-        f"{profile['documents']} docs of the input; setup {profile['setup']:.1f} s not included; MB/s = MB of "
-        f"input text / the stage's seconds; goal >= {STAGE_GOAL_MB_PER_S:g} MB/s per core except "
-        f"{' and '.join(GOAL_EXEMPT)})", "",
-        table(["stage", "seconds", "share", "MB/s (one core)", "goal"], rows), "",
-        f"Segmentation per language (documents still alive after langid; zh = jieba): {per_lang}.",
-    ])
+    per_lang = "; ".join(
+        f"{lang or 'no language'}: {seg_mb:.2f} MB in {s:.2f} s ({seg_mb / s:.2f} MB/s)"
+        for lang, seg_mb, s in profile["segmentation"]
+        if s
+    )
+    return "\n".join(
+        [
+            f"**Ours: time per stage** (stage chain in one process, one core, no Ray, first {mb:.1f} MB / "
+            f"{profile['documents']} docs of the input; setup {profile['setup']:.1f} s not included; MB/s = MB of "
+            f"input text / the stage's seconds; goal >= {STAGE_GOAL_MB_PER_S:g} MB/s per core except "
+            f"{' and '.join(GOAL_EXEMPT)})",
+            "",
+            table(["stage", "seconds", "share", "MB/s (one core)", "goal"], rows),
+            "",
+            f"Segmentation per language (documents still alive after langid; zh = jieba): {per_lang}.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=20, help="input size in MB of text (default: %(default)s)")
     parser.add_argument("--cores", type=int, default=2, help="cores for both pipelines (default: %(default)s)")
-    parser.add_argument("--datatrove-mb", type=float, default=0,
-                        help="datatrove's input size if smaller than --mb (whole copies of the same mix; ours then "
-                        "runs on it too); 0 = the same input as ours (default: %(default)s)")
+    parser.add_argument(
+        "--datatrove-mb",
+        type=float,
+        default=0,
+        help="datatrove's input size if smaller than --mb (whole copies of the same mix; ours then "
+        "runs on it too); 0 = the same input as ours (default: %(default)s)",
+    )
     parser.add_argument("--shared", default=DEFAULT_SHARED, help="../shared/data (default: %(default)s)")
     parser.add_argument("--skip-datatrove", action="store_true")
     parser.add_argument("--no-profile", action="store_true", help="skip the one-core per-stage timing of ours")
-    parser.add_argument("--profile-mb", type=float, default=2.8,
-                        help="MB of the input the one-core per-stage timing runs on (default: %(default)s)")
+    parser.add_argument(
+        "--profile-mb",
+        type=float,
+        default=2.8,
+        help="MB of the input the one-core per-stage timing runs on (default: %(default)s)",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--wait-idle", type=float, default=0, metavar="S",
-                        help="before each timed run, wait up to S s for the machine to be idle (default: %(default)s)")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="S",
+        help="before each timed run, wait up to S s for the machine to be idle (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     os.chdir(REPO)  # configs/corpus.yaml refers to keyword files relative to the repo root
     if not os.path.isdir(args.shared):
-        print(f"pipeline_throughput: {args.shared} not found (the benchmark input is built from ../shared/data)",
-              file=sys.stderr)
+        print(
+            f"pipeline_throughput: {args.shared} not found (the benchmark input is built from ../shared/data)",
+            file=sys.stderr,
+        )
         return 2
     os.makedirs(WORK, exist_ok=True)
     manifests = {"full": build_input(args.shared, args.mb, args.cores)}
@@ -694,13 +814,32 @@ def main(argv: list[str] | None = None) -> int:
     def mbps(result):
         return result["manifest"]["text_bytes"] / MB / result["seconds"]
 
-    figures = {"ours_mb_per_s": mbps(ours["full"]), "ray_start_s": ray_seconds,
-               "ours": {k: {"seconds": v["seconds"], "mb_per_s": mbps(v), "docs_per_s": v["documents"] / v["seconds"],
-                            "kept_per_origin": v["kept_per_origin"]} for k, v in ours.items()}}
+    figures = {
+        "ours_mb_per_s": mbps(ours["full"]),
+        "ray_start_s": ray_seconds,
+        "ours": {
+            k: {
+                "seconds": v["seconds"],
+                "mb_per_s": mbps(v),
+                "docs_per_s": v["documents"] / v["seconds"],
+                "kept_per_origin": v["kept_per_origin"],
+            }
+            for k, v in ours.items()
+        },
+    }
     if dt:
-        figures.update({"datatrove_mb_per_s": mbps(dt), "datatrove": {
-            "input": dt_key, "seconds": dt["seconds"], "mb_per_s": mbps(dt), "docs_per_s": dt["documents"] / dt["seconds"],
-            "kept_per_origin": dt["kept_per_origin"]}})
+        figures.update(
+            {
+                "datatrove_mb_per_s": mbps(dt),
+                "datatrove": {
+                    "input": dt_key,
+                    "seconds": dt["seconds"],
+                    "mb_per_s": mbps(dt),
+                    "docs_per_s": dt["documents"] / dt["seconds"],
+                    "kept_per_origin": dt["kept_per_origin"],
+                },
+            }
+        )
         same = mbps(ours[dt_key])
         figures["same_input_ratio"] = same / mbps(dt)
         print(f"ours_mb_per_s {same:.3f} datatrove_mb_per_s {mbps(dt):.3f} same_input_ratio {same / mbps(dt):.2f}")

@@ -126,8 +126,13 @@ class TreeMonitor(threading.Thread):
         out = {"driver": 0.0, "workers": 0.0, "ray system": 0.0}
         for pid, seconds in list(self.cpu.items()):
             name = self.names.get(pid, "")
-            kind = ("driver" if pid == self.root else
-                    "workers" if name.startswith("ray::") or "default_worker.py" in name else "ray system")
+            kind = (
+                "driver"
+                if pid == self.root
+                else "workers"
+                if name.startswith("ray::") or "default_worker.py" in name
+                else "ray system"
+            )
             out[kind] += seconds
         return out
 

@@ -46,22 +46,26 @@ def dump_bench_input(mb: float, cores: int) -> pa.Table:
     os.makedirs(WORK, exist_ok=True)
     manifest = build_input(DEFAULT_SHARED, mb, cores)
     config = ours_config(os.path.dirname(manifest["files"][0]), os.path.join(WORK, "unused"), 1)
-    chain = StageChain([(spec.name, spec.params) for spec in config.stages], config.execution.batch_size,
-                       config.ingest.max_batch_bytes)
+    chain = StageChain(
+        [(spec.name, spec.params) for spec in config.stages], config.execution.batch_size, config.ingest.max_batch_bytes
+    )
     out, seconds = [], 0.0
     for path in manifest["files"]:
         with open(path, encoding="utf-8") as handle:
             records = [json.loads(line) for line in handle]
         for start in range(0, len(records), config.execution.batch_size):
-            chunk = records[start:start + config.execution.batch_size]
+            chunk = records[start : start + config.execution.batch_size]
             batch = document_batch([r["text"] for r in chunk])
             batch = batch.set_column(0, "id", pa.array([r["id"] for r in chunk]))
             started = time.perf_counter()
             batch = chain(batch)
             seconds += time.perf_counter() - started
             out.append(decisions_of(batch))
-    print(f"{manifest['documents']:,} documents, {manifest['text_bytes'] / 1e6:.1f} MB: "
-          f"row stages took {seconds:.1f} s on one core", file=sys.stderr)
+    print(
+        f"{manifest['documents']:,} documents, {manifest['text_bytes'] / 1e6:.1f} MB: "
+        f"row stages took {seconds:.1f} s on one core",
+        file=sys.stderr,
+    )
     return pa.concat_tables(out, promote_options="default")
 
 

@@ -49,7 +49,8 @@ class Benchmark:
 
 BENCHMARKS = [
     Benchmark(
-        "pipeline", "Pipeline throughput: ours vs datatrove",
+        "pipeline",
+        "Pipeline throughput: ours vs datatrove",
         "Goals: our pipeline at >= 5x datatrove's throughput (MB/s of input text) on the same input and the same "
         "2 cores, in one run, with the same filters; every row stage >= 2 MB/s per core (one-core profile), "
         "language ID and the classifier excepted. Published anchors (../shared/NOTES.md, datatrove 0.10 on "
@@ -57,10 +58,12 @@ BENCHMARKS = [
         "FineWebQuality 1.32; the four in a `LocalPipelineExecutor` with JSONL in/out ~0.13 MB/s (English only, "
         "no language ID; the mix here is 30 % Chinese, which datatrove drops at GopherQuality).",
         [["-m", "bench.pipeline_throughput", "--mb", "20", "--cores", "2", "--wait-idle", "120"]],
-        markdown=True, timeout=3600,
+        markdown=True,
+        timeout=3600,
     ),
     Benchmark(
-        "langid", "Language ID: accuracy over all 75 languages, document throughput, worker memory",
+        "langid",
+        "Language ID: accuracy over all 75 languages, document throughput, worker memory",
         "Goals (issue 14), on the dev half (../shared/data/langid/sentences, ~500 sentences per language): "
         "`macro_accuracy` (mean over all 75 languages) >= 0.96 with no language below 0.60; on the sample "
         "corpus's web, wiki and zh documents, the ensemble's documents/s >= 50 % of lid.176 alone in the same "
@@ -70,30 +73,36 @@ BENCHMARKS = [
         "tuned on these sentences: the even and odd halves show how much of it is fit to them. No held-out "
         "half exists in ../shared. `--startup`: one worker's start-up and peak memory per model, in a fresh "
         "process; the peak is after labelling every language's sentences (all lingua models loaded).",
-        [["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences")],
-         ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--half", "even", "--brief"],
-         ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--half", "odd", "--brief"],
-         ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--model", "lid176", "--brief"],
-         ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--model", "lingua", "--brief"],
-         ["-m", "bench.langid", "--docs", "configs/corpus.yaml"],
-         ["-m", "bench.langid", "--startup", os.path.join(SHARED, "langid", "sentences")]],
+        [
+            ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences")],
+            ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--half", "even", "--brief"],
+            ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--half", "odd", "--brief"],
+            ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--model", "lid176", "--brief"],
+            ["-m", "bench.langid", os.path.join(SHARED, "langid", "sentences"), "--model", "lingua", "--brief"],
+            ["-m", "bench.langid", "--docs", "configs/corpus.yaml"],
+            ["-m", "bench.langid", "--startup", os.path.join(SHARED, "langid", "sentences")],
+        ],
     ),
     Benchmark(
-        "pii", "PII detection: recall, precision, throughput",
+        "pii",
+        "PII detection: recall, precision, throughput",
         "Goals: recall and precision >= 0.95 on the structured types, and >= 100x the throughput of presidio "
         "over whole documents at equal or better recall. Anchor: presidio's pattern recognizers alone give "
         "about recall 0.80 / precision 0.92 on presidio_synth_dev.json. `--reference` runs presidio's own "
         "recognizers over whole documents. The Chinese set (tests/fixtures/pii/zh_synth.json, built by "
         "`python -m bench.pii --build-zh`) is real Chinese Debian Reference text with generated valid resident "
         "ID and mobile numbers and look-alikes. Throughput: MB of text per CPU-second of one core.",
-        [["-m", "bench.pii", os.path.join(SHARED, "pii", "presidio_synth_dev.json")],
-         ["-m", "bench.pii", os.path.join(SHARED, "pii", "presidio_synth_dev.json"), "--reference"],
-         ["-m", "bench.pii", "tests/fixtures/pii/zh_synth.json"],
-         ["-m", "bench.pii", "tests/fixtures/pii/zh_synth.json", "--reference"],
-         ["-m", "bench.pii_throughput", "--mb", "100"]],
+        [
+            ["-m", "bench.pii", os.path.join(SHARED, "pii", "presidio_synth_dev.json")],
+            ["-m", "bench.pii", os.path.join(SHARED, "pii", "presidio_synth_dev.json"), "--reference"],
+            ["-m", "bench.pii", "tests/fixtures/pii/zh_synth.json"],
+            ["-m", "bench.pii", "tests/fixtures/pii/zh_synth.json", "--reference"],
+            ["-m", "bench.pii_throughput", "--mb", "100"],
+        ],
     ),
     Benchmark(
-        "dedup", "Dedup: near-duplicate accuracy, signature and end-to-end throughput, memory",
+        "dedup",
+        "Dedup: near-duplicate accuracy, signature and end-to-end throughput, memory",
         "Accuracy: precision/recall/F1 over gold duplicate pairs of bench/data/dedup_gold.jsonl (1,243 real "
         "documents from ../shared/data with documented perturbations and hard negatives; how it is built: "
         "bench/build_dedup_set.py), ours (exact_dedup -> minhash_dedup as the pipeline runs them, after "
@@ -111,14 +120,28 @@ BENCHMARKS = [
         "F1 here but removes the chance collisions of unrelated documents (at Jaccard 0.3, 20 x 5 makes a "
         "candidate pair 5 % of the time), whose number grows with the corpus. The second run below shows "
         "FineWeb's setting.",
-        [["-m", "bench.dedup", "bench/data/dedup_gold.jsonl"],
-         ["-m", "bench.dedup", "bench/data/dedup_gold.jsonl", "--set", "num_perm=112", "--set", "bands=14",
-          "--set", "rows=8", "--set", "verify=false"],
-         ["-m", "bench.dedup_throughput", "--mb", "100"]],
+        [
+            ["-m", "bench.dedup", "bench/data/dedup_gold.jsonl"],
+            [
+                "-m",
+                "bench.dedup",
+                "bench/data/dedup_gold.jsonl",
+                "--set",
+                "num_perm=112",
+                "--set",
+                "bands=14",
+                "--set",
+                "rows=8",
+                "--set",
+                "verify=false",
+            ],
+            ["-m", "bench.dedup_throughput", "--mb", "100"],
+        ],
         timeout=3600,
     ),
     Benchmark(
-        "scale", "Global stages at 1x, 4x and 16x: throughput, driver and cluster memory, spill",
+        "scale",
+        "Global stages at 1x, 4x and 16x: throughput, driver and cluster memory, spill",
         "The pipeline (`python -m pipelines.corpus`, in a fresh process per scale) with only exact_dedup -> "
         "minhash_dedup -> sentence_dedup (configs/corpus.yaml's params) on a synthetic corpus of real sentences "
         "from ../shared/data (12 % near-duplicates, 4 % exact copies, 25 % with shared boilerplate; recipe in "
@@ -127,26 +150,52 @@ BENCHMARKS = [
         "core of the global stages within 20 %; the 16x run completes. Then a projection to 1 TB on 16 nodes "
         "from the per-document costs at 16x (shuffle, object store traffic, spill, store working set per stage "
         "and node; driver heap). Wall-clock figures carry the machine's load next to them.",
-        [["-m", "bench.scale", "--docs", "25000", "--scales", "1,4,16", "--cores", "2", "--object-store-mb", "200",
-          "--wait-idle", "120"]],
-        markdown=True, timeout=5400,
+        [
+            [
+                "-m",
+                "bench.scale",
+                "--docs",
+                "25000",
+                "--scales",
+                "1,4,16",
+                "--cores",
+                "2",
+                "--object-store-mb",
+                "200",
+                "--wait-idle",
+                "120",
+            ]
+        ],
+        markdown=True,
+        timeout=5400,
     ),
     Benchmark(
-        "sample", "The default run on the embedded sample corpus",
+        "sample",
+        "The default run on the embedded sample corpus",
         "What `make corpus` does, written to bench/work/sample_out: the pipeline's accounting (every input "
         "document kept, removed with a reason, or quarantined), the mixture of the token shards (requested vs "
         "achieved share by tokens, epochs per source), the tokenizer's report (held-out characters per token "
         "and tokens per word, before and after the vocabulary extension), and the held-out evaluation stored "
         "with the shipped quality classifier (models/quality/quality.json, trained by `make quality-model`).",
-        [["-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", "bench/work/sample_out"],
-         ["-m", "pipelines.shards", "--config", "configs/shards.yaml", "--out", "bench/work/sample_out"],
-         ["-c", "print(open('bench/work/sample_out/tokenizer/report.md').read()); "
-                "print(open('bench/work/sample_out/tokenizer/extended/report.md').read())"],
-         ["-c", "import json; print(json.dumps(json.load(open('models/quality/quality.json'))['heldout'], indent=2))"]],
-        needs=".", timeout=900,
+        [
+            ["-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", "bench/work/sample_out"],
+            ["-m", "pipelines.shards", "--config", "configs/shards.yaml", "--out", "bench/work/sample_out"],
+            [
+                "-c",
+                "print(open('bench/work/sample_out/tokenizer/report.md').read()); "
+                "print(open('bench/work/sample_out/tokenizer/extended/report.md').read())",
+            ],
+            [
+                "-c",
+                "import json; print(json.dumps(json.load(open('models/quality/quality.json'))['heldout'], indent=2))",
+            ],
+        ],
+        needs=".",
+        timeout=900,
     ),
     Benchmark(
-        "vocab", "The vocabulary extension in training (Chinese, CPU)",
+        "vocab",
+        "The vocabulary extension in training (Chinese, CPU)",
         "What `tokenizer.extension` (+1024 tokens from the Han runs of the Chinese documents) buys a model "
         "continued on Chinese text: characters per token on the extension report's held-out Chinese documents "
         "(whole, and their runs of Han characters alone), and the Chinese validation bits per byte of the tiny "
@@ -156,10 +205,13 @@ BENCHMARKS = [
         "English model adapted to Chinese, the case the extension is for). Reads the sample run's documents "
         "(the `sample` benchmark writes them).",
         [["-m", "bench.vocab_extension"], ["-m", "bench.vocab_extension", "--english-base"]],
-        needs=os.path.join("bench", "work", "sample_out", "docs"), markdown=True, timeout=3600,
+        needs=os.path.join("bench", "work", "sample_out", "docs"),
+        markdown=True,
+        timeout=3600,
     ),
     Benchmark(
-        "loader", "Token loader throughput",
+        "loader",
+        "Token loader throughput",
         "Goal: >= 50M tokens/s from one process on CPU (a GPU trains a 125M model at ~1M tokens/s; the loader "
         "must never be the bottleneck). Synthetic memory-mapped shards of 64M tokens; batches of windows "
         "of seq_len + 1 tokens as the trainer reads them.",
@@ -167,7 +219,8 @@ BENCHMARKS = [
         needs=".",
     ),
     Benchmark(
-        "train", "Trainer vs nanoGPT: the shakespeare_char recipe on CPU",
+        "train",
+        "Trainer vs nanoGPT: the shakespeare_char recipe on CPU",
         "Goal: our tokens/s of wall time (start-up and evaluation included) >= 1.2x nanoGPT's `train.py` with "
         "its documented CPU settings, at a validation loss <= nanoGPT's; measured one after the other in the "
         "same run (nanoGPT: the unmodified MIT copy in ../shared/ref/nanoGPT, run from a copy in bench/work). "
@@ -180,12 +233,16 @@ BENCHMARKS = [
         needs=os.path.join("..", "shared", "ref", "nanoGPT", "train.py"),
     ),
     Benchmark(
-        "mfu", "Trainer on a GPU: tokens/s and MFU at 125m and 350m",
+        "mfu",
+        "Trainer on a GPU: tokens/s and MFU at 125m and 350m",
         "Goal: >= 45 % MFU (model FLOPs / the device's dense bf16 peak) for 350m on an H100-class GPU, with "
         "bf16 autocast, `torch.compile` and flash attention, one process. Random tokens, 32k vocabulary.",
-        [["-m", "bench.mfu", "--config", "configs/train/125m.yaml", "--steps", "20"],
-         ["-m", "bench.mfu", "--config", "configs/train/350m.yaml", "--steps", "20"]],
-        needs=".", gpu=True,
+        [
+            ["-m", "bench.mfu", "--config", "configs/train/125m.yaml", "--steps", "20"],
+            ["-m", "bench.mfu", "--config", "configs/train/350m.yaml", "--steps", "20"],
+        ],
+        needs=".",
+        gpu=True,
     ),
 ]
 
@@ -199,9 +256,13 @@ def machine() -> dict:
             return None
 
     ram = first("/proc/meminfo", "MemTotal")
-    return {"cores": os.cpu_count(), "cpu": first("/proc/cpuinfo", "model name") or "unknown",
-            "ram": f"{int(ram.split()[0]) / 2**20:.1f} GiB" if ram else "unknown",
-            "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}"}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": first("/proc/cpuinfo", "model name") or "unknown",
+        "ram": f"{int(ram.split()[0]) / 2**20:.1f} GiB" if ram else "unknown",
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
 
 
 def cuda_available() -> bool:
@@ -215,8 +276,7 @@ def run(arguments: list[str], timeout: float) -> tuple[int, str, str, float]:
     print(f"$ python {' '.join(arguments)}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, *arguments], cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run([sys.executable, *arguments], cwd=REPO, capture_output=True, text=True, timeout=timeout)
         code, out, err = done.returncode, done.stdout, done.stderr
     except subprocess.TimeoutExpired as error:
         code, out = 124, error.stdout.decode() if isinstance(error.stdout, bytes) else (error.stdout or "")
@@ -230,8 +290,10 @@ def section(benchmark: Benchmark, date: str) -> tuple[str, bool]:
     """The benchmark's markdown section, and whether every command succeeded."""
     text = [f"## {benchmark.title}\n", benchmark.about + "\n", f"Run on {date}, from the repo root:\n"]
     if not os.path.exists(os.path.join(REPO, benchmark.needs)):
-        text.append(f"**Skipped**: `{benchmark.needs}` not found (it lies next to the repo; a fresh clone "
-                    "without it cannot run this benchmark).\n")
+        text.append(
+            f"**Skipped**: `{benchmark.needs}` not found (it lies next to the repo; a fresh clone "
+            "without it cannot run this benchmark).\n"
+        )
         return "\n".join(text), True
     if benchmark.gpu and not cuda_available():
         commands = "; ".join(f"`python {' '.join(arguments)}`" for arguments in benchmark.commands)
@@ -264,13 +326,18 @@ def replace_section(document: str, name: str, content: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     names = [benchmark.name for benchmark in BENCHMARKS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
-                        help=f"run only these benchmarks: {', '.join(names)}")
+    parser.add_argument(
+        "--only", nargs="+", choices=names, metavar="NAME", help=f"run only these benchmarks: {', '.join(names)}"
+    )
     args = parser.parse_args(argv)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info = machine()
-    sections = {"machine": (f"## Machine\n\n- date: {date}\n- CPU: {info['cpu']}, {info['cores']} cores\n"
-                            f"- RAM: {info['ram']}\n- Python {info['python']}, {info['os']}\n")}
+    sections = {
+        "machine": (
+            f"## Machine\n\n- date: {date}\n- CPU: {info['cpu']}, {info['cores']} cores\n"
+            f"- RAM: {info['ram']}\n- Python {info['python']}, {info['os']}\n"
+        )
+    }
     failed = []
     for benchmark in BENCHMARKS:
         if args.only and benchmark.name not in args.only:

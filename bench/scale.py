@@ -145,8 +145,10 @@ class Pools:
         rng.shuffle(en)
         rng.shuffle(zh)
         n_en, n_zh = SITES_EN * SITE_SENTENCES, SITES_ZH * SITE_SENTENCES
-        self.sites = {"en": [en[i:i + SITE_SENTENCES] for i in range(0, n_en, SITE_SENTENCES)],
-                      "zh": [zh[i:i + SITE_SENTENCES] for i in range(0, n_zh, SITE_SENTENCES)]}
+        self.sites = {
+            "en": [en[i : i + SITE_SENTENCES] for i in range(0, n_en, SITE_SENTENCES)],
+            "zh": [zh[i : i + SITE_SENTENCES] for i in range(0, n_zh, SITE_SENTENCES)],
+        }
         self.body = {"en": en[n_en:], "zh": zh[n_zh:]}
         self.vocab = sorted({w for s in en for w in _WORDS.findall(s.lower())})
         self.cjk = sorted({ch for s in zh for ch in _CJK.findall(s)})
@@ -156,7 +158,7 @@ class Pools:
         if lang == "zh":
             positions = [m.start() for m in _CJK.finditer(sentence)]
             i = rng.choice(positions)
-            return sentence[:i] + rng.choice(self.cjk) + sentence[i + 1:]
+            return sentence[:i] + rng.choice(self.cjk) + sentence[i + 1 :]
         words = sentence.split(" ")
         words[rng.randrange(len(words))] = rng.choice(self.vocab)
         return " ".join(words)
@@ -257,8 +259,14 @@ def build_corpora(shared: str, sizes: list[int], files: int) -> dict[int, dict]:
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
         paths = [os.path.join(folder, f"part-{i:05d}.jsonl") for i in range(files)]
-        outputs[n] = {"paths": paths, "handles": [open(p, "w", encoding="utf-8") for p in paths],
-                      "kinds": {}, "langs": {}, "boilerplate": 0, "text_bytes": 0}
+        outputs[n] = {
+            "paths": paths,
+            "handles": [open(p, "w", encoding="utf-8") for p in paths],
+            "kinds": {},
+            "langs": {},
+            "boilerplate": 0,
+            "text_bytes": 0,
+        }
     try:
         for index, (text, kind, lang, site) in enumerate(documents(pools)):
             if index >= missing[-1]:
@@ -279,11 +287,20 @@ def build_corpora(shared: str, sizes: list[int], files: int) -> dict[int, dict]:
     seconds = time.perf_counter() - started
     for n, out in outputs.items():
         manifest = {
-            "documents": n, "folder": corpus_folder(n), "files": out["paths"], "text_bytes": out["text_bytes"],
-            "file_bytes": sum(os.path.getsize(p) for p in out["paths"]), "kinds": out["kinds"], "langs": out["langs"],
-            "boilerplate_documents": out["boilerplate"], "version": BUILD_VERSION,
-            "pools": {"en_sentences": len(pools.body["en"]), "zh_sentences": len(pools.body["zh"]),
-                      "sites": len(pools.sites["en"]) + len(pools.sites["zh"])},
+            "documents": n,
+            "folder": corpus_folder(n),
+            "files": out["paths"],
+            "text_bytes": out["text_bytes"],
+            "file_bytes": sum(os.path.getsize(p) for p in out["paths"]),
+            "kinds": out["kinds"],
+            "langs": out["langs"],
+            "boilerplate_documents": out["boilerplate"],
+            "version": BUILD_VERSION,
+            "pools": {
+                "en_sentences": len(pools.body["en"]),
+                "zh_sentences": len(pools.body["zh"]),
+                "sites": len(pools.sites["en"]) + len(pools.sites["zh"]),
+            },
         }
         with open(os.path.join(out["paths"][0].rsplit("/", 1)[0], "manifest.json"), "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=2)
@@ -314,8 +331,11 @@ def bench_config(manifest: dict, out_dir: str, cores: int, object_store_mb: int)
         "stages": stages,
         "output": {**(base.get("output") or {}), "dir": out_dir},
         "ingest": base.get("ingest") or {},
-        "execution": {**(base.get("execution") or {}), "num_cpus": cores,
-                      "object_store_memory": int(object_store_mb * MIB)},
+        "execution": {
+            **(base.get("execution") or {}),
+            "num_cpus": cores,
+            "object_store_memory": int(object_store_mb * MIB),
+        },
     }
     parse_config(raw)
     path = os.path.join(WORK, f"scale-config-{manifest['documents']}.yaml")
@@ -334,11 +354,22 @@ def _store_stats() -> dict:
     from ray._private.internal_api import get_memory_info_reply
 
     node = next(n for n in ray.nodes() if n["Alive"])
-    stats = get_memory_info_reply(None, node["NodeManagerAddress"], node["NodeManagerPort"],
-                                  timeout_seconds=10).store_stats
-    return {key: int(getattr(stats, key)) for key in (
-        "object_store_bytes_used", "object_store_bytes_avail", "object_store_bytes_fallback", "spilled_bytes_total",
-        "spilled_objects_total", "restored_bytes_total", "cumulative_created_bytes", "cumulative_created_objects")}
+    stats = get_memory_info_reply(
+        None, node["NodeManagerAddress"], node["NodeManagerPort"], timeout_seconds=10
+    ).store_stats
+    return {
+        key: int(getattr(stats, key))
+        for key in (
+            "object_store_bytes_used",
+            "object_store_bytes_avail",
+            "object_store_bytes_fallback",
+            "spilled_bytes_total",
+            "spilled_objects_total",
+            "restored_bytes_total",
+            "cumulative_created_bytes",
+            "cumulative_created_objects",
+        )
+    }
 
 
 def _make_callback():
@@ -386,19 +417,29 @@ def _make_callback():
             try:  # the executed operators in topological order, with Ray Data's runtime metrics
                 for op in executor._topology:
                     metrics = op.metrics
-                    operators.append({
-                        "name": op.name,
-                        "in_bytes": int(getattr(metrics, "bytes_inputs_received", 0) or 0),
-                        "rows": int(getattr(metrics, "rows_task_outputs_generated", 0) or 0),
-                        "bytes": int(getattr(metrics, "bytes_task_outputs_generated", 0) or 0),
-                        "spilled": int(getattr(metrics, "obj_store_mem_spilled", 0) or 0),
-                    })
+                    operators.append(
+                        {
+                            "name": op.name,
+                            "in_bytes": int(getattr(metrics, "bytes_inputs_received", 0) or 0),
+                            "rows": int(getattr(metrics, "rows_task_outputs_generated", 0) or 0),
+                            "bytes": int(getattr(metrics, "bytes_task_outputs_generated", 0) or 0),
+                            "spilled": int(getattr(metrics, "obj_store_mem_spilled", 0) or 0),
+                        }
+                    )
             except Exception as problem:  # noqa: BLE001
-                operators.append({"name": f"stats unavailable: {problem!r}", "in_bytes": 0, "rows": 0, "bytes": 0,
-                                  "spilled": 0})
-            record = {"started": self.started, "ended": time.time(), "failed": error is not None,
-                      "before": self.before, "after": after, "peak_used": self.peak_used,
-                      "peak_fallback": self.peak_fallback, "operators": operators}
+                operators.append(
+                    {"name": f"stats unavailable: {problem!r}", "in_bytes": 0, "rows": 0, "bytes": 0, "spilled": 0}
+                )
+            record = {
+                "started": self.started,
+                "ended": time.time(),
+                "failed": error is not None,
+                "before": self.before,
+                "after": after,
+                "peak_used": self.peak_used,
+                "peak_fallback": self.peak_fallback,
+                "operators": operators,
+            }
             path = os.environ.get(STATS_ENV)
             if path:
                 with open(path, "a", encoding="utf-8") as handle:
@@ -496,8 +537,13 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
     config = bench_config(manifest, out_dir, cores, object_store_mb)
     ray_tmp = tempfile.mkdtemp(prefix="lmf-scale-", dir="/tmp")  # short: Ray's socket paths have a length limit
     stats_path = os.path.join(ray_tmp, "executions.jsonl")
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp, STATS_ENV: stats_path,
-           "RAY_DATA_EXECUTION_CALLBACKS": "bench.scale.StatsCallback", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "RAY_TMPDIR": ray_tmp,
+        STATS_ENV: stats_path,
+        "RAY_DATA_EXECUTION_CALLBACKS": "bench.scale.StatsCallback",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("RAY_ADDRESS", None)  # always a local instance of our own
     command = [sys.executable, "-m", "pipelines.corpus", "--config", config, "--fresh"]
     log(f"{docs:,} documents, {manifest['text_bytes'] / MB:.0f} MB: {' '.join(command[1:])} (load {loadavg()})")
@@ -517,12 +563,22 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
     load_before = loadavg()
     with CpuMonitor() as cpu:
         started = time.time()
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, errors="replace", preexec_fn=die_with_parent)
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            preexec_fn=die_with_parent,
+        )
         tree = TreeMonitor(interval=0.25, root=process.pid)
         spill = SpillMonitor(ray_tmp)
-        readers = [threading.Thread(target=reader, args=(process.stdout, "stdout"), daemon=True),
-                   threading.Thread(target=reader, args=(process.stderr, "stderr"), daemon=True)]
+        readers = [
+            threading.Thread(target=reader, args=(process.stdout, "stdout"), daemon=True),
+            threading.Thread(target=reader, args=(process.stderr, "stderr"), daemon=True),
+        ]
         for thread in (tree, spill, *readers):
             thread.start()
         code = process.wait()
@@ -550,27 +606,60 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
         match = PHASE_LINE.search(line) if stream == "stdout" else None
         if match:
             by_kind = cpu_at.get(id(entry), {})
-            phases.append({"index": int(match[1]), "what": match[2], "documents": int(match[3]),
-                           "reported_s": float(match[4]), "at": at, "cpu_at": sum(by_kind.values()),
-                           "cpu_kinds": by_kind})
+            phases.append(
+                {
+                    "index": int(match[1]),
+                    "what": match[2],
+                    "documents": int(match[3]),
+                    "reported_s": float(match[4]),
+                    "at": at,
+                    "cpu_at": sum(by_kind.values()),
+                    "cpu_kinds": by_kind,
+                }
+            )
     # Other timed lines of a phase ("corpus: phase 2 (minhash_dedup): 211 marks found in 12.5 s"): its steps.
-    steps = [{"index": int(m[1]), "what": m[2], "text": m[3], "seconds": float(m[4]), "at": at}
-             for at, stream, line in lines if stream == "stdout" and not PHASE_LINE.search(line)
-             and (m := STEP_LINE.search(line))]
-    details = [line for _, stream, line in lines if stream == "stdout" and line.startswith("corpus:")
-               and not PHASE_LINE.search(line) and not STEP_LINE.search(line)]
-    details += [line for _, _, line in lines if any(stage in line for stage in GLOBAL_STAGES)
-                and not line.startswith("corpus:") and "Traceback" not in line][:40]
+    steps = [
+        {"index": int(m[1]), "what": m[2], "text": m[3], "seconds": float(m[4]), "at": at}
+        for at, stream, line in lines
+        if stream == "stdout" and not PHASE_LINE.search(line) and (m := STEP_LINE.search(line))
+    ]
+    details = [
+        line
+        for _, stream, line in lines
+        if stream == "stdout"
+        and line.startswith("corpus:")
+        and not PHASE_LINE.search(line)
+        and not STEP_LINE.search(line)
+    ]
+    details += [
+        line
+        for _, _, line in lines
+        if any(stage in line for stage in GLOBAL_STAGES) and not line.startswith("corpus:") and "Traceback" not in line
+    ][:40]
     result = {
-        "documents": docs, "text_bytes": manifest["text_bytes"], "file_bytes": manifest["file_bytes"],
-        "cores": cores, "object_store_bytes": int(object_store_mb * MIB), "wall_s": ended - started,
-        "started": started, "ended": ended, "phases": phases, "steps": steps, "details": details,
+        "documents": docs,
+        "text_bytes": manifest["text_bytes"],
+        "file_bytes": manifest["file_bytes"],
+        "cores": cores,
+        "object_store_bytes": int(object_store_mb * MIB),
+        "wall_s": ended - started,
+        "started": started,
+        "ended": ended,
+        "phases": phases,
+        "steps": steps,
+        "details": details,
         "executions": executions,
-        "peak": tree.peak, "cpu_s": sum(tree.cpu.values()), "cpu_kinds": tree.cpu_by_kind(),
+        "peak": tree.peak,
+        "cpu_s": sum(tree.cpu.values()),
+        "cpu_kinds": tree.cpu_by_kind(),
         "monitor_samples": tree.samples,
-        "spill_peak": spill.peak, "spill_samples": spill.samples, "load_before": load_before,
-        "own_cores": cpu.own_cores, "other_cores": cpu.other_cores,
-        "removed": stats.get("removed", {}), "kept": stats.get("kept_documents"),
+        "spill_peak": spill.peak,
+        "spill_samples": spill.samples,
+        "load_before": load_before,
+        "own_cores": cpu.own_cores,
+        "other_cores": cpu.other_cores,
+        "removed": stats.get("removed", {}),
+        "kept": stats.get("kept_documents"),
         "input_documents": stats.get("input_documents"),
         "stage_stats": {stage: stats.get(stage) for stage in GLOBAL_STAGES},
     }
@@ -604,21 +693,35 @@ def per_phase(result: dict) -> list[dict]:
                 if SHUFFLE_OPERATOR.search(op["name"]) and not REDUCE_SIDE.search(op["name"]):
                     shuffled += op.get("in_bytes", 0)
                     shuffle_ops.append(op["name"])
-        created = sum(e["after"].get("cumulative_created_bytes", 0) - e["before"].get("cumulative_created_bytes", 0)
-                      for e in mine)
-        spilled = sum(e["after"].get("spilled_bytes_total", 0) - e["before"].get("spilled_bytes_total", 0) for e in mine)
-        restored = sum(e["after"].get("restored_bytes_total", 0) - e["before"].get("restored_bytes_total", 0)
-                       for e in mine)
+        created = sum(
+            e["after"].get("cumulative_created_bytes", 0) - e["before"].get("cumulative_created_bytes", 0) for e in mine
+        )
+        spilled = sum(
+            e["after"].get("spilled_bytes_total", 0) - e["before"].get("spilled_bytes_total", 0) for e in mine
+        )
+        restored = sum(
+            e["after"].get("restored_bytes_total", 0) - e["before"].get("restored_bytes_total", 0) for e in mine
+        )
         spill_disk = max([size for at, size in result["spill_samples"] if begin <= at <= phase["at"]] or [0])
-        out.append({
-            **phase, "span_s": phase["at"] - begin, "executions": len(mine),
-            "cpu_s": phase["cpu_at"] - (phases[k - 1]["cpu_at"] if k else 0.0), "shuffle_bytes": shuffled,
-            "shuffle_operators": sorted(set(shuffle_ops)), "created_bytes": created, "spilled_bytes": spilled,
-            "restored_bytes": restored, "store_peak": max([e["peak_used"] for e in mine] or [0]),
-            "fallback_peak": max([e["peak_fallback"] for e in mine] or [0]), "spill_disk_peak": spill_disk,
-            "operators": [(op["name"], op.get("in_bytes", 0), op["rows"], op["bytes"]) for e in mine
-                          for op in e["operators"]],
-        })
+        out.append(
+            {
+                **phase,
+                "span_s": phase["at"] - begin,
+                "executions": len(mine),
+                "cpu_s": phase["cpu_at"] - (phases[k - 1]["cpu_at"] if k else 0.0),
+                "shuffle_bytes": shuffled,
+                "shuffle_operators": sorted(set(shuffle_ops)),
+                "created_bytes": created,
+                "spilled_bytes": spilled,
+                "restored_bytes": restored,
+                "store_peak": max([e["peak_used"] for e in mine] or [0]),
+                "fallback_peak": max([e["peak_fallback"] for e in mine] or [0]),
+                "spill_disk_peak": spill_disk,
+                "operators": [
+                    (op["name"], op.get("in_bytes", 0), op["rows"], op["bytes"]) for e in mine for op in e["operators"]
+                ],
+            }
+        )
     return out
 
 
@@ -645,7 +748,10 @@ def mib(n: float) -> str:
 
 
 def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -658,89 +764,234 @@ def report(results: list[tuple[str, dict, dict]], args) -> None:
     cores = args.cores
     store = int(args.object_store_mb * MIB)
     first = results[0][1]
-    print(f"Cores: {cores} (execution.num_cpus); object store: {args.object_store_mb:g} MiB "
-          f"(execution.object_store_memory); machine: {os.cpu_count()} cores. MB = 10^6 bytes of UTF-8 "
-          "document text; MiB = 2^20 bytes. Stages: " + " -> ".join(GLOBAL_STAGES) + " with configs/corpus.yaml's "
-          "params; input: JSONL, " + f"{len(first['files'])} files per scale, built from ../shared/data (cached in "
-          "bench/work/).\n")
+    print(
+        f"Cores: {cores} (execution.num_cpus); object store: {args.object_store_mb:g} MiB "
+        f"(execution.object_store_memory); machine: {os.cpu_count()} cores. MB = 10^6 bytes of UTF-8 "
+        "document text; MiB = 2^20 bytes. Stages: " + " -> ".join(GLOBAL_STAGES) + " with configs/corpus.yaml's "
+        "params; input: JSONL, " + f"{len(first['files'])} files per scale, built from ../shared/data (cached in "
+        "bench/work/).\n"
+    )
     print("**Input** (a smaller scale is a prefix of a larger one's document stream)\n")
     rows = []
     for label, manifest, _ in results:
         kinds, n = manifest["kinds"], manifest["documents"]
-        rows.append([label, f"{n:,}", f"{manifest['text_bytes'] / MB:,.1f}", f"{manifest['file_bytes'] / MB:,.1f}",
-                     f"{manifest['text_bytes'] / n:,.0f}", f"{manifest['text_bytes'] / store:.2f}x",
-                     f"{kinds.get('near', 0):,} ({100 * kinds.get('near', 0) / n:.1f} %)",
-                     f"{kinds.get('exact', 0):,} ({100 * kinds.get('exact', 0) / n:.1f} %)",
-                     f"{manifest['boilerplate_documents']:,}", f"{manifest['langs'].get('zh', 0):,}"])
-    print(table(["scale", "documents", "text MB", "JSONL MB", "bytes/doc", "text / object store", "near-duplicates",
-                 "exact copies", "with boilerplate", "zh"], rows))
-    print("\n**Throughput** (wall clock; global = the three global phases only, from the end of phase 0 to the end "
-          "of the last one)\n")
+        rows.append(
+            [
+                label,
+                f"{n:,}",
+                f"{manifest['text_bytes'] / MB:,.1f}",
+                f"{manifest['file_bytes'] / MB:,.1f}",
+                f"{manifest['text_bytes'] / n:,.0f}",
+                f"{manifest['text_bytes'] / store:.2f}x",
+                f"{kinds.get('near', 0):,} ({100 * kinds.get('near', 0) / n:.1f} %)",
+                f"{kinds.get('exact', 0):,} ({100 * kinds.get('exact', 0) / n:.1f} %)",
+                f"{manifest['boilerplate_documents']:,}",
+                f"{manifest['langs'].get('zh', 0):,}",
+            ]
+        )
+    print(
+        table(
+            [
+                "scale",
+                "documents",
+                "text MB",
+                "JSONL MB",
+                "bytes/doc",
+                "text / object store",
+                "near-duplicates",
+                "exact copies",
+                "with boilerplate",
+                "zh",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\n**Throughput** (wall clock; global = the three global phases only, from the end of phase 0 to the end "
+        "of the last one)\n"
+    )
     rows = []
-    for label, manifest, r in results:
+    for label, _manifest, r in results:
         mb, g, gc = r["text_bytes"] / MB, global_seconds(r), global_seconds(r, "cpu_at")
-        rows.append([label, f"{r['wall_s']:.1f}", f"{mb / r['wall_s']:.3f}", f"{mb / r['wall_s'] / cores:.3f}",
-                     f"{g:.1f}", f"{mb / g:.3f}", f"{mb / g / cores:.3f}", f"{r['cpu_s']:.0f}", f"{gc:.0f}",
-                     f"{mb / gc:.3f}" if gc else "-", f"{r['cpu_s'] / r['wall_s']:.2f}",
-                     f"{r['load_before']} / {r['other_cores']:.2f}"])
-    print(table(["scale", "wall s", "MB/s", "MB/s per core", "global s", "global MB/s", "global MB/s per core",
-                 "CPU-s (tree)", "global CPU-s", "global MB per CPU-s", "cores used",
-                 "load before / other cores during"], rows))
-    print("\nCPU-s: user + system seconds of the pipeline's process tree (driver, raylet, GCS, workers), which "
-          "other load on a shared machine changes much less than wall time; `cores used` = CPU-s / wall s; "
-          "`other cores`: cores busy with other processes during the run (should be ~0 for the wall figures "
-          "to mean anything).\n")
+        rows.append(
+            [
+                label,
+                f"{r['wall_s']:.1f}",
+                f"{mb / r['wall_s']:.3f}",
+                f"{mb / r['wall_s'] / cores:.3f}",
+                f"{g:.1f}",
+                f"{mb / g:.3f}",
+                f"{mb / g / cores:.3f}",
+                f"{r['cpu_s']:.0f}",
+                f"{gc:.0f}",
+                f"{mb / gc:.3f}" if gc else "-",
+                f"{r['cpu_s'] / r['wall_s']:.2f}",
+                f"{r['load_before']} / {r['other_cores']:.2f}",
+            ]
+        )
+    print(
+        table(
+            [
+                "scale",
+                "wall s",
+                "MB/s",
+                "MB/s per core",
+                "global s",
+                "global MB/s",
+                "global MB/s per core",
+                "CPU-s (tree)",
+                "global CPU-s",
+                "global MB per CPU-s",
+                "cores used",
+                "load before / other cores during",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\nCPU-s: user + system seconds of the pipeline's process tree (driver, raylet, GCS, workers), which "
+        "other load on a shared machine changes much less than wall time; `cores used` = CPU-s / wall s; "
+        "`other cores`: cores busy with other processes during the run (should be ~0 for the wall figures "
+        "to mean anything).\n"
+    )
     rows = []
-    for label, manifest, r in results:
+    for label, _manifest, r in results:
         kinds = r.get("cpu_kinds", {})
         work = kinds.get("driver", 0) + kinds.get("workers", 0)
-        rows.append([label, f"{kinds.get('driver', 0):.0f}", f"{kinds.get('workers', 0):.0f}",
-                     f"{kinds.get('ray system', 0):.0f}", f"{1000 * work / r['documents']:.2f}",
-                     f"{kinds.get('ray system', 0) / r['wall_s']:.2f}"])
-    print(table(["scale", "CPU-s driver", "CPU-s Ray workers (tasks, actors)", "CPU-s Ray system (raylet, GCS, "
-                 "agents)", "driver + workers CPU-ms per document", "Ray system cores (CPU-s / wall s)"], rows))
-    print("\n**Per global stage** (span: from the previous phase's `corpus: phase ...: N documents in S s` line "
-          "to this phase's; steps: the phase's other timed lines, e.g. `N marks found in S s`; reported: the "
-          "seconds of its documents line; CPU-s: of the process tree over the span; shuffle: bytes entering Ray Data's all-to-all "
-          "operators (their map side); created: bytes put in the object store (objects under 100 KiB stay in "
-          "their owner's memory and are not counted); store peak: most bytes in use in the store; spilled: "
-          "Ray's count of bytes spilled; spill disk: peak size of the spill directories)\n")
+        rows.append(
+            [
+                label,
+                f"{kinds.get('driver', 0):.0f}",
+                f"{kinds.get('workers', 0):.0f}",
+                f"{kinds.get('ray system', 0):.0f}",
+                f"{1000 * work / r['documents']:.2f}",
+                f"{kinds.get('ray system', 0) / r['wall_s']:.2f}",
+            ]
+        )
+    print(
+        table(
+            [
+                "scale",
+                "CPU-s driver",
+                "CPU-s Ray workers (tasks, actors)",
+                "CPU-s Ray system (raylet, GCS, agents)",
+                "driver + workers CPU-ms per document",
+                "Ray system cores (CPU-s / wall s)",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\n**Per global stage** (span: from the previous phase's `corpus: phase ...: N documents in S s` line "
+        "to this phase's; steps: the phase's other timed lines, e.g. `N marks found in S s`; reported: the "
+        "seconds of its documents line; CPU-s: of the process tree over the span; shuffle: bytes entering Ray Data's all-to-all "
+        "operators (their map side); created: bytes put in the object store (objects under 100 KiB stay in "
+        "their owner's memory and are not counted); store peak: most bytes in use in the store; spilled: "
+        "Ray's count of bytes spilled; spill disk: peak size of the spill directories)\n"
+    )
     rows = []
-    for label, manifest, r in results:
+    for label, _manifest, r in results:
         for phase in per_phase(r):
             if phase["what"] not in GLOBAL_STAGES:
                 continue
             n = r["documents"]
-            steps = "; ".join(f"{step['text']}: {step['seconds']:.1f} s" for step in r.get("steps", [])
-                              if step["index"] == phase["index"]) or "-"
-            rows.append([label, phase["what"], f"{phase['span_s']:.1f}", steps, f"{phase['reported_s']:.1f}",
-                         f"{phase['cpu_s']:.0f}",
-                         f"{removed_by(r, phase['what']):,}", phase["executions"], mib(phase["shuffle_bytes"]),
-                         f"{phase['shuffle_bytes'] / n:,.0f}", mib(phase["created_bytes"]), mib(phase["store_peak"]),
-                         mib(phase["spilled_bytes"]), mib(phase["spill_disk_peak"])])
-    print(table(["scale", "stage", "span s", "steps the pipeline reports", "reported s (documents line)", "CPU-s",
-                 "removed", "Ray Data executions", "shuffle MiB",
-                 "shuffle bytes/doc", "created MiB", "store peak MiB", "spilled MiB", "spill disk peak MiB"], rows))
-    print("\n**Memory** (MiB; driver = the pipeline process; tree = driver + raylet + GCS + workers, summed at "
-          "each sample)\n")
+            steps = (
+                "; ".join(
+                    f"{step['text']}: {step['seconds']:.1f} s"
+                    for step in r.get("steps", [])
+                    if step["index"] == phase["index"]
+                )
+                or "-"
+            )
+            rows.append(
+                [
+                    label,
+                    phase["what"],
+                    f"{phase['span_s']:.1f}",
+                    steps,
+                    f"{phase['reported_s']:.1f}",
+                    f"{phase['cpu_s']:.0f}",
+                    f"{removed_by(r, phase['what']):,}",
+                    phase["executions"],
+                    mib(phase["shuffle_bytes"]),
+                    f"{phase['shuffle_bytes'] / n:,.0f}",
+                    mib(phase["created_bytes"]),
+                    mib(phase["store_peak"]),
+                    mib(phase["spilled_bytes"]),
+                    mib(phase["spill_disk_peak"]),
+                ]
+            )
+    print(
+        table(
+            [
+                "scale",
+                "stage",
+                "span s",
+                "steps the pipeline reports",
+                "reported s (documents line)",
+                "CPU-s",
+                "removed",
+                "Ray Data executions",
+                "shuffle MiB",
+                "shuffle bytes/doc",
+                "created MiB",
+                "store peak MiB",
+                "spilled MiB",
+                "spill disk peak MiB",
+            ],
+            rows,
+        )
+    )
+    print(
+        "\n**Memory** (MiB; driver = the pipeline process; tree = driver + raylet + GCS + workers, summed at "
+        "each sample)\n"
+    )
     rows = []
-    for label, manifest, r in results:
+    for label, _manifest, r in results:
         p = r["peak"]
-        rows.append([label, mib(p.get("driver_HWM", 0)), mib(p.get("driver_Anon", 0)), mib(p.get("Pss", 0)),
-                     mib(p.get("Pss_Anon", 0)), mib(p.get("Pss_Shmem", 0)), p.get("processes", 0),
-                     mib(max([e["peak_used"] for e in r["executions"]] or [0])), mib(spilled_total(r)),
-                     mib(r["spill_peak"])])
-    print(table(["scale", "driver peak RSS (VmHWM)", "driver peak anon", "tree peak PSS", "PSS anon", "PSS shmem",
-                 "processes", "object store peak used", "spilled (Ray, total)", "spill disk peak"], rows))
+        rows.append(
+            [
+                label,
+                mib(p.get("driver_HWM", 0)),
+                mib(p.get("driver_Anon", 0)),
+                mib(p.get("Pss", 0)),
+                mib(p.get("Pss_Anon", 0)),
+                mib(p.get("Pss_Shmem", 0)),
+                p.get("processes", 0),
+                mib(max([e["peak_used"] for e in r["executions"]] or [0])),
+                mib(spilled_total(r)),
+                mib(r["spill_peak"]),
+            ]
+        )
+    print(
+        table(
+            [
+                "scale",
+                "driver peak RSS (VmHWM)",
+                "driver peak anon",
+                "tree peak PSS",
+                "PSS anon",
+                "PSS shmem",
+                "processes",
+                "object store peak used",
+                "spilled (Ray, total)",
+                "spill disk peak",
+            ],
+            rows,
+        )
+    )
     for label, _, r in results:
         if r["details"]:
             print(f"\nOther pipeline lines ({label}):\n\n```\n" + "\n".join(r["details"][:40]) + "\n```")
     largest = results[-1][2]
-    print("\nRay Data operators at the largest scale, in phase and execution order (MiB in -> output rows, MiB "
-          "out; Ray Data's runtime metrics):\n")
+    print(
+        "\nRay Data operators at the largest scale, in phase and execution order (MiB in -> output rows, MiB "
+        "out; Ray Data's runtime metrics):\n"
+    )
     for phase in per_phase(largest):
-        ops = "; ".join(f"`{name}` {mib(in_bytes)} -> {rows:,}, {mib(size)}"
-                        for name, in_bytes, rows, size in phase["operators"])
+        ops = "; ".join(
+            f"`{name}` {mib(in_bytes)} -> {rows:,}, {mib(size)}" for name, in_bytes, rows, size in phase["operators"]
+        )
         print(f"- phase {phase['index']} ({phase['what']}): {ops or 'no Ray Data stats'}")
     goals(results, args)
     projection(results, args)
@@ -758,25 +1009,35 @@ def goals(results, args) -> None:
     tput_ok = tput_l >= 0.8 * tput_s
     over = large["text_bytes"] / store
     print(f"\n**Goals** ({large_label} vs {small_label})\n")
-    print(f"- driver peak RSS within +20 %: {mib(rss_s)} -> {mib(rss_l)} MiB ({rss_l / max(rss_s, 1):.2f}x): "
-          f"{'met' if rss_ok else 'NOT met'}")
-    print(f"- global-stage MB/s per core within 20 %: {tput_s:.3f} -> {tput_l:.3f} ({tput_l / tput_s:.2f}x): "
-          f"{'met' if tput_ok else 'NOT met'} (by CPU-seconds, less sensitive to other load: {cpu_s:.3f} -> "
-          f"{cpu_l:.3f} MB per CPU-s, {cpu_l / cpu_s:.2f}x)")
+    print(
+        f"- driver peak RSS within +20 %: {mib(rss_s)} -> {mib(rss_l)} MiB ({rss_l / max(rss_s, 1):.2f}x): "
+        f"{'met' if rss_ok else 'NOT met'}"
+    )
+    print(
+        f"- global-stage MB/s per core within 20 %: {tput_s:.3f} -> {tput_l:.3f} ({tput_l / tput_s:.2f}x): "
+        f"{'met' if tput_ok else 'NOT met'} (by CPU-seconds, less sensitive to other load: {cpu_s:.3f} -> "
+        f"{cpu_l:.3f} MB per CPU-s, {cpu_l / cpu_s:.2f}x)"
+    )
     if len(results) >= 2:
         (_, _, before), (_, _, last) = results[-2], results[-1]
         d_mb = (last["text_bytes"] - before["text_bytes"]) / MB
         d_s = global_seconds(last) - global_seconds(before)
         d_cpu = global_seconds(last, "cpu_at") - global_seconds(before, "cpu_at")
         if d_mb > 0 and d_s > 0 and d_cpu > 0:
-            print(f"- (not a goal) marginal cost between the two largest scales, without the fixed costs that "
-                  f"weigh on small runs: {d_mb / d_s / args.cores:.3f} MB/s per core, {d_mb / d_cpu:.3f} MB per CPU-s")
-    print(f"- a run whose input is at least 3x the object store completes: {over:.2f}x, completed: "
-          f"{'met' if over >= 3 else 'NOT met (input too small: raise --docs or lower --object-store-mb)'}")
-    args.final = (f"docs {large['documents']} mb_per_s_per_core_small {tput_s:.3f} mb_per_s_per_core_large "
-                  f"{tput_l:.3f} throughput_ratio {tput_l / tput_s:.2f} driver_rss_mib_small {rss_s / MIB:.0f} "
-                  f"driver_rss_mib_large {rss_l / MIB:.0f} rss_ratio {rss_l / max(rss_s, 1):.2f} "
-                  f"spilled_mib_large {spilled_total(large) / MIB:.0f} input_over_store {over:.2f}")
+            print(
+                f"- (not a goal) marginal cost between the two largest scales, without the fixed costs that "
+                f"weigh on small runs: {d_mb / d_s / args.cores:.3f} MB/s per core, {d_mb / d_cpu:.3f} MB per CPU-s"
+            )
+    print(
+        f"- a run whose input is at least 3x the object store completes: {over:.2f}x, completed: "
+        f"{'met' if over >= 3 else 'NOT met (input too small: raise --docs or lower --object-store-mb)'}"
+    )
+    args.final = (
+        f"docs {large['documents']} mb_per_s_per_core_small {tput_s:.3f} mb_per_s_per_core_large "
+        f"{tput_l:.3f} throughput_ratio {tput_l / tput_s:.2f} driver_rss_mib_small {rss_s / MIB:.0f} "
+        f"driver_rss_mib_large {rss_l / MIB:.0f} rss_ratio {rss_l / max(rss_s, 1):.2f} "
+        f"spilled_mib_large {spilled_total(large) / MIB:.0f} input_over_store {over:.2f}"
+    )
 
 
 def projection(results, args, target_docs: float = 250e6, target_bytes: float = 1e12, nodes: int = 16) -> None:
@@ -786,48 +1047,73 @@ def projection(results, args, target_docs: float = 250e6, target_bytes: float = 
     by_bytes = target_bytes / large["text_bytes"]  # scale factor if costs follow text bytes
     by_docs = target_docs / n  # ... or the number of documents
     gb = 1e9
-    print(f"\n**Projection: 1 TB of text (~{target_docs / 1e6:.0f}M documents of ~{target_bytes / target_docs / 1e3:.0f} KB)"
-          f" on {nodes} nodes**, from the costs measured at {n:,} documents ({per_doc_bytes:,.0f} bytes each). "
-          "Per node = total / nodes, assuming hash partitioning spreads keys evenly and every node reads 1/"
-          f"{nodes} of the input. Each figure is given scaled by documents (x{by_docs:,.0f}: right for per-document "
-          f"keys: exact and MinHash bucket rows) and by text bytes (x{by_bytes:,.0f}: right for what follows the "
-          "text: sentence windows, rows read and written, object store traffic). Spill assumes each node's input "
-          f"is {large['text_bytes'] / (args.object_store_mb * MIB):.1f}x its object store, as measured here; with "
-          "a larger store it shrinks. The store's working set = peak store used + peak spill disk in the phase: "
-          "what a node's store must hold for the phase not to spill.\n")
+    print(
+        f"\n**Projection: 1 TB of text (~{target_docs / 1e6:.0f}M documents of ~{target_bytes / target_docs / 1e3:.0f} KB)"
+        f" on {nodes} nodes**, from the costs measured at {n:,} documents ({per_doc_bytes:,.0f} bytes each). "
+        "Per node = total / nodes, assuming hash partitioning spreads keys evenly and every node reads 1/"
+        f"{nodes} of the input. Each figure is given scaled by documents (x{by_docs:,.0f}: right for per-document "
+        f"keys: exact and MinHash bucket rows) and by text bytes (x{by_bytes:,.0f}: right for what follows the "
+        "text: sentence windows, rows read and written, object store traffic). Spill assumes each node's input "
+        f"is {large['text_bytes'] / (args.object_store_mb * MIB):.1f}x its object store, as measured here; with "
+        "a larger store it shrinks. The store's working set = peak store used + peak spill disk in the phase: "
+        "what a node's store must hold for the phase not to spill.\n"
+    )
     rows = []
     for phase in per_phase(large):
         if phase["what"] not in GLOBAL_STAGES:
             continue
         working = phase["store_peak"] + phase["spill_disk_peak"]
-        figures = [("shuffle", phase["shuffle_bytes"]), ("object store traffic (created)", phase["created_bytes"]),
-                   ("spilled", phase["spilled_bytes"]), ("store working set", working)]
+        figures = [
+            ("shuffle", phase["shuffle_bytes"]),
+            ("object store traffic (created)", phase["created_bytes"]),
+            ("spilled", phase["spilled_bytes"]),
+            ("store working set", working),
+        ]
         for name, value in figures:
-            rows.append([phase["what"], name, f"{value / n:,.0f}", f"{value * by_docs / nodes / gb:,.1f}",
-                         f"{value * by_bytes / nodes / gb:,.1f}"])
-    print(table(["stage", "figure", "bytes per document (measured)", "GB per node, by documents",
-                 "GB per node, by bytes"], rows))
+            rows.append(
+                [
+                    phase["what"],
+                    name,
+                    f"{value / n:,.0f}",
+                    f"{value * by_docs / nodes / gb:,.1f}",
+                    f"{value * by_bytes / nodes / gb:,.1f}",
+                ]
+            )
+    print(
+        table(
+            ["stage", "figure", "bytes per document (measured)", "GB per node, by documents", "GB per node, by bytes"],
+            rows,
+        )
+    )
     # The driver: its heap growth per document between the smallest and the largest scale.
     anon_s, anon_l = small["peak"].get("driver_Anon", 0), large["peak"].get("driver_Anon", 0)
     if large["documents"] > small["documents"]:
         slope = (anon_l - anon_s) / (large["documents"] - small["documents"])
         noisy = anon_l - anon_s < max(16 * MIB, 0.1 * anon_s)
-        print(f"\nDriver heap (peak RssAnon): {anon_s / MIB:,.0f} MiB at {small['documents']:,} documents, "
-              f"{anon_l / MIB:,.0f} MiB at {n:,}: {slope:,.0f} bytes per document, so "
-              f"~{max(0.0, anon_l + slope * (target_docs - n)) / gb:,.1f} GB at {target_docs / 1e6:.0f}M documents "
-              "(one driver for the whole cluster; a driver-free design should make this slope ~0)"
-              + (": a difference under 16 MiB or 10 %, at the noise level of this measure; larger scales "
-                 "measure it better." if noisy else "."))
+        print(
+            f"\nDriver heap (peak RssAnon): {anon_s / MIB:,.0f} MiB at {small['documents']:,} documents, "
+            f"{anon_l / MIB:,.0f} MiB at {n:,}: {slope:,.0f} bytes per document, so "
+            f"~{max(0.0, anon_l + slope * (target_docs - n)) / gb:,.1f} GB at {target_docs / 1e6:.0f}M documents "
+            "(one driver for the whole cluster; a driver-free design should make this slope ~0)"
+            + (
+                ": a difference under 16 MiB or 10 %, at the noise level of this measure; larger scales "
+                "measure it better."
+                if noisy
+                else "."
+            )
+        )
     tree_s, tree_l = small["peak"].get("Pss_Anon", 0), large["peak"].get("Pss_Anon", 0)
     if large["documents"] > small["documents"]:
         slope = (tree_l - tree_s) / (large["documents"] - small["documents"])
         per_node = target_docs / nodes
-        print(f"\nHeaps of the whole process tree (peak PSS anon: driver, workers, shuffle aggregators) grow "
-              f"{slope:,.0f} bytes per document between the smallest and the largest scale ({tree_s / MIB:,.0f} -> "
-              f"{tree_l / MIB:,.0f} MiB): at {per_node / 1e6:,.1f}M documents per node that is "
-              f"~{max(0.0, slope) * per_node / gb:,.1f} GB per node beyond the fixed cost, if the growth is linear "
-              f"and keys spread evenly (an upper bound: part of it is more worker processes, "
-              f"{small['peak'].get('processes', 0)} -> {large['peak'].get('processes', 0)}).")
+        print(
+            f"\nHeaps of the whole process tree (peak PSS anon: driver, workers, shuffle aggregators) grow "
+            f"{slope:,.0f} bytes per document between the smallest and the largest scale ({tree_s / MIB:,.0f} -> "
+            f"{tree_l / MIB:,.0f} MiB): at {per_node / 1e6:,.1f}M documents per node that is "
+            f"~{max(0.0, slope) * per_node / gb:,.1f} GB per node beyond the fixed cost, if the growth is linear "
+            f"and keys spread evenly (an upper bound: part of it is more worker processes, "
+            f"{small['peak'].get('processes', 0)} -> {large['peak'].get('processes', 0)})."
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -840,15 +1126,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=25_000, help="documents at 1x (default: %(default)s)")
     parser.add_argument("--scales", default="1,4,16", help="multiples of --docs to run (default: %(default)s)")
     parser.add_argument("--cores", type=int, default=2, help="execution.num_cpus (default: %(default)s)")
-    parser.add_argument("--object-store-mb", type=float, default=200,
-                        help="execution.object_store_memory in MiB (default: %(default)s)")
+    parser.add_argument(
+        "--object-store-mb", type=float, default=200, help="execution.object_store_memory in MiB (default: %(default)s)"
+    )
     parser.add_argument("--files", type=int, default=64, help="JSONL files per scale (default: %(default)s)")
-    parser.add_argument("--wait-idle", type=float, default=0,
-                        help="before each scale, wait up to this many seconds for other work to stop")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        help="before each scale, wait up to this many seconds for other work to stop",
+    )
     parser.add_argument("--keep-output", action="store_true", help="keep bench/work/scale-out-<N> (default: deleted)")
     parser.add_argument("--json", help="also write the raw measurements to this file")
-    parser.add_argument("--report", metavar="JSON", help="print the report of measurements saved with --json, "
-                        "running nothing")
+    parser.add_argument(
+        "--report", metavar="JSON", help="print the report of measurements saved with --json, running nothing"
+    )
     parser.add_argument("--shared", default=DEFAULT_SHARED)
     args = parser.parse_args(argv)
     if args.report:
@@ -865,13 +1157,25 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for scale, size in zip(scales, sizes):
         wait_quiet(args.wait_idle)
-        results.append((f"{scale:g}x", manifests[size], run_scale(manifests[size], args.cores, args.object_store_mb,
-                                                                   args.keep_output)))
+        results.append(
+            (
+                f"{scale:g}x",
+                manifests[size],
+                run_scale(manifests[size], args.cores, args.object_store_mb, args.keep_output),
+            )
+        )
     command = f"python -m bench.scale {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"command": command, "cores": args.cores, "object_store_mb": args.object_store_mb,
-                       "runs": [{"scale": label, "manifest": m, "result": r} for label, m, r in results]}, handle)
+            json.dump(
+                {
+                    "command": command,
+                    "cores": args.cores,
+                    "object_store_mb": args.object_store_mb,
+                    "runs": [{"scale": label, "manifest": m, "result": r} for label, m, r in results],
+                },
+                handle,
+            )
     print(f"command: {command}\n")
     report(results, args)
     print(f"\n{args.final}")

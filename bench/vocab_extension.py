@@ -28,6 +28,7 @@ import sys
 
 import regex
 
+
 def run(arguments: list[str]) -> None:
     print(f"- `python {' '.join(arguments)}`", flush=True)
     subprocess.run([sys.executable, *arguments], check=True, stdout=subprocess.DEVNULL)
@@ -40,13 +41,14 @@ def shards(docs: str, tokenizer_dir: str, out: str, *overrides: str) -> None:
 
 def train(shards_dir: str, out: str, *overrides: str) -> dict:
     """Train configs/train/tiny.yaml on `shards_dir` into `out`; returns the final validation row."""
-    sets = [f"data.shards={shards_dir}", f"checkpoint.dir={out}", "log.progress=false", "sample.tokens=0",
-            *overrides]
+    sets = [f"data.shards={shards_dir}", f"checkpoint.dir={out}", "log.progress=false", "sample.tokens=0", *overrides]
     run(["-m", "train.pretrain", "--config", "configs/train/tiny.yaml", *[a for s in sets for a in ("--set", s)]])
     with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
-    return {"tokens": [row for row in rows if "tokens" in row][-1]["tokens"],
-            **[row for row in rows if "val_bpb" in row][-1]}
+    return {
+        "tokens": [row for row in rows if "tokens" in row][-1]["tokens"],
+        **[row for row in rows if "val_bpb" in row][-1],
+    }
 
 
 def han_chars_per_token(tokenizer_file: str, texts: list[str]) -> float:
@@ -61,41 +63,57 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.vocab_extension", description=__doc__.split("\n")[0])
     parser.add_argument("--docs", default="bench/work/sample_out/docs", help="kept documents (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=100, help="continued-pretraining steps (default: %(default)s)")
-    parser.add_argument("--english-base", action="store_true",
-                        help="train the base tokenizer on the English documents only")
+    parser.add_argument(
+        "--english-base", action="store_true", help="train the base tokenizer on the English documents only"
+    )
     args = parser.parse_args(argv)
     work = os.path.join("bench", "work", "vocab_extension" + ("_english_base" if args.english_base else ""))
     tokenizer_dir = f"{work}/tokenizer"
     base_tokenizer = ["tokenizer.sample.weights={en: 1.0}"] if args.english_base else []
     if not os.path.isdir(args.docs):
-        parser.error(f"{args.docs} not found: run `python -m pipelines.corpus --config configs/corpus.yaml "
-                     "--out bench/work/sample_out` first")
+        parser.error(
+            f"{args.docs} not found: run `python -m pipelines.corpus --config configs/corpus.yaml "
+            "--out bench/work/sample_out` first"
+        )
     shards(args.docs, tokenizer_dir, f"{work}/shards", *base_tokenizer)
     train(f"{work}/shards", f"{work}/model")
     chinese = [*base_tokenizer, "shards.weights={zh: 1.0}", "shards.val_fraction=0.05"]
     shards(args.docs, tokenizer_dir, f"{work}/zh_base", *chinese)
     shards(args.docs, tokenizer_dir, f"{work}/zh_extended", *chinese, "shards.tokenizer=extended")
-    continued = {name: train(f"{work}/zh_{name}", f"{work}/model_{name}", f"init_from={work}/model",
-                             f"train.max_steps={args.steps}", "optim.warmup_steps=10")
-                 for name in ("base", "extended")}
+    continued = {
+        name: train(
+            f"{work}/zh_{name}",
+            f"{work}/model_{name}",
+            f"init_from={work}/model",
+            f"train.max_steps={args.steps}",
+            "optim.warmup_steps=10",
+        )
+        for name in ("base", "extended")
+    }
     with open(f"{work}/tokenizer/extended/report.json", encoding="utf-8") as handle:
         report = json.load(handle)
     from tokenizer.extend import read_split
 
     heldout = read_split(args.docs, ["zh"], 0.05, 2_000_000)[1]["zh"]  # the report's held-out documents
     files = {"base": f"{work}/tokenizer/tokenizer.json", "extended": f"{work}/tokenizer/extended/tokenizer.json"}
-    print(f"\n| tokenizer | vocabulary | zh chars/token | zh chars/token, Han runs | zh val bits/byte after "
-          f"{args.steps} steps | zh text seen (MB) |\n| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"\n| tokenizer | vocabulary | zh chars/token | zh chars/token, Han runs | zh val bits/byte after "
+        f"{args.steps} steps | zh text seen (MB) |\n| --- | --- | --- | --- | --- | --- |"
+    )
     for name in ("base", "extended"):
         with open(f"{work}/zh_{name}/manifest.json", encoding="utf-8") as handle:
             manifest = json.load(handle)
         row = continued[name]
         bytes_per_token = row["val_loss"] / math.log(2) / row["val_bpb"]  # of the validation text
-        print(f"| {name} | {manifest['vocab_size']} | {report['results'][name]['zh']['chars_per_token']:.3f} | "
-              f"{han_chars_per_token(files[name], heldout):.3f} | {row['val_bpb']:.4f} | "
-              f"{row['tokens'] * bytes_per_token / 1e6:.2f} |")
-    print(f"\nzh text seen: training tokens x the validation text's bytes per token. Added tokens: "
-          f"{work}/tokenizer/extended/report.md")
+        print(
+            f"| {name} | {manifest['vocab_size']} | {report['results'][name]['zh']['chars_per_token']:.3f} | "
+            f"{han_chars_per_token(files[name], heldout):.3f} | {row['val_bpb']:.4f} | "
+            f"{row['tokens'] * bytes_per_token / 1e6:.2f} |"
+        )
+    print(
+        f"\nzh text seen: training tokens x the validation text's bytes per token. Added tokens: "
+        f"{work}/tokenizer/extended/report.md"
+    )
     return 0
 
 

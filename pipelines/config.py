@@ -134,12 +134,19 @@ def parse_config(raw: dict) -> CorpusConfig:
         raise ConfigError(problems)
     return CorpusConfig(
         sources={name: SourceConfig(name=name, **source.model_dump()) for name, source in config.sources.items()},
-        stages=config.stages, output=config.output, ingest=config.ingest, execution=config.execution,
-        seed=config.seed, raw=raw, built_stages=built)
+        stages=config.stages,
+        output=config.output,
+        ingest=config.ingest,
+        execution=config.execution,
+        seed=config.seed,
+        raw=raw,
+        built_stages=built,
+    )
 
 
-def checked_stage(position: int, entry: Any, sources: dict | None) -> tuple[Stage | GlobalStage | None,
-                                                                             list[tuple[str, str]]]:
+def checked_stage(
+    position: int, entry: Any, sources: dict | None
+) -> tuple[Stage | GlobalStage | None, list[tuple[str, str]]]:
     """stages[position] built, and what is wrong with its parameters: found by building it, and
     `per_source` rules naming no source (when `sources` is known)."""
     params = (entry.get("params") or {}) if isinstance(entry, dict) else None
@@ -152,8 +159,11 @@ def checked_stage(position: int, entry: Any, sources: dict | None) -> tuple[Stag
     problems = []
     rules = params.get("per_source")
     if isinstance(rules, dict) and sources is not None:
-        problems += [(f"{path}.per_source.{name}", f"no such source; sources: {', '.join(sources)}")
-                     for name in rules if name not in sources]
+        problems += [
+            (f"{path}.per_source.{name}", f"no such source; sources: {', '.join(sources)}")
+            for name in rules
+            if name not in sources
+        ]
     try:
         return build_stage(entry["name"], params), problems
     except ConfigError as error:

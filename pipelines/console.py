@@ -61,8 +61,15 @@ class PhaseProgress:
         self.count = self.size = 0
         self.started = time.perf_counter()
         self.seconds = 0.0
-        self.bar = tqdm(total=total, desc=f"corpus: {label}", unit=f" {unit.split()[0]}", leave=False,
-                        file=sys.stderr, dynamic_ncols=True, disable=None)  # None: off unless a terminal
+        self.bar = tqdm(
+            total=total,
+            desc=f"corpus: {label}",
+            unit=f" {unit.split()[0]}",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=None,
+        )  # None: off unless a terminal
 
     def update(self, documents: int, size: int = 0) -> None:
         self.count += documents
@@ -82,8 +89,13 @@ class PhaseProgress:
 
     def figures(self) -> dict:
         """What stats.json's `timing` records of the phase."""
-        return {"phase": self.label, "what": self.unit, "count": self.count, "bytes": self.size,
-                "seconds": round(self.seconds, 2)}
+        return {
+            "phase": self.label,
+            "what": self.unit,
+            "count": self.count,
+            "bytes": self.size,
+            "seconds": round(self.seconds, 2),
+        }
 
     def __enter__(self) -> PhaseProgress:
         return self

@@ -31,8 +31,8 @@ import time
 import traceback
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -51,8 +51,9 @@ from stages.ingest import InputFile, list_input_files, read_file
 from tokenizer.config import parse_set
 
 
-def ingest_files(files: pa.Table, out_dir: str, batch_rows: int, max_doc_bytes: int,
-                 max_batch_bytes: int) -> Iterator[pa.Table]:
+def ingest_files(
+    files: pa.Table, out_dir: str, batch_rows: int, max_doc_bytes: int, max_batch_bytes: int
+) -> Iterator[pa.Table]:
     """Ray Data UDF: read each input file of the batch, streaming its document batches; record
     its document count once it is read whole (the accounting check and resume rely on it)."""
     work = WorkDir(out_dir)
@@ -65,8 +66,9 @@ def ingest_files(files: pa.Table, out_dir: str, batch_rows: int, max_doc_bytes: 
         work.record_input(f"{file.source}/{file.relpath}", file.source, file.path, documents)
 
 
-def read_units(units: pa.Table, out_dir: str, phase: int, batch_rows: int,
-               marker: GlobalStage | None = None) -> Iterator[pa.Table]:
+def read_units(
+    units: pa.Table, out_dir: str, phase: int, batch_rows: int, marker: GlobalStage | None = None
+) -> Iterator[pa.Table]:
     """Ray Data UDF: the rows a phase wrote for each input file of the batch, in order; with a
     `marker`, the next phase's global stage, marked with that file's marks."""
     work = WorkDir(out_dir)
@@ -144,13 +146,16 @@ def quarantine_row(row: pa.Table, stage: str, error: Exception) -> pa.Table:
     return set_column(row, "drop_reason", pa.array([f"stage_error:{stage}"]))
 
 
-def failpoint(name: str, _counts: Counter = Counter()) -> None:
+_FAILPOINT_COUNTS: Counter = Counter()
+
+
+def failpoint(name: str) -> None:
     """Test hook: with LMFORGE_KILL_AT=name:n the driver kills itself (SIGKILL, as a lost node or
     an OOM kill would) the n-th time it reaches `name`. tests/pipelines/test_resume.py uses it to
     stop a run at chosen points; unset, it costs a dictionary update."""
-    _counts[name] += 1
+    _FAILPOINT_COUNTS[name] += 1
     target, _, times = os.environ.get("LMFORGE_KILL_AT", "").partition(":")
-    if target == name and _counts[name] == int(times or 1):
+    if target == name and _FAILPOINT_COUNTS[name] == int(times or 1):
         print(f"corpus: LMFORGE_KILL_AT={target}:{times}: killing the driver", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -165,8 +170,13 @@ def init_ray(num_cpus: int | None, object_store_memory: int | None = None, log_t
         ray.init(address=address, log_to_driver=log_to_driver)
     else:
         # "local" starts a fresh instance even if a `ray start` cluster runs on this machine.
-        ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
-                 include_dashboard=False, log_to_driver=log_to_driver)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            object_store_memory=object_store_memory,
+            include_dashboard=False,
+            log_to_driver=log_to_driver,
+        )
 
 
 @dataclass
@@ -239,9 +249,14 @@ class CorpusRun:
             fs.create_dir(f"{self.work.staging}/{sub}")
         write_atomic(fs, f"{self.work.staging}/stats.json", stats_bytes)
         write_atomic(fs, f"{self.work.staging}/report.md", write_report(stats, self.config).encode())
-        self.work.publish({"stats_sha256": hashlib.sha256(stats_bytes).hexdigest(),
-                           "config_digest": self.config.digest, "kept_documents": stats["kept_documents"]},
-                          after_move=lambda name: failpoint("publish"))
+        self.work.publish(
+            {
+                "stats_sha256": hashlib.sha256(stats_bytes).hexdigest(),
+                "config_digest": self.config.digest,
+                "kept_documents": stats["kept_documents"],
+            },
+            after_move=lambda name: failpoint("publish"),
+        )
         return stats
 
     # Phases
@@ -256,14 +271,26 @@ class CorpusRun:
     def sink(self, ds, phase: Phase):
         if phase.final:
             row_stages = [stage for p in self.phases for stage in p.row_stages]
-            fn, kwargs = write_final, {
-                "out_dir": self.out, "rejects_text": self.config.output.rejects_text,
-                "summed": tuple(name for stage in row_stages for name in stage.summed),
-                "binned": tuple(name for stage in row_stages for name in stage.binned)}
+            fn, kwargs = (
+                write_final,
+                {
+                    "out_dir": self.out,
+                    "rejects_text": self.config.output.rejects_text,
+                    "summed": tuple(name for stage in row_stages for name in stage.summed),
+                    "binned": tuple(name for stage in row_stages for name in stage.binned),
+                },
+            )
         else:
             fn, kwargs = write_phase, {"out_dir": self.out, "phase": phase.index}
-        return ds.map_batches(fn, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=0,
-                              compute=self.tasks(), ray_remote_args_fn=self.retries())
+        return ds.map_batches(
+            fn,
+            fn_kwargs=kwargs,
+            batch_size=None,
+            batch_format="pyarrow",
+            num_cpus=0,
+            compute=self.tasks(),
+            ray_remote_args_fn=self.retries(),
+        )
 
     def consume(self, ds, phase: Phase, what: str = "documents", total: int | None = None) -> None:
         """Run the phase; only part counts come back to the driver (and show as its progress)."""
@@ -278,10 +305,19 @@ class CorpusRun:
         """The rows `phase` wrote for `units` (a task per file: our parts are many and small,
         which Ray's Parquet reader handles poorly), marked by `marker` (see `read_units`)."""
         return ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units)).map_batches(
-            read_units, fn_kwargs={"out_dir": self.out, "phase": phase,
-                                   "batch_rows": self.config.execution.batch_size, "marker": marker},
-            batch_size=1, batch_format="pyarrow", num_cpus=0, compute=self.tasks(),
-            ray_remote_args_fn=self.retries())
+            read_units,
+            fn_kwargs={
+                "out_dir": self.out,
+                "phase": phase,
+                "batch_rows": self.config.execution.batch_size,
+                "marker": marker,
+            },
+            batch_size=1,
+            batch_format="pyarrow",
+            num_cpus=0,
+            compute=self.tasks(),
+            ray_remote_args_fn=self.retries(),
+        )
 
     def run_units(self, phase: Phase) -> None:
         """Run `phase` on the input files it has not finished, each read, processed and written
@@ -294,17 +330,28 @@ class CorpusRun:
             print(f"corpus: {phase.describe()}: done in an earlier attempt", flush=True)
             return
         if done:
-            print(f"corpus: {phase.describe()}: resuming, {len(done)} of {len(self.units)} input files done "
-                  "in an earlier attempt", flush=True)
+            print(
+                f"corpus: {phase.describe()}: resuming, {len(done)} of {len(self.units)} input files done "
+                "in an earlier attempt",
+                flush=True,
+            )
         self.work.discard_units(phase.output, set(todo))
         if phase.index == 0:
             files = [f.__dict__ for f in self.files if unit_key(f"{f.source}/{f.relpath}") in set(todo)]
             ds = ray.data.from_items(files, override_num_blocks=len(files)).map_batches(
-                ingest_files, fn_kwargs={"out_dir": self.out, "batch_rows": execution.batch_size,
-                                         "max_doc_bytes": self.config.ingest.max_doc_bytes,
-                                         "max_batch_bytes": self.config.ingest.max_batch_bytes},
-                batch_size=1, batch_format="pyarrow", num_cpus=0, compute=self.tasks(),
-                ray_remote_args_fn=self.retries())
+                ingest_files,
+                fn_kwargs={
+                    "out_dir": self.out,
+                    "batch_rows": execution.batch_size,
+                    "max_doc_bytes": self.config.ingest.max_doc_bytes,
+                    "max_batch_bytes": self.config.ingest.max_batch_bytes,
+                },
+                batch_size=1,
+                batch_format="pyarrow",
+                num_cpus=0,
+                compute=self.tasks(),
+                ray_remote_args_fn=self.retries(),
+            )
         else:
             ds = self.read_phase(phase.index - 1, todo, marker=phase.stage)
         if phase.specs:
@@ -314,9 +361,11 @@ class CorpusRun:
             actors = max(1, min(self.workers, int(self.cpus // actor_cpus)))
             ds = ds.map_batches(
                 StageChain,
-                fn_constructor_kwargs={"specs": [(spec.name, spec.params) for spec in phase.specs],
-                                       "batch_rows": execution.batch_size,
-                                       "batch_bytes": self.config.ingest.max_batch_bytes},
+                fn_constructor_kwargs={
+                    "specs": [(spec.name, spec.params) for spec in phase.specs],
+                    "batch_rows": execution.batch_size,
+                    "batch_bytes": self.config.ingest.max_batch_bytes,
+                },
                 batch_size=None,  # whole blocks (bounded by Ray's block size); StageChain slices them
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=actors),
@@ -324,8 +373,9 @@ class CorpusRun:
                 memory=max(stage.resources.memory_mb for stage in phase.row_stages) * 2**20 or None,
                 # Ray's default restarts a dead actor forever: a document that crashes its process
                 # every time would loop; after these, the run stops and says so.
-                ray_remote_args_fn=functools.partial(dict, max_restarts=execution.max_restarts,
-                                                     max_task_retries=execution.max_task_retries),
+                ray_remote_args_fn=functools.partial(
+                    dict, max_restarts=execution.max_restarts, max_task_retries=execution.max_task_retries
+                ),
             )
         # Documents per input file are known once ingest has read it: every later phase has a total.
         total = sum(inputs[unit]["documents"] for unit in todo) if phase.index else None
@@ -345,8 +395,13 @@ class CorpusRun:
         self.work.discard_phase(phase.output)
         marks = phase.stage.find(self.read_phase(phase.index - 1, sorted(self.units)), self.context)
         written = shuffle(marks.map_batches(with_unit, batch_format="pyarrow"), ["unit"]).map_batches(
-            write_marks, fn_kwargs={"out_dir": self.out, "phase": phase.index},
-            batch_size=None, batch_format="pyarrow", num_cpus=0, ray_remote_args_fn=self.retries())
+            write_marks,
+            fn_kwargs={"out_dir": self.out, "phase": phase.index},
+            batch_size=None,
+            batch_format="pyarrow",
+            num_cpus=0,
+            ray_remote_args_fn=self.retries(),
+        )
         self.consume(written, phase, what="marks found")
         failpoint(f"phase{phase.index}.found")
         self.work.record_marks_found(phase.index, {"stage": phase.stage.name, "stats": phase.stage.stats})
@@ -387,8 +442,11 @@ def why_not_resumable(old: dict, new: dict) -> str | None:
     added = sorted(set(now) - set(before))
     removed = sorted(set(before) - set(now))
     changed = sorted(key for key in set(now) & set(before) if now[key] != before[key])
-    parts = [f"{len(keys)} {what} (first: {keys[0][1]})" for keys, what in
-             ((added, "added"), (removed, "removed"), (changed, "changed")) if keys]
+    parts = [
+        f"{len(keys)} {what} (first: {keys[0][1]})"
+        for keys, what in ((added, "added"), (removed, "removed"), (changed, "changed"))
+        if keys
+    ]
     return "its input files differ: " + ", ".join(parts)
 
 
@@ -445,12 +503,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/corpus.yaml", help="pipeline YAML (default: %(default)s)")
     parser.add_argument("--out", help="output directory or URI (overrides output.dir)")
     parser.add_argument("--num-cpus", type=int, help="cores for a local Ray instance (default: all)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. execution.batch_size=512 (repeatable)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="discard the state of an interrupted run in <out>/.run instead of resuming it")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show Ray's own logs and Ray Data's status on the console (otherwise in <out>/logs)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. execution.batch_size=512 (repeatable)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the state of an interrupted run in <out>/.run instead of resuming it",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray's own logs and Ray Data's status on the console (otherwise in <out>/logs)",
+    )
     args = parser.parse_args(argv)
     try:
         overrides = parse_set(args.set)
@@ -479,13 +548,15 @@ def main(argv: list[str] | None = None) -> int:
 
     report = write_html_report(config.output.dir)
     kept = stats["kept_documents"] / stats["input_documents"] if stats["input_documents"] else 0
-    print_summary([
-        f"corpus: {stats['input_documents']} documents in, {stats['kept_documents']} kept ({kept:.1%}), "
-        f"{stats['removed_documents']} removed, {stats['quarantined_documents']} quarantined",
-        f"        {stats['bytes_out'] / 2**20:.1f} of {stats['bytes_in'] / 2**20:.1f} MiB of text kept, "
-        f"in {stats['seconds']} s",
-        f"report: {report}" + (f"   (Ray's logs: {logs})" if logs else ""),
-    ])
+    print_summary(
+        [
+            f"corpus: {stats['input_documents']} documents in, {stats['kept_documents']} kept ({kept:.1%}), "
+            f"{stats['removed_documents']} removed, {stats['quarantined_documents']} quarantined",
+            f"        {stats['bytes_out'] / 2**20:.1f} of {stats['bytes_in'] / 2**20:.1f} MiB of text kept, "
+            f"in {stats['seconds']} s",
+            f"report: {report}" + (f"   (Ray's logs: {logs})" if logs else ""),
+        ]
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ counts (STATS_SCHEMA) beside them: stats.json is folded from those, not from a s
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -57,8 +57,14 @@ def unit_runs(block: pa.Table) -> Iterator[tuple[str, int, pa.Table]]:
 
 def _parts(written: list[tuple[str, int, int]]) -> pa.Table:
     """(input file, documents, text bytes) per part written."""
-    return pa.table({"unit": [u for u, _, _ in written], "documents": [n for _, n, _ in written],
-                     "bytes": [b for _, _, b in written]}, schema=PARTS_SCHEMA)
+    return pa.table(
+        {
+            "unit": [u for u, _, _ in written],
+            "documents": [n for _, n, _ in written],
+            "bytes": [b for _, _, b in written],
+        },
+        schema=PARTS_SCHEMA,
+    )
 
 
 def text_bytes(rows: pa.Table) -> int:
@@ -106,8 +112,9 @@ def categories(rows: pa.Table) -> dict[str, pa.Table]:
     return {category: rows.filter(mask) for category, mask in masks.items()}
 
 
-def write_final(block: pa.Table, out_dir: str, rejects_text: bool = True, summed: tuple[str, ...] = (),
-                binned: tuple[str, ...] = ()) -> pa.Table:
+def write_final(
+    block: pa.Table, out_dir: str, rejects_text: bool = True, summed: tuple[str, ...] = (), binned: tuple[str, ...] = ()
+) -> pa.Table:
     """Sink of the last phase: each part's kept, removed and quarantined rows into the staged
     docs/, rejects/, quarantine/, then its counts (STATS_SCHEMA, with the `summed` and `binned`
     signal columns), written last as the part's completion record."""
@@ -124,8 +131,9 @@ def write_final(block: pa.Table, out_dir: str, rejects_text: bool = True, summed
             if category == REMOVED and not rejects_text:
                 part = part.drop_columns(["text"])
             write_parquet_atomic(fs, f"{work.staging}/{DIRS[category]}/part-{key}-{start:012d}.parquet", part)
-        write_parquet_atomic(fs, f"{work.phase_dir('final')}/{key}/{part_name(start, rows.num_rows)}",
-                             pa.concat_tables(stats))
+        write_parquet_atomic(
+            fs, f"{work.phase_dir('final')}/{key}/{part_name(start, rows.num_rows)}", pa.concat_tables(stats)
+        )
         written.append((unit, rows.num_rows, text_bytes(rows)))
     return _parts(written)
 
@@ -148,8 +156,9 @@ def summarise(rows: pa.Table, category: str, summed: tuple[str, ...] = (), binne
     for name in signals:
         keyed = keyed.append_column(name, pc.fill_null(rows[name], 0).cast(pa.int64()))
     for name in (name for name in binned if name in rows.column_names):
-        bins = pc.min_element_wise(pc.floor(pc.multiply(rows[name].cast(pa.float64()), BINS)), BINS - 1,
-                                   skip_nulls=False)  # unscored documents fall in no bin
+        bins = pc.min_element_wise(
+            pc.floor(pc.multiply(rows[name].cast(pa.float64()), BINS)), BINS - 1, skip_nulls=False
+        )  # unscored documents fall in no bin
         for b in range(BINS):  # one 0/1 column per bin: the group-by sums them into a histogram
             signals.append(f"{name}#{b}")
             keyed = keyed.append_column(signals[-1], pc.fill_null(pc.equal(bins, b), False).cast(pa.int64()))
@@ -170,9 +179,15 @@ def summarise(rows: pa.Table, category: str, summed: tuple[str, ...] = (), binne
             "bytes": grouped["bytes_sum"],
             "example_ids": _head(grouped["id_list"]) if keep_examples else empty,
             "example_texts": _head(grouped["snippet_list"]) if keep_examples else empty,
-            "signals": pa.array([list(zip(signals, values)) for values in zip(*(
-                grouped[f"{name}_sum"].to_pylist() for name in signals))] if signals else [[]] * grouped.num_rows,
-                pa.map_(pa.string(), pa.int64())),
+            "signals": pa.array(
+                [
+                    list(zip(signals, values))
+                    for values in zip(*(grouped[f"{name}_sum"].to_pylist() for name in signals))
+                ]
+                if signals
+                else [[]] * grouped.num_rows,
+                pa.map_(pa.string(), pa.int64()),
+            ),
         },
         schema=STATS_SCHEMA,
     )

@@ -113,7 +113,8 @@ def evaluate(model, positive: list[str], negative: list[str]) -> dict:
     true_pos = sum(s >= 0.5 for s in pos)
     flagged = true_pos + sum(s >= 0.5 for s in neg)
     return {
-        "positives": len(pos), "negatives": len(neg),
+        "positives": len(pos),
+        "negatives": len(neg),
         "precision": round(true_pos / flagged, 4) if flagged else None,
         "recall": round(true_pos / len(pos), 4) if pos else None,
         "auc": round(roc_auc(pos, neg), 4) if pos and neg else None,
@@ -142,8 +143,10 @@ def build_examples(config: TrainConfig) -> dict:
             data[lang] = None  # one class missing: nothing to separate
             continue
         n = min(len(per_class["positive"][0]), len(per_class["negative"][0]), config.max_examples_per_class)
-        data[lang] = {kind: (rng.sample(train, n), test_chunks, test_docs)
-                      for kind, (train, test_chunks, test_docs) in per_class.items()}
+        data[lang] = {
+            kind: (rng.sample(train, n), test_chunks, test_docs)
+            for kind, (train, test_chunks, test_docs) in per_class.items()
+        }
     return data
 
 
@@ -157,16 +160,28 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("no language has both positive and negative examples")
     lines = [f"{LABELS[kind]} {normalise(text)}" for d in trained.values() for kind in LABELS for text in d[kind][0]]
     random.Random(config.seed).shuffle(lines)
-    params = {"epoch": 10, "lr": 0.1, "wordNgrams": 2, "dim": 32, "minCount": 2, "bucket": 200_000,
-              **config.fasttext, "seed": config.seed, "thread": 1, "verbose": 0}  # one thread: reproducible
+    params = {
+        "epoch": 10,
+        "lr": 0.1,
+        "wordNgrams": 2,
+        "dim": 32,
+        "minCount": 2,
+        "bucket": 200_000,
+        **config.fasttext,
+        "seed": config.seed,
+        "thread": 1,
+        "verbose": 0,
+    }  # one thread: reproducible
     with tempfile.TemporaryDirectory() as tmp:
         train_file = os.path.join(tmp, "train.txt")
         with open(train_file, "w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
         model = fasttext.train_supervised(input=train_file, **params)
         if config.quantize is not None:
-            model.quantize(input=train_file, **{"cutoff": 20_000, "qnorm": True, "retrain": True, **config.quantize,
-                                                "thread": 1, "verbose": 0})
+            model.quantize(
+                input=train_file,
+                **{"cutoff": 20_000, "qnorm": True, "retrain": True, **config.quantize, "thread": 1, "verbose": 0},
+            )
     os.makedirs(os.path.dirname(os.path.abspath(config.output)), exist_ok=True)
     model.save_model(config.output)
 
@@ -191,8 +206,10 @@ def train(config: TrainConfig) -> dict:
         "seed": config.seed,
         "heldout": evaluation,
         # Score quantiles (0 %, 1 %, ... 100 %) of held-out raw-web documents: top_fraction -> threshold.
-        "calibration": {"documents": len(calibration),
-                        "quantiles": [float(q) for q in np.quantile(calibration, np.linspace(0, 1, 101))]},
+        "calibration": {
+            "documents": len(calibration),
+            "quantiles": [float(q) for q in np.quantile(calibration, np.linspace(0, 1, 101))],
+        },
         "size_bytes": os.path.getsize(config.output),
     }
     with open(metadata_path(config.output), "w", encoding="utf-8") as handle:
@@ -215,10 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         config.output = args.output
     metadata = train(config)
     for lang, result in metadata["heldout"].items():
-        print(f"{lang}: {metadata['examples_per_class'][lang]} examples per class; held-out "
-              f"chunks {result['chunks']}, documents {result['documents']}")
+        print(
+            f"{lang}: {metadata['examples_per_class'][lang]} examples per class; held-out "
+            f"chunks {result['chunks']}, documents {result['documents']}"
+        )
     print(f"skipped (one class missing): {metadata['skipped_languages'] or 'none'}")
-    print(f"model: {config.output} ({metadata['size_bytes'] / 2**20:.2f} MiB), metadata: {metadata_path(config.output)}")
+    print(
+        f"model: {config.output} ({metadata['size_bytes'] / 2**20:.2f} MiB), metadata: {metadata_path(config.output)}"
+    )
     return 0
 
 

@@ -53,8 +53,15 @@ from tokenizer.sampling import heldout_mask, weighted_counts, weighted_groups
 FORMAT = "lmforge-token-shards/1"
 WORK_DIR = ".work"
 # What tokenization returns to the driver per document: where its tokens are, and how many.
-METADATA_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("num_tokens", pa.int64()),
-                             ("file", pa.string()), ("row", pa.int64())])
+METADATA_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("num_tokens", pa.int64()),
+        ("file", pa.string()),
+        ("row", pa.int64()),
+    ]
+)
 
 
 def token_type(vocab_size: int) -> pa.DataType:
@@ -102,8 +109,7 @@ def tokenize_batch(batch: pa.Table, tokenizer_json: str, work_dir: str, eos_id: 
     """Ray Data UDF: tokenize a batch of documents (EOS appended), write the tokens to the
     work folder and return per-document metadata (the tokens stay out of the driver)."""
     if not batch.num_rows:
-        return pa.table({"id": [], "source": [], "num_tokens": [], "file": [], "row": []},
-                        schema=METADATA_SCHEMA)
+        return pa.table({"id": [], "source": [], "num_tokens": [], "file": [], "row": []}, schema=METADATA_SCHEMA)
     dtype = token_type(vocab_size)
     encodings = load_tokenizer(tokenizer_json).encode_batch(batch["text"].to_pylist(), add_special_tokens=False)
     ids = [np.asarray(e.ids + [eos_id], dtype=dtype.to_pandas_dtype()) for e in encodings]
@@ -114,8 +120,16 @@ def tokenize_batch(batch: pa.Table, tokenizer_json: str, work_dir: str, eos_id: 
     # Named after the batch's first id: a retried task rewrites the same file.
     name = "tok-" + hashlib.sha1(batch["id"][0].as_py().encode()).hexdigest()[:16] + ".arrow"
     write_arrow(join(work_dir, name), table)
-    return pa.table({"id": batch["id"], "source": batch["source"], "num_tokens": lengths,
-                     "file": [name] * batch.num_rows, "row": np.arange(batch.num_rows)}, schema=METADATA_SCHEMA)
+    return pa.table(
+        {
+            "id": batch["id"],
+            "source": batch["source"],
+            "num_tokens": lengths,
+            "file": [name] * batch.num_rows,
+            "row": np.arange(batch.num_rows),
+        },
+        schema=METADATA_SCHEMA,
+    )
 
 
 def tokenize(config: Config, tokenizer_json: str, work_dir: str, eos_id: int, vocab_size: int) -> pa.Table:
@@ -130,8 +144,7 @@ def tokenize(config: Config, tokenizer_json: str, work_dir: str, eos_id: int, vo
     ds = ray.data.read_parquet([filesystem(f)[1] for f in files], filesystem=fs, columns=["id", "source", "text"])
     ds = ds.map_batches(
         tokenize_batch,
-        fn_kwargs={"tokenizer_json": tokenizer_json, "work_dir": work_dir,
-                   "eos_id": eos_id, "vocab_size": vocab_size},
+        fn_kwargs={"tokenizer_json": tokenizer_json, "work_dir": work_dir, "eos_id": eos_id, "vocab_size": vocab_size},
         batch_size=config.shards.batch_size,
         batch_format="pyarrow",
         num_cpus=1,
@@ -157,18 +170,24 @@ def plan(meta: pa.Table, config: Config) -> Plan:
     groups = weighted_groups(sources, shards.weights)
     tokens = meta["num_tokens"].to_numpy()
     train_rows = np.flatnonzero(~val)
-    counts, stats = weighted_counts(sources[train_rows], tokens[train_rows], shards.weights,
-                                    shards.total_tokens, shards.max_epochs, config.seed)
+    counts, stats = weighted_counts(
+        sources[train_rows], tokens[train_rows], shards.weights, shards.total_tokens, shards.max_epochs, config.seed
+    )
     order = np.random.default_rng(config.seed).permutation(np.repeat(train_rows, counts))
     per_source = {}
     for source, s in stats.items():
         in_val = val & (groups == source)
         per_source[source] = {
-            "documents": s["documents"], "tokens_available": s["available"],
-            "requested_share": round(s["requested_share"], 6), "target_tokens": round(s["target"]),
-            "tokens": s["achieved"], "achieved_share": round(s["achieved_share"], 6),
-            "epochs": round(s["epochs"], 4), "documents_used": s["documents_used"],
-            "val_documents": int(in_val.sum()), "val_tokens": int(tokens[in_val].sum()),
+            "documents": s["documents"],
+            "tokens_available": s["available"],
+            "requested_share": round(s["requested_share"], 6),
+            "target_tokens": round(s["target"]),
+            "tokens": s["achieved"],
+            "achieved_share": round(s["achieved_share"], 6),
+            "epochs": round(s["epochs"], 4),
+            "documents_used": s["documents_used"],
+            "val_documents": int(in_val.sum()),
+            "val_tokens": int(tokens[in_val].sum()),
         }
     left_out = shards.weights is not None and OTHER not in shards.weights
     unweighted = sorted(set(sources[groups == OTHER])) if left_out else []
@@ -187,12 +206,18 @@ def write_shard(path: str, files: list[str], rows: np.ndarray, work_dir: str) ->
     table = pa.concat_tables(pieces).take(np.argsort(np.concatenate(positions), kind="stable"))
     size, sha256 = write_arrow(path, table)
     tokens = int(pc.sum(pc.list_value_length(table["tokens"])).as_py())
-    return {"path": path.rpartition("/")[2], "documents": table.num_rows, "tokens": tokens,
-            "bytes": size, "sha256": sha256}
+    return {
+        "path": path.rpartition("/")[2],
+        "documents": table.num_rows,
+        "tokens": tokens,
+        "bytes": size,
+        "sha256": sha256,
+    }
 
 
-def write_split(split: str, order: np.ndarray, meta: pa.Table, out_dir: str, work_dir: str,
-                shard_tokens: int) -> list[dict]:
+def write_split(
+    split: str, order: np.ndarray, meta: pa.Table, out_dir: str, work_dir: str, shard_tokens: int
+) -> list[dict]:
     """Cut `order` into files of about `shard_tokens` tokens (whole documents) and write them."""
     if not len(order):
         return []
@@ -221,8 +246,9 @@ def ensure_tokenizer(config: Config, retrain: bool) -> str:
     hand, is used as it is). A `tokenizer.dir` URI is trained locally, then uploaded."""
     from tokenizer.train import EXTENSION_DIR, fingerprint, train
 
-    path = join(config.tokenizer.dir, *([EXTENSION_DIR] if config.shards.tokenizer == "extended" else []),
-                "tokenizer.json")
+    path = join(
+        config.tokenizer.dir, *([EXTENSION_DIR] if config.shards.tokenizer == "extended" else []), "tokenizer.json"
+    )
     report = join(config.tokenizer.dir, "report.json")
     reason = None
     if retrain:
@@ -249,8 +275,9 @@ def upload(local: str, uri: str) -> None:
     fingerprint says the tokenizer there is complete)."""
     fs, root = filesystem(uri)
     fs.delete_dir_contents(root, missing_dir_ok=True)
-    names = sorted(os.path.relpath(os.path.join(folder, name), local)
-                   for folder, _, files in os.walk(local) for name in files)
+    names = sorted(
+        os.path.relpath(os.path.join(folder, name), local) for folder, _, files in os.walk(local) for name in files
+    )
     for name in sorted(names, key=lambda name: name == "report.json"):
         with open(os.path.join(local, name), "rb") as handle:
             write_atomic(fs, f"{root}/{name.replace(os.sep, '/')}", handle.read())
@@ -289,13 +316,18 @@ def run(config: Config, retrain_tokenizer: bool = False) -> dict:
     init_ray(config.num_cpus)
     meta = tokenize(config, tokenizer_json, work_dir, eos_id, vocab_size)
     chosen = plan(meta, config)
-    files = (write_split("train", chosen.train, meta, out_dir, work_dir, config.shards.shard_tokens)
-             + write_split("val", chosen.val, meta, out_dir, work_dir, config.shards.shard_tokens))
+    files = write_split("train", chosen.train, meta, out_dir, work_dir, config.shards.shard_tokens) + write_split(
+        "val", chosen.val, meta, out_dir, work_dir, config.shards.shard_tokens
+    )
     fs, work_path = filesystem(work_dir)
     fs.delete_dir(work_path)
-    splits = {split: {"documents": sum(f["documents"] for f in files if f["split"] == split),
-                      "tokens": sum(f["tokens"] for f in files if f["split"] == split)}
-              for split in ("train", "val")}
+    splits = {
+        split: {
+            "documents": sum(f["documents"] for f in files if f["split"] == split),
+            "tokens": sum(f["tokens"] for f in files if f["split"] == split),
+        }
+        for split in ("train", "val")
+    }
     manifest = {
         "format": FORMAT,
         "dtype": str(token_type(vocab_size)),
@@ -324,12 +356,16 @@ def run(config: Config, retrain_tokenizer: bool = False) -> dict:
 def summary(manifest: dict) -> str:
     lines = ["source\tdocs\ttokens avail\trequested\tachieved\tepochs"]
     for source, s in manifest["sources"].items():
-        lines.append(f"{source}\t{s['documents']}\t{s['tokens_available']}\t{s['requested_share']:.3f}\t"
-                     f"{s['achieved_share']:.3f}\t{s['epochs']:.2f}")
+        lines.append(
+            f"{source}\t{s['documents']}\t{s['tokens_available']}\t{s['requested_share']:.3f}\t"
+            f"{s['achieved_share']:.3f}\t{s['epochs']:.2f}"
+        )
     train, val = manifest["splits"]["train"], manifest["splits"]["val"]
-    lines.append(f"train {train['tokens']} tokens ({train['documents']} documents), val {val['tokens']} tokens "
-                 f"({val['documents']} documents), {len(manifest['files'])} files, {manifest['dtype']}, "
-                 f"{manifest['seconds']} s")
+    lines.append(
+        f"train {train['tokens']} tokens ({train['documents']} documents), val {val['tokens']} tokens "
+        f"({val['documents']} documents), {len(manifest['files'])} files, {manifest['dtype']}, "
+        f"{manifest['seconds']} s"
+    )
     if manifest["unweighted_sources"]:
         lines.append(f"left out (no weight): {', '.join(manifest['unweighted_sources'])}")
     return "\n".join(lines)
@@ -348,10 +384,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="root folder: read ROOT/docs, write ROOT/tokenizer and ROOT/shards")
     parser.add_argument("--num-cpus", type=int, help="cores for a local Ray instance (default: all)")
     parser.add_argument("--retrain-tokenizer", action="store_true", help="train the tokenizer even if it exists")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. shards.val_fraction=0.01 (repeatable)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show Ray's own logs and Ray Data's status on the console (otherwise in ROOT/logs)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. shards.val_fraction=0.01 (repeatable)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray's own logs and Ray Data's status on the console (otherwise in ROOT/logs)",
+    )
     args = parser.parse_args(argv)
     try:
         overrides = with_out_root(parse_set(args.set), args.out)

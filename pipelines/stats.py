@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from pipelines.config import CorpusConfig
 from pipelines.output import BINS, KEPT, QUARANTINED, REMOVED
@@ -74,8 +74,10 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
         "kept_languages": dict(langs.most_common()),
         "signal_sums": dict(sorted(sums.items())),  # e.g. pii_email_address: values replaced
         # column -> source -> kept/removed -> documents per score bin [0, 0.1), ..., [0.9, 1]
-        "histograms": {column: {source: dict(sorted(parts.items())) for source, parts in sorted(by_source.items())}
-                       for column, by_source in sorted(histograms.items())},
+        "histograms": {
+            column: {source: dict(sorted(parts.items())) for source, parts in sorted(by_source.items())}
+            for column, by_source in sorted(histograms.items())
+        },
         "stages": [spec.name for spec in config.stages],
         "config_digest": config.digest,
         # The YAML as read, overrides applied, for report.html; less output.dir: where a run was written is
@@ -96,5 +98,3 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
             f"{stats['removed_documents']} removed + {stats['quarantined_documents']} quarantined = {accounted}"
         )
     return stats
-
-

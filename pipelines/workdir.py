@@ -32,9 +32,9 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -112,9 +112,9 @@ def glob_regex(pattern: str) -> re.Pattern:
         elif pattern[position] == "?":
             out.append("[^/]")
             position += 1
-        elif pattern[position] == "[" and "]" in pattern[position + 2:]:
+        elif pattern[position] == "[" and "]" in pattern[position + 2 :]:
             end = pattern.index("]", position + 2)
-            body = pattern[position + 1: end]
+            body = pattern[position + 1 : end]
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
             position = end + 1
         else:
@@ -140,7 +140,7 @@ def list_uri(pattern: str) -> dict[str, pafs.FileInfo] | None:
     infos = [i for i in fs.get_file_info(pafs.FileSelector(base, recursive=True)) if i.type == pafs.FileType.File]
     if glob_at is None:
         return {head + i.path: i for i in infos}
-    matcher = glob_regex(base.rstrip("/") + pattern[len(fixed):])
+    matcher = glob_regex(base.rstrip("/") + pattern[len(fixed) :])
 
     def matches(path: str) -> bool:  # the file, or a folder above it (a folder means all below it)
         while len(path) > len(base):
@@ -165,7 +165,7 @@ def move(fs: pafs.FileSystem, source: str, target: str) -> None:
     fs.create_dir(target)
     prefix = source.rstrip("/") + "/"
     for info in fs.get_file_info(pafs.FileSelector(source, recursive=True)):
-        destination = f"{target.rstrip('/')}/{info.path[len(prefix):]}"
+        destination = f"{target.rstrip('/')}/{info.path[len(prefix) :]}"
         if info.type == pafs.FileType.Directory:
             fs.create_dir(destination)
         else:
@@ -338,7 +338,9 @@ class WorkDir:
         fs, _ = self.fs_root
         infos = fs.get_file_info(pafs.FileSelector(f"{self.marks_dir(phase)}/{unit}", allow_not_found=True))
         paths = sorted(i.path for i in infos if i.base_name.endswith(".parquet") and ".tmp-" not in i.base_name)
-        return pa.concat_tables([schema.empty_table(), *(pq.read_table(p, filesystem=fs, schema=schema) for p in paths)])
+        return pa.concat_tables(
+            [schema.empty_table(), *(pq.read_table(p, filesystem=fs, schema=schema) for p in paths)]
+        )
 
     # The run as a whole
     def state(self) -> dict | None:

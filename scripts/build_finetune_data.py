@@ -20,10 +20,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(REPO, "data", "finetune")
 
 # (source file, output file, records, max characters of the prompt, max characters in all)
-SFT = [("alpaca_en_demo.json", "alpaca_en.json", 200, None, 500),
-       ("alpaca_zh_demo.json", "alpaca_zh.json", 200, None, 200)]
-DPO = [("dpo_en_demo.json", "dpo_en.json", 100, 600, None),
-       ("dpo_zh_demo.json", "dpo_zh.json", 100, 200, None)]
+SFT = [
+    ("alpaca_en_demo.json", "alpaca_en.json", 200, None, 500),
+    ("alpaca_zh_demo.json", "alpaca_zh.json", 200, None, 200),
+]
+DPO = [("dpo_en_demo.json", "dpo_en.json", 100, 600, None), ("dpo_zh_demo.json", "dpo_zh.json", 100, 200, None)]
 
 
 def alpaca_chars(record: dict) -> tuple[int, int]:

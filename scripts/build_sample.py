@@ -65,12 +65,32 @@ NEAR_DUP_FOOTERS = [
 ]
 # Word substitutions for near-duplicates (whole words, case of the first letter kept).
 SUBSTITUTIONS = {
-    "about": "regarding", "also": "additionally", "because": "since", "best": "finest",
-    "big": "large", "buy": "purchase", "easy": "simple", "find": "locate", "get": "obtain",
-    "good": "fine", "great": "excellent", "help": "assist", "important": "essential",
-    "just": "simply", "make": "create", "many": "numerous", "need": "require", "new": "fresh",
-    "people": "folks", "provide": "offer", "quickly": "rapidly", "show": "display",
-    "small": "little", "start": "begin", "use": "utilize", "very": "really",
+    "about": "regarding",
+    "also": "additionally",
+    "because": "since",
+    "best": "finest",
+    "big": "large",
+    "buy": "purchase",
+    "easy": "simple",
+    "find": "locate",
+    "get": "obtain",
+    "good": "fine",
+    "great": "excellent",
+    "help": "assist",
+    "important": "essential",
+    "just": "simply",
+    "make": "create",
+    "many": "numerous",
+    "need": "require",
+    "new": "fresh",
+    "people": "folks",
+    "provide": "offer",
+    "quickly": "rapidly",
+    "show": "display",
+    "small": "little",
+    "start": "begin",
+    "use": "utilize",
+    "very": "really",
 }
 N_SUBSTITUTIONS = 3
 SPAM_LINE = "Click here to buy cheap watches now! Best prices guaranteed!"  # synthetic
@@ -144,7 +164,8 @@ def load_c4(shared: str) -> tuple[bytes, list[dict]]:
 def ccnet_files(shared: str) -> list[str]:
     web = os.path.join(shared, "web")
     return sorted(
-        os.path.join(web, n) for n in os.listdir(web)
+        os.path.join(web, n)
+        for n in os.listdir(web)
         if n.startswith("multiple_files_cc_en_head-") and n.endswith(".jsonl")
     )
 
@@ -153,7 +174,7 @@ def load_ccnet(shared: str) -> tuple[bytes, list[dict]]:
     raw_lines: list[str] = []
     for path in ccnet_files(shared):
         raw_lines.extend(line for line in _lines(_read_text(path)) if line.strip())
-    return ("".join(line + "\n" for line in raw_lines)).encode("utf-8"), [json.loads(l) for l in raw_lines]
+    return ("".join(line + "\n" for line in raw_lines)).encode("utf-8"), [json.loads(line) for line in raw_lines]
 
 
 def _substitute_words(text: str, rng: random.Random) -> tuple[str, list[tuple[str, str]]]:
@@ -165,7 +186,7 @@ def _substitute_words(text: str, rng: random.Random) -> tuple[str, list[tuple[st
         repl = SUBSTITUTIONS[word.lower()]
         if word[0].isupper():
             repl = repl[0].upper() + repl[1:]
-        out.append(text[last:m.start()])
+        out.append(text[last : m.start()])
         out.append(repl)
         last = m.end()
         done.append((word, repl))
@@ -186,7 +207,10 @@ def near_duplicate(text: str, rng: random.Random) -> tuple[str, dict]:
     header = NEAR_DUP_HEADERS[rng.randrange(len(NEAR_DUP_HEADERS))]
     footer = NEAR_DUP_FOOTERS[rng.randrange(len(NEAR_DUP_FOOTERS))]
     return f"{header}\n{body}\n{footer}", {
-        "header": header, "footer": footer, "dropped_paragraph": dropped, "substitutions": subs,
+        "header": header,
+        "footer": footer,
+        "dropped_paragraph": dropped,
+        "substitutions": subs,
     }
 
 
@@ -238,10 +262,14 @@ _GLUED_PARAGRAPH = re.compile(r"(?<=[a-z0-9)\]][.!?])(?=[A-Z])")
 
 def load_wiki(shared: str) -> list[dict]:
     text = _read_text(os.path.join(shared, "web", "wikipedia_en_sample.txt"))
-    return [{"title": wiki_title(line), "text": _GLUED_PARAGRAPH.sub("\n\n", line)} for line in _lines(text) if line.strip()]
+    return [
+        {"title": wiki_title(line), "text": _GLUED_PARAGRAPH.sub("\n\n", line)} for line in _lines(text) if line.strip()
+    ]
 
 
-_ZH_HEADING = re.compile(r"^(?:(?:\d+|[A-Z])(?:\.\d+)*\.\u00a0\S.*|第\u00a0\d+\u00a0章\u00a0\S.*|附录\u00a0[A-Z]\.\u00a0\S.*|序言)$")
+_ZH_HEADING = re.compile(
+    r"^(?:(?:\d+|[A-Z])(?:\.\d+)*\.\u00a0\S.*|第\u00a0\d+\u00a0章\u00a0\S.*|附录\u00a0[A-Z]\.\u00a0\S.*|序言)$"
+)
 
 
 def _split_paragraphs(text: str, max_chars: int) -> list[str]:
@@ -331,7 +359,7 @@ def load_lingua(shared: str) -> tuple[list[dict], dict]:
         present[lang] = len(sents)
         sep = "" if lang in NO_SPACE_LANGS else " "
         for k in range(0, len(sents), LINGUA_SENTENCES_PER_DOC):
-            records.append({"content": sep.join(sents[k:k + LINGUA_SENTENCES_PER_DOC]), "metadata": {"label": lang}})
+            records.append({"content": sep.join(sents[k : k + LINGUA_SENTENCES_PER_DOC]), "metadata": {"label": lang}})
     return records, present
 
 
@@ -372,8 +400,12 @@ def build_sample(shared: str) -> dict:
     wiki = load_wiki(shared)
     _write_parquet(
         os.path.join(SAMPLE_DIR, "wiki", "wiki-0000.parquet"),
-        pa.table({"title": pa.array([w["title"] for w in wiki], pa.string()),
-                  "text": pa.array([w["text"] for w in wiki], pa.string())}),
+        pa.table(
+            {
+                "title": pa.array([w["title"] for w in wiki], pa.string()),
+                "text": pa.array([w["text"] for w in wiki], pa.string()),
+            }
+        ),
     )
     info["wiki_titles"] = [w["title"] for w in wiki]
     # A stand-in evaluation set for decontamination: one 40-word passage from each of three
@@ -391,8 +423,10 @@ def build_sample(shared: str) -> dict:
     poems = load_tang(shared)
     info["tang_poems"] = len(poems)
     for k in range(0, len(poems), TANG_POEMS_PER_FILE):
-        body = "\n\n".join(poems[k:k + TANG_POEMS_PER_FILE]) + "\n"
-        _write(os.path.join(SAMPLE_DIR, "zh", "tang300", f"tang-{k // TANG_POEMS_PER_FILE:03d}.txt"), body.encode("utf-8"))
+        body = "\n\n".join(poems[k : k + TANG_POEMS_PER_FILE]) + "\n"
+        _write(
+            os.path.join(SAMPLE_DIR, "zh", "tang300", f"tang-{k // TANG_POEMS_PER_FILE:03d}.txt"), body.encode("utf-8")
+        )
 
     lingua, present = load_lingua(shared)
     _write(os.path.join(SAMPLE_DIR, "multilingual", "lingua-0000.jsonl"), _jsonl_bytes(lingua))
@@ -459,12 +493,18 @@ def render_data_readme(info: dict) -> str:
     other = [p for p in files if "/tang300/" not in p]
     with open(os.path.join(TEMPLATES, "sample_files.yaml"), encoding="utf-8") as handle:
         describe = yaml.safe_load(handle)
-    computed = {"ccnet_count": info["ccnet_count"], "ccnet_files": " and ".join(f"`{n}`" for n in info["ccnet_files"]),
-                "lingua_count": len(info["lingua_langs"]), "lingua_langs": ", ".join(info["lingua_langs"])}
+    computed = {
+        "ccnet_count": info["ccnet_count"],
+        "ccnet_files": " and ".join(f"`{n}`" for n in info["ccnet_files"]),
+        "lingua_count": len(info["lingua_langs"]),
+        "lingua_langs": ", ".join(info["lingua_langs"]),
+    }
     rows = []
     for path in other:
         key = os.path.relpath(path, SAMPLE_DIR)
-        what, src, lic = (Template(describe[key][field]).substitute(computed) for field in ("what", "source", "license"))
+        what, src, lic = (
+            Template(describe[key][field]).substitute(computed) for field in ("what", "source", "license")
+        )
         n, unit = count_docs(path)
         rows.append(f"| `sample/{key}` | {_fmt_size(os.path.getsize(path))} | {n} {unit} | {what} | {src} | {lic} |")
     tang_size = sum(os.path.getsize(p) for p in tang_files)
@@ -485,17 +525,29 @@ def render_data_readme(info: dict) -> str:
         else:
             p = m["perturbation"]
             subs = ", ".join(f"{a} -> {b}" for a, b in p["substitutions"]) or "none"
-            drop = ("paragraph %d (0-based) dropped" % p["dropped_paragraph"]) if p["dropped_paragraph"] is not None else "no paragraph dropped (no short middle paragraph)"
+            drop = (
+                (f"paragraph {p['dropped_paragraph']} (0-based) dropped")
+                if p["dropped_paragraph"] is not None
+                else "no paragraph dropped (no short middle paragraph)"
+            )
             dup_lines.append(
                 f"| {m['line']} | near | {m['c4_0000_line']} | header `{esc(p['header'])}`; footer `{esc(p['footer'])}`; "
-                f"{drop}; words: {subs} |")
+                f"{drop}; words: {subs} |"
+            )
 
     zh = info["zh_lengths"]
     return render_template(
-        "data_README.md", total_size=_fmt_size(info["total_bytes"]), total_bytes=info["total_bytes"],
-        file_rows="\n".join(rows), zh_documents=len(zh), zh_min_chars=min(zh), zh_max_chars=max(zh),
-        zh_median_chars=sorted(zh)[len(zh) // 2], eval_articles=", ".join(str(i) for i in EVAL_ARTICLES),
-        duplicate_rows="\n".join(dup_lines))
+        "data_README.md",
+        total_size=_fmt_size(info["total_bytes"]),
+        total_bytes=info["total_bytes"],
+        file_rows="\n".join(rows),
+        zh_documents=len(zh),
+        zh_min_chars=min(zh),
+        zh_max_chars=max(zh),
+        zh_median_chars=sorted(zh)[len(zh) // 2],
+        eval_articles=", ".join(str(i) for i in EVAL_ARTICLES),
+        duplicate_rows="\n".join(dup_lines),
+    )
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -517,9 +569,16 @@ def build_fixtures(shared: str) -> None:
     good = [
         {"text": t1},
         {"text": t2},
-        {"text": cc["text"], "url": cc["metadata"]["url"],
-         "metadata": {"source": "ccnet", "title": cc["metadata"]["title"], "language": cc["metadata"]["language"],
-                      "language_score": cc["metadata"]["language_score"]}},
+        {
+            "text": cc["text"],
+            "url": cc["metadata"]["url"],
+            "metadata": {
+                "source": "ccnet",
+                "title": cc["metadata"]["title"],
+                "language": cc["metadata"]["language"],
+                "language_score": cc["metadata"]["language_score"],
+            },
+        },
     ]
     good_bytes = _jsonl_bytes(good)
     _write(os.path.join(ingest, "good.jsonl"), good_bytes)
@@ -529,23 +588,31 @@ def build_fixtures(shared: str) -> None:
     first_sentence = re.split(r"(?<=[.!?])\s", t4, maxsplit=1)[0]
     valid_first = json.dumps({"text": t1}, ensure_ascii=False)
     malformed = [
-        valid_first.encode("utf-8"),                                                  # 1 ok
-        json.dumps({"text": t2}, ensure_ascii=False)[:60].encode("utf-8"),            # 2 bad_json (truncated)
-        json.dumps({"url": cc["metadata"]["url"], "title": cc["metadata"]["title"]},
-                   ensure_ascii=False).encode("utf-8"),                               # 3 missing_text_field
-        b'{"text": ""}',                                                              # 4 empty_text
-        b'{"text": "' + first_sentence.encode("utf-8").replace(b'"', b"'")[:40]
-        + b"\xff\xfe" + b' more text"}',                                              # 5 bad_encoding
-        json.dumps({"text": t3}, ensure_ascii=False).encode("utf-8"),                 # 6 ok
-        b"[1, 2]",                                                                    # 7 not_an_object
+        valid_first.encode("utf-8"),  # 1 ok
+        json.dumps({"text": t2}, ensure_ascii=False)[:60].encode("utf-8"),  # 2 bad_json (truncated)
+        json.dumps({"url": cc["metadata"]["url"], "title": cc["metadata"]["title"]}, ensure_ascii=False).encode(
+            "utf-8"
+        ),  # 3 missing_text_field
+        b'{"text": ""}',  # 4 empty_text
+        b'{"text": "'
+        + first_sentence.encode("utf-8").replace(b'"', b"'")[:40]
+        + b"\xff\xfe"
+        + b' more text"}',  # 5 bad_encoding
+        json.dumps({"text": t3}, ensure_ascii=False).encode("utf-8"),  # 6 ok
+        b"[1, 2]",  # 7 not_an_object
     ]
     _write(os.path.join(ingest, "malformed.jsonl"), b"".join(line + b"\n" for line in malformed))
 
     parquet_docs = [d for d in ccnet if len(d["text"]) <= 1500][:3]
-    _write_parquet(os.path.join(ingest, "docs.parquet"), pa.table({
-        "text": pa.array([d["text"] for d in parquet_docs], pa.string()),
-        "url": pa.array([d["metadata"]["url"] for d in parquet_docs], pa.string()),
-    }))
+    _write_parquet(
+        os.path.join(ingest, "docs.parquet"),
+        pa.table(
+            {
+                "text": pa.array([d["text"] for d in parquet_docs], pa.string()),
+                "url": pa.array([d["metadata"]["url"] for d in parquet_docs], pa.string()),
+            }
+        ),
+    )
 
     en_para = t4.split("\n")[0]
     zh_docs = split_debian_reference(_read_text(os.path.join(shared, "zh", "debian-reference.zh-cn.txt.gz")))
@@ -554,50 +621,78 @@ def build_fixtures(shared: str) -> None:
     _write(os.path.join(ingest, "txt", "zh.txt"), (zh_para + "\n").encode("utf-8"))
     cut = len(en_para) // 2
     cut = en_para.rfind(" ", 0, cut) if " " in en_para[:cut] else cut
-    _write(os.path.join(ingest, "txt", "bad.txt"),
-           en_para[:cut].encode("utf-8") + b" \xff\xfe" + en_para[cut:].encode("utf-8") + b"\n")
+    _write(
+        os.path.join(ingest, "txt", "bad.txt"),
+        en_para[:cut].encode("utf-8") + b" \xff\xfe" + en_para[cut:].encode("utf-8") + b"\n",
+    )
 
     shutil.copyfile(os.path.join(shared, "web", "whirlwind.warc.gz"), os.path.join(ingest, "one.warc.gz"))
     shutil.copyfile(os.path.join(shared, "web", "whirlwind.warc.wet.gz"), os.path.join(ingest, "one.warc.wet.gz"))
 
     wiki = load_wiki(shared)
     wiki_idx = next(i for i, w in enumerate(wiki) if w["title"] == "An American in Paris")
-    _write_json(os.path.join(filters, "good_en.json"), {
-        "text": wiki[wiki_idx]["text"],
-        "provenance": f"English Wikipedia article 'An American in Paris' (web/wikipedia_en_sample.txt line "
-                      f"{_nonempty_line_no(shared, wiki_idx)}), complete; paragraph breaks restored as in data/sample/wiki. CC BY-SA.",
-    })
+    _write_json(
+        os.path.join(filters, "good_en.json"),
+        {
+            "text": wiki[wiki_idx]["text"],
+            "provenance": f"English Wikipedia article 'An American in Paris' (web/wikipedia_en_sample.txt line "
+            f"{_nonempty_line_no(shared, wiki_idx)}), complete; paragraph breaks restored as in data/sample/wiki. CC BY-SA.",
+        },
+    )
 
     good_zh = _good_zh_sections(zh_docs)
-    _write_json(os.path.join(filters, "good_zh.json"), [
-        {"text": d["text"], "provenance": f"Debian Reference (zh-cn) section '{d['title']}' as split by "
-                                          f"scripts/build_sample.py (zh/debian-reference.zh-cn.txt.gz). GPL-2+."}
-        for d in good_zh
-    ])
+    _write_json(
+        os.path.join(filters, "good_zh.json"),
+        [
+            {
+                "text": d["text"],
+                "provenance": f"Debian Reference (zh-cn) section '{d['title']}' as split by "
+                f"scripts/build_sample.py (zh/debian-reference.zh-cn.txt.gz). GPL-2+.",
+            }
+            for d in good_zh
+        ],
+    )
 
-    i_spam = next(i for i, d in enumerate(c4)
-                  if 3 <= len([l for l in d["text"].split("\n") if l.strip()]) <= 6 and len(d["text"]) <= 800)
+    i_spam = next(
+        i
+        for i, d in enumerate(c4)
+        if 3 <= len([line for line in d["text"].split("\n") if line.strip()]) <= 6 and len(d["text"]) <= 800
+    )
     real_lines = [line for line in c4[i_spam]["text"].split("\n") if line.strip()][:3]
-    _write_json(os.path.join(filters, "spam.json"), {
-        "text": "\n".join(real_lines + [SPAM_LINE] * SPAM_REPEATS),
-        "provenance": f"SYNTHETIC spam page: the first {len(real_lines)} non-empty line(s) of C4 document "
-                      f"(web/c4_sample.jsonl line {i_spam + 1}) followed by the synthetic line {SPAM_LINE!r} "
-                      f"repeated {SPAM_REPEATS} times.",
-    })
+    _write_json(
+        os.path.join(filters, "spam.json"),
+        {
+            "text": "\n".join(real_lines + [SPAM_LINE] * SPAM_REPEATS),
+            "provenance": f"SYNTHETIC spam page: the first {len(real_lines)} non-empty line(s) of C4 document "
+            f"(web/c4_sample.jsonl line {i_spam + 1}) followed by the synthetic line {SPAM_LINE!r} "
+            f"repeated {SPAM_REPEATS} times.",
+        },
+    )
 
     for lang, name, start in (("de", "german.json", 200), ("ja", "japanese.json", 150)):
-        sents = [s.strip() for s in _lines(_read_text(os.path.join(shared, "langid", "sentences", f"{lang}.txt")))
-                 if s.strip()]
+        sents = [
+            s.strip()
+            for s in _lines(_read_text(os.path.join(shared, "langid", "sentences", f"{lang}.txt")))
+            if s.strip()
+        ]
         sep = "" if lang in NO_SPACE_LANGS else " "
-        _write_json(os.path.join(filters, name), {
-            "text": sep.join(sents[start:start + 15]),
-            "provenance": f"lingua-py test sentences langid/sentences/{lang}.txt lines {start + 1}-{start + 15} "
-                          f"(Leipzig corpora), joined with {'no separator' if not sep else 'a space'}; disjoint from "
-                          "data/sample/multilingual (which uses lines 1-120). Apache-2.0.",
-        })
+        _write_json(
+            os.path.join(filters, name),
+            {
+                "text": sep.join(sents[start : start + 15]),
+                "provenance": f"lingua-py test sentences langid/sentences/{lang}.txt lines {start + 1}-{start + 15} "
+                f"(Leipzig corpora), joined with {'no separator' if not sep else 'a space'}; disjoint from "
+                "data/sample/multilingual (which uses lines 1-120). Apache-2.0.",
+            },
+        )
 
-    fixture_info = {"c4_lines": (i1 + 1, i2 + 1, i3 + 1, i4 + 1), "spam_line": i_spam + 1, "ccnet_url": cc["metadata"]["url"],
-                    "parquet_urls": [d["metadata"]["url"] for d in parquet_docs], "good_zh": good_zh}
+    fixture_info = {
+        "c4_lines": (i1 + 1, i2 + 1, i3 + 1, i4 + 1),
+        "spam_line": i_spam + 1,
+        "ccnet_url": cc["metadata"]["url"],
+        "parquet_urls": [d["metadata"]["url"] for d in parquet_docs],
+        "good_zh": good_zh,
+    }
     _write(os.path.join(FIXTURE_DIR, "README.md"), render_fixture_readme(fixture_info).encode("utf-8"))
 
 
@@ -609,7 +704,9 @@ def _nonempty_line_no(shared: str, idx: int) -> int:
 
 def _cjk_ratio(text: str) -> float:
     chars = [c for c in text if not c.isspace()]
-    return sum(1 for c in chars if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef") / max(1, len(chars))
+    return sum(
+        1 for c in chars if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+    ) / max(1, len(chars))
 
 
 def _zh_paragraph(zh_docs: list[dict]) -> str:
@@ -632,9 +729,16 @@ def _good_zh_sections(zh_docs: list[dict]) -> list[dict]:
 def render_fixture_readme(fi: dict) -> str:
     c4_lines = dict(zip(("c4_line_1", "c4_line_2", "c4_line_3", "c4_line_4"), fi["c4_lines"]))
     zh_titles = ", ".join(f"'{d['title']}' ({len(d['text'])} chars)" for d in fi["good_zh"])
-    return render_template("fixtures_README.md", **c4_lines, ccnet_url=fi["ccnet_url"],
-                           parquet_urls=", ".join(fi["parquet_urls"]), zh_titles=zh_titles,
-                           spam_line=fi["spam_line"], spam_text=SPAM_LINE, spam_repeats=SPAM_REPEATS)
+    return render_template(
+        "fixtures_README.md",
+        **c4_lines,
+        ccnet_url=fi["ccnet_url"],
+        parquet_urls=", ".join(fi["parquet_urls"]),
+        zh_titles=zh_titles,
+        spam_line=fi["spam_line"],
+        spam_text=SPAM_LINE,
+        spam_repeats=SPAM_REPEATS,
+    )
 
 
 def render_template(name: str, **values) -> str:

@@ -29,8 +29,10 @@ STAGES = {
 def stage_class(name: str) -> type[Stage | GlobalStage]:
     target = STAGES.get(name, name if ":" in name else None)
     if target is None:
-        raise ValueError(f"unknown stage {name!r}; available: {', '.join(sorted(STAGES))}, "
-                         "or `package.module:Class` for a stage of your own")
+        raise ValueError(
+            f"unknown stage {name!r}; available: {', '.join(sorted(STAGES))}, "
+            "or `package.module:Class` for a stage of your own"
+        )
     module, _, attribute = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attribute)

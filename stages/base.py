@@ -63,7 +63,7 @@ class Stage(ABC):
     summed: tuple[str, ...] = ()
     binned: tuple[str, ...] = ()
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 (an optional hook: most stages have nothing to load)
         """Load models or other heavy state; called once per worker, not per batch."""
 
     @abstractmethod
@@ -104,8 +104,13 @@ class Filter(Stage):
         return write_alive(batch, alive, columns, self.name, reasons)
 
 
-def write_alive(batch: pa.Table, alive: np.ndarray, columns: dict[str, tuple[list, pa.DataType]],
-                stage: str, reasons: list[str | None]) -> pa.Table:
+def write_alive(
+    batch: pa.Table,
+    alive: np.ndarray,
+    columns: dict[str, tuple[list, pa.DataType]],
+    stage: str,
+    reasons: list[str | None],
+) -> pa.Table:
     """Write per-alive-row `columns` and drop `reasons` back into the full batch.
 
     New columns get nulls on rows that were already dropped; existing columns
@@ -211,8 +216,9 @@ def validated(kind: type[T], data: Any, path: str = "") -> T:
     try:
         return TypeAdapter(kind).validate_python(data)
     except ValidationError as error:
-        raise ConfigError([(_join_path(path, _yaml_path(e["loc"])), _message(kind, e))
-                           for e in error.errors()]) from None
+        raise ConfigError(
+            [(_join_path(path, _yaml_path(e["loc"])), _message(kind, e)) for e in error.errors()]
+        ) from None
 
 
 make_params = validated  # a stage's parameters from its config entry

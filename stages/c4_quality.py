@@ -94,6 +94,9 @@ def rewritten(doc: Analysis, lines: list[str], line_words: list[list[str] | None
     if text == doc.text:
         return doc
     kept = Analysis(text, doc.lang)
-    kept.words = [word for line, words in zip(lines, line_words)
-                  for word in (words if words is not None else words_of(line, doc.lang))]
+    kept.words = [
+        word
+        for line, words in zip(lines, line_words)
+        for word in (words if words is not None else words_of(line, doc.lang))
+    ]
     return kept

@@ -63,12 +63,17 @@ class Decontaminate(Filter):
             if not os.path.exists(path):
                 raise FileNotFoundError(f"decontaminate: eval file {path!r} not found (cwd {os.getcwd()})")
             texts = read_eval_texts(path, self.params.text_field)
-            short = sum(len(units) < n for units, n, _ in (ngram_units(text, is_unspaced(text, None), self.params)
-                                                           for text in texts))
+            short = sum(
+                len(units) < n
+                for units, n, _ in (ngram_units(text, is_unspaced(text, None), self.params) for text in texts)
+            )
             if short:  # they hold no n-gram, so no document can match them: say so once, where the run starts
-                print(f"decontaminate: {short} of {len(texts)} items of {path} are shorter than one n-gram "
-                      f"({self.params.ngram} words, {self.params.char_ngram} characters without spaces) and "
-                      "cannot be matched; lower ngram / char_ngram to cover them", file=sys.stderr)
+                print(
+                    f"decontaminate: {short} of {len(texts)} items of {path} are shorter than one n-gram "
+                    f"({self.params.ngram} words, {self.params.char_ngram} characters without spaces) and "
+                    "cannot be matched; lower ngram / char_ngram to cover them",
+                    file=sys.stderr,
+                )
         self.index: dict[int, str] | None = None
 
     def setup(self) -> None:

@@ -71,7 +71,9 @@ def sorted_groups(table: pa.Table, keys: list[str], by: list[str]) -> tuple[pa.T
 # Documents that share a bucket key are duplicate candidates. Minhash dedup has one row per
 # (document, band) with the signature for verification; exact dedup one row per document (band 0,
 # the normalised text's hash as key, no signature).
-BUCKET_SCHEMA = pa.schema([("band", pa.int32()), ("key", pa.binary()), ("rank", pa.string()), ("signature", pa.binary())])
+BUCKET_SCHEMA = pa.schema(
+    [("band", pa.int32()), ("key", pa.binary()), ("rank", pa.string()), ("signature", pa.binary())]
+)
 # A link between two documents by rank key, `node` > `parent`; `changed` is for the rounds below.
 EDGES = pa.schema([("node", pa.string()), ("parent", pa.string()), ("changed", pa.int64())])
 
@@ -85,8 +87,9 @@ def bucket_edges(block: pa.Table, threshold: float | None) -> pa.Table:
     block = block.sort_by([("band", "ascending"), ("key", "ascending"), ("rank", "ascending")])
     band, key = block["band"].combine_chunks(), block["key"].combine_chunks()
     new = np.ones(block.num_rows, dtype=bool)  # row starts a bucket
-    new[1:] = (pc.not_equal(band[1:], band[:-1]).to_numpy(zero_copy_only=False)
-               | pc.not_equal(key[1:], key[:-1]).to_numpy(zero_copy_only=False))
+    new[1:] = pc.not_equal(band[1:], band[:-1]).to_numpy(zero_copy_only=False) | pc.not_equal(
+        key[1:], key[:-1]
+    ).to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(new)
     sizes = np.diff(np.append(starts, block.num_rows))
     shared = sizes > 1
@@ -115,7 +118,8 @@ def bucket_links(buckets: Dataset, threshold: float | None = None) -> Dataset:
     shuffle by (band, key), then whole blocks at once (one call per block, not per bucket: most
     buckets have a single document)."""
     return shuffle(buckets, ["band", "key"]).map_batches(
-        bucket_edges, fn_kwargs={"threshold": threshold}, batch_format="pyarrow", batch_size=None)
+        bucket_edges, fn_kwargs={"threshold": threshold}, batch_format="pyarrow", batch_size=None
+    )
 
 
 # ------------------------------------------------------------------------------ connected components
@@ -126,8 +130,12 @@ def bucket_links(buckets: Dataset, threshold: float | None = None) -> Dataset:
 
 
 def _both_directions(edges: pa.Table) -> pa.Table:
-    return pa.table({"node": pa.concat_arrays([edges["node"].combine_chunks(), edges["parent"].combine_chunks()]),
-                     "parent": pa.concat_arrays([edges["parent"].combine_chunks(), edges["node"].combine_chunks()])})
+    return pa.table(
+        {
+            "node": pa.concat_arrays([edges["node"].combine_chunks(), edges["parent"].combine_chunks()]),
+            "parent": pa.concat_arrays([edges["parent"].combine_chunks(), edges["node"].combine_chunks()]),
+        }
+    )
 
 
 def large_star(block: pa.Table) -> pa.Table:
@@ -161,11 +169,16 @@ def small_star(block: pa.Table) -> pa.Table:
     others[starts] = False  # the other neighbours are linked to m (changes), the node itself too
     firsts = node.take(pa.array(starts))
     before = changed_before["changed_max"].take(pc.index_in(firsts, value_set=changed_before["node"].combine_chunks()))
-    return pa.concat_tables([
-        _edges(firsts, m, before.to_numpy(zero_copy_only=False)),
-        _edges(neighbour.filter(pa.array(others)), m.take(pa.array(group[others])),
-               np.ones(int(others.sum()), np.int64)),
-    ])
+    return pa.concat_tables(
+        [
+            _edges(firsts, m, before.to_numpy(zero_copy_only=False)),
+            _edges(
+                neighbour.filter(pa.array(others)),
+                m.take(pa.array(group[others])),
+                np.ones(int(others.sum()), np.int64),
+            ),
+        ]
+    )
 
 
 def connected_components(edges: Dataset) -> Dataset:
@@ -174,7 +187,8 @@ def connected_components(edges: Dataset) -> Dataset:
     edges = edges.materialize()
     while edges.count():
         large = shuffle(edges.map_batches(_both_directions, batch_format="pyarrow"), ["node"]).map_batches(
-            large_star, batch_format="pyarrow", batch_size=None)
+            large_star, batch_format="pyarrow", batch_size=None
+        )
         edges = shuffle(large, ["node"]).map_batches(small_star, batch_format="pyarrow", batch_size=None).materialize()
         if not value_counts(edges, "changed")[1]:  # a fixed point
             break

@@ -53,7 +53,9 @@ class GopherQuality(Filter):
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         return [
             self._reason(doc, n_words, avg_len)
-            for doc, n_words, avg_len in zip(analyses(batch), signals["gopher_words"], signals["gopher_avg_word_length"])
+            for doc, n_words, avg_len in zip(
+                analyses(batch), signals["gopher_words"], signals["gopher_avg_word_length"]
+            )
         ]
 
     def _reason(self, doc: Analysis, n_words: int, avg_len: float) -> str | None:

@@ -20,8 +20,14 @@ class GopherRepetitionParams(LanguageRules):
     dup_line_char_frac: Fraction = 0.2
     dup_para_char_frac: Fraction = 0.2
     top_n_grams: tuple[tuple[PositiveInt, Fraction], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))  # (n, max fraction)
-    dup_n_grams: tuple[tuple[PositiveInt, Fraction], ...] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11),
-                                                             (10, 0.10))
+    dup_n_grams: tuple[tuple[PositiveInt, Fraction], ...] = (
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
+    )
 
 
 _NGRAM_BASE = np.uint64(0xD6E8FEB86659FD93)  # combines word keys into n-gram keys (odd: a bijection mod 2^64)
@@ -42,7 +48,7 @@ def top_ngram_chars(analysis: Analysis, n: int) -> int | None:
         return None
     keys = word_keys[:count]
     for k in range(1, n):
-        keys = keys * _NGRAM_BASE + word_keys[k:k + count]
+        keys = keys * _NGRAM_BASE + word_keys[k : k + count]
     ordered = np.sort(keys)
     starts, lengths = _runs(ordered)
     most = int(lengths.max())

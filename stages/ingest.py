@@ -51,9 +51,9 @@ import io
 import json
 import os
 import posixpath
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -119,8 +119,14 @@ def detect_format(path: str) -> str:
             name = name[: -len(suffix)]
     if name.endswith(".wet") or name.endswith(".warc.wet"):
         return "wet"
-    for ext, fmt in ((".warc", "warc"), (".jsonl", "jsonl"), (".json", "jsonl"), (".ndjson", "jsonl"),
-                     (".parquet", "parquet"), (".txt", "txt")):
+    for ext, fmt in (
+        (".warc", "warc"),
+        (".jsonl", "jsonl"),
+        (".json", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".parquet", "parquet"),
+        (".txt", "txt"),
+    ):
         if name.endswith(ext):
             return fmt
     raise ValueError(f"cannot tell the format of {path!r} from its name; set `format:` on its source")
@@ -290,8 +296,9 @@ def _zstd_cut(path: str) -> str | None:
                 last = bool(value & 1)
                 position += 3 + (1 if (value >> 1) & 3 == 1 else value >> 3)  # RLE: 1 byte
             if not last or position + 4 * has_checksum > size:
-                return (f"truncated zstd stream: the file ({size:,} bytes) ends inside the frame "
-                        f"starting at byte {start:,}")
+                return (
+                    f"truncated zstd stream: the file ({size:,} bytes) ends inside the frame starting at byte {start:,}"
+                )
             position += 4 * has_checksum
     return None
 
@@ -339,8 +346,7 @@ def _snippet(data: bytes | str) -> str:
 
 
 def _too_large(head: bytes | str, size: int, cap: int, what: str = "document text") -> Record:
-    return Record(reason="too_large",
-                  raw=f"{_snippet(head)}\n[{what} of {size:,} bytes, over max_doc_bytes = {cap:,}]")
+    return Record(reason="too_large", raw=f"{_snippet(head)}\n[{what} of {size:,} bytes, over max_doc_bytes = {cap:,}]")
 
 
 def _decode(data: bytes) -> str | Record:
@@ -353,12 +359,18 @@ def _decode(data: bytes) -> str | Record:
 
 def _text_record(text, url, metadata) -> Record:
     if text is None or (isinstance(text, str) and not text.strip()):
-        return Record(reason="empty_text", raw=f"{text if text is not None else ''}\n[the text is "
-                      f"{'null' if text is None else 'empty or only whitespace'}]")
+        return Record(
+            reason="empty_text",
+            raw=f"{text if text is not None else ''}\n[the text is "
+            f"{'null' if text is None else 'empty or only whitespace'}]",
+        )
     if not isinstance(text, str):
         kind = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
-        return Record(reason="text_not_string", raw=f"{_snippet(json.dumps(text, default=str))}\n[the text is "
-                      f"{kind.get(type(text), type(text).__name__)}, not a string]")
+        return Record(
+            reason="text_not_string",
+            raw=f"{_snippet(json.dumps(text, default=str))}\n[the text is "
+            f"{kind.get(type(text), type(text).__name__)}, not a string]",
+        )
     return Record(text=text, url=url if isinstance(url, str) else None, metadata=metadata)
 
 
@@ -388,12 +400,17 @@ def read_jsonl(file: InputFile, cap: int) -> Iterator[Record]:
                 continue
             if not isinstance(obj, dict):
                 kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-                yield Record(reason="not_an_object",
-                             raw=f"{_snippet(decoded)}\n[JSON {kind.get(type(obj), 'null')}, not an object]")
+                yield Record(
+                    reason="not_an_object",
+                    raw=f"{_snippet(decoded)}\n[JSON {kind.get(type(obj), 'null')}, not an object]",
+                )
                 continue
             if file.text_field not in obj:
-                yield Record(reason="missing_text_field", raw=f"{_snippet(decoded)}\n[no key {file.text_field!r}; "
-                             f"set `text_field:` on source {file.source!r}]")
+                yield Record(
+                    reason="missing_text_field",
+                    raw=f"{_snippet(decoded)}\n[no key {file.text_field!r}; "
+                    f"set `text_field:` on source {file.source!r}]",
+                )
                 continue
             yield _text_record(obj.pop(file.text_field), obj.pop(file.url_field, None), _metadata(obj, file))
 
@@ -425,8 +442,11 @@ def read_parquet(file: InputFile, cap: int) -> Iterator[Record]:
         parquet = pq.ParquetFile(source)  # a corrupt footer raises here: unreadable_file
         names = parquet.schema_arrow.names
         if file.text_field not in names:
-            yield Record(reason="missing_text_field", raw=f"{file.path}: no column {file.text_field!r} "
-                         f"(columns: {names}); set `text_field:` on source {file.source!r}")
+            yield Record(
+                reason="missing_text_field",
+                raw=f"{file.path}: no column {file.text_field!r} "
+                f"(columns: {names}); set `text_field:` on source {file.source!r}",
+            )
             return
         for batch in parquet.iter_batches(batch_size=256):  # text sizes are capped later, per document
             for row in batch.to_pylist():
@@ -463,8 +483,10 @@ def _check_complete(record) -> None:
     _drain(record.raw_stream)
     missing = getattr(record.raw_stream, "limit", 0)  # LimitReader: bytes of Content-Length not read
     if missing:
-        raise EOFError(f"truncated WARC: record {record.rec_headers.get_header('WARC-Record-ID')} "
-                       f"ends {missing:,} bytes short of its Content-Length {record.length:,}")
+        raise EOFError(
+            f"truncated WARC: record {record.rec_headers.get_header('WARC-Record-ID')} "
+            f"ends {missing:,} bytes short of its Content-Length {record.length:,}"
+        )
 
 
 def _payload(record, cap: int) -> tuple[bytes, int]:
@@ -527,8 +549,11 @@ def _records(file: InputFile, cap: int) -> Iterator[Record]:
     Parquet, any library error) ends with one quarantined record saying so instead of failing
     the run; a file with nothing in it is one record too, so it shows in the accounting."""
     if file.format == UNSUPPORTED:
-        yield Record(reason="unsupported_format", raw=f"{file.path}: cannot tell the format from the file "
-                     f"name; set `format:` ({', '.join(FORMATS)}) on source {file.source!r} or move the file")
+        yield Record(
+            reason="unsupported_format",
+            raw=f"{file.path}: cannot tell the format from the file "
+            f"name; set `format:` ({', '.join(FORMATS)}) on source {file.source!r} or move the file",
+        )
         return
     count = 0
     try:
@@ -542,8 +567,10 @@ def _records(file: InputFile, cap: int) -> Iterator[Record]:
         count += 1
         yield Record(reason="unreadable_file", raw=f"{file.path}: {type(error).__name__}: {error}")
     if count == 0:
-        yield Record(reason="empty_file", raw=f"{file.path}: no records in the file (only blank lines, "
-                     "or no WARC response/conversion records)")
+        yield Record(
+            reason="empty_file",
+            raw=f"{file.path}: no records in the file (only blank lines, or no WARC response/conversion records)",
+        )
 
 
 def _checked(record: Record, cap: int) -> tuple[Record, str, int]:
@@ -561,14 +588,24 @@ def _checked(record: Record, cap: int) -> tuple[Record, str, int]:
         metadata.encode("utf-8")
     except UnicodeEncodeError as error:
         shown = json.dumps({"text": record.text, "url": record.url, "metadata": record.metadata}, default=str)
-        return _checked(Record(reason="bad_encoding", raw=f"{_snippet(shown)}\n[lone surrogate (an invalid "
-                               f"\\uXXXX escape, not a character): {error}]"), cap)
+        return _checked(
+            Record(
+                reason="bad_encoding",
+                raw=f"{_snippet(shown)}\n[lone surrogate (an invalid \\uXXXX escape, not a character): {error}]",
+            ),
+            cap,
+        )
     if text_size > cap:
         return _checked(_too_large(record.text, text_size, cap), cap)
     if "\x00" in record.text:
         shown = _snippet(record.text).replace("\x00", "\\x00")
-        return _checked(Record(reason="binary_content", raw=f"{shown}\n[NUL byte at character "
-                               f"{record.text.index(chr(0)):,}: binary data, not text]"), cap)
+        return _checked(
+            Record(
+                reason="binary_content",
+                raw=f"{shown}\n[NUL byte at character {record.text.index(chr(0)):,}: binary data, not text]",
+            ),
+            cap,
+        )
     return record, metadata, text_size
 
 
@@ -576,8 +613,12 @@ def _encodable(value: str | None) -> str | None:
     return None if value is None else value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def read_file(file: InputFile, batch_rows: int = BATCH_ROWS, max_doc_bytes: int = MAX_DOC_BYTES,
-              max_batch_bytes: int = MAX_BATCH_BYTES) -> Iterator[pa.Table]:
+def read_file(
+    file: InputFile,
+    batch_rows: int = BATCH_ROWS,
+    max_doc_bytes: int = MAX_DOC_BYTES,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+) -> Iterator[pa.Table]:
     """Document batches of one input file, quarantined records included (marked). A batch is
     yielded as soon as it holds `batch_rows` records or `max_batch_bytes` bytes of text."""
     if file.format != UNSUPPORTED and file.format not in READERS:

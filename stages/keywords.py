@@ -34,8 +34,9 @@ class Keywords(Filter):
 
     def __init__(self, **params):
         p = make_params(KeywordsParams, params)
-        lists: dict[str, set[str]] = {lang: {w.strip().lower() for w in ws if w.strip()}
-                                      for lang, ws in (p.words or {}).items()}
+        lists: dict[str, set[str]] = {
+            lang: {w.strip().lower() for w in ws if w.strip()} for lang, ws in (p.words or {}).items()
+        }
         for lang, path in (p.files or {}).items():
             with open(path, encoding="utf-8") as handle:
                 lists.setdefault(lang, set()).update(

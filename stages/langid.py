@@ -61,10 +61,34 @@ from stages.base import Filter, Fraction, Resources, Strict, make_params, overri
 
 # fastText labels that are not the ISO 639-1 code a user writes, and common spellings of codes in
 # configs. Wu (wuu) and Cantonese (yue) are written in Han script and are what a "zh" corpus wants.
-LABEL_TO_ISO = {"wuu": "zh", "yue": "zh", "sh": "sr", "zh-cn": "zh", "zh-tw": "zh", "zh-hans": "zh",
-                "zh-hant": "zh", "cmn": "zh", "iw": "he", "in": "id", "ji": "yi", "nob": "nb", "nno": "nn",
-                "eng": "en", "zho": "zh", "chi": "zh", "deu": "de", "ger": "de", "fra": "fr", "fre": "fr",
-                "spa": "es", "jpn": "ja", "kor": "ko", "rus": "ru", "por": "pt", "ita": "it"}
+LABEL_TO_ISO = {
+    "wuu": "zh",
+    "yue": "zh",
+    "sh": "sr",
+    "zh-cn": "zh",
+    "zh-tw": "zh",
+    "zh-hans": "zh",
+    "zh-hant": "zh",
+    "cmn": "zh",
+    "iw": "he",
+    "in": "id",
+    "ji": "yi",
+    "nob": "nb",
+    "nno": "nn",
+    "eng": "en",
+    "zho": "zh",
+    "chi": "zh",
+    "deu": "de",
+    "ger": "de",
+    "fra": "fr",
+    "fre": "fr",
+    "spa": "es",
+    "jpn": "ja",
+    "kor": "ko",
+    "rus": "ru",
+    "por": "pt",
+    "ita": "it",
+}
 LID176_LABELS = {"no": "nb"}  # lid.176's `no` is Bokmål (trained on no.wikipedia); `nn` is apart
 ADMITS = {"no": {"no", "nb", "nn"}}  # a config's code -> the labels it admits
 
@@ -189,15 +213,24 @@ class Lingua:
             return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
 
         self.detector = built(LanguageDetectorBuilder.from_all_languages())
-        self.group_detectors = {group: built(LanguageDetectorBuilder.from_iso_codes_639_1(
-            *(getattr(IsoCode639_1, code.upper()) for code in group))) for group in GROUPS}
-        self.labels = frozenset(value.language.iso_code_639_1.name.lower()
-                                for value in self.detector.compute_language_confidence_values("a"))
+        self.group_detectors = {
+            group: built(
+                LanguageDetectorBuilder.from_iso_codes_639_1(*(getattr(IsoCode639_1, code.upper()) for code in group))
+            )
+            for group in GROUPS
+        }
+        self.labels = frozenset(
+            value.language.iso_code_639_1.name.lower()
+            for value in self.detector.compute_language_confidence_values("a")
+        )
 
     @staticmethod
     def _confidences(detector, text: str) -> dict[str, float]:
-        return {value.language.iso_code_639_1.name.lower(): value.value
-                for value in detector.compute_language_confidence_values(text[:LINGUA_MAX_CHARS]) if value.value > 0}
+        return {
+            value.language.iso_code_639_1.name.lower(): value.value
+            for value in detector.compute_language_confidence_values(text[:LINGUA_MAX_CHARS])
+            if value.value > 0
+        }
 
     def predict(self, text: str) -> dict[str, float]:
         """{label: confidence} over the 75 languages (empty when the text has no letters it knows)."""
@@ -228,8 +261,9 @@ class LanguageId(Filter):
     def __init__(self, **params):
         self.params = make_params(LangIdParams, params)
         self.default_rule = self._normalised(self.params)
-        self.rules = {source: self._normalised(overridden(self.params, rule))
-                      for source, rule in self.params.per_source.items()}
+        self.rules = {
+            source: self._normalised(overridden(self.params, rule)) for source, rule in self.params.per_source.items()
+        }
         # Peak RSS of one worker, measured by `python -m bench.langid --startup` (docs/BENCHMARKS.md)
         lingua_mb = 0 if self.params.model == "lid176" else 250 if self.params.lingua_low_accuracy else 1500
         self.resources = Resources(num_cpus=1, memory_mb=300 + lingua_mb)
@@ -260,14 +294,18 @@ class LanguageId(Filter):
             texts.append(text)
             mixes.append(mix)
         labels = self._labels(texts)
-        return {"lang": [label for label, _ in labels], "lang_score": [score for _, score in labels],
-                "lang_mix": mixes}
+        return {"lang": [label for label, _ in labels], "lang_score": [score for _, score in labels], "lang_mix": mixes}
 
     def _line_votes(self, samples: list[list[str]]) -> list[list[str | None]]:
         """Per sampled line of each document, the language it votes for (None: no vote). Lines of
         single-line documents do not vote: there is nothing to mix."""
-        voters = [(doc, line) for doc, lines in enumerate(samples) if len(lines) > 1
-                  for line, text in enumerate(lines) if text_weight(text) >= VOTE_MIN_WEIGHT]
+        voters = [
+            (doc, line)
+            for doc, lines in enumerate(samples)
+            if len(lines) > 1
+            for line, text in enumerate(lines)
+            if text_weight(text) >= VOTE_MIN_WEIGHT
+        ]
         votes: list[list[str | None]] = [[None] * len(lines) for lines in samples]
         predicted = self.lid176.predict([samples[doc][line] for doc, line in voters]) if voters else []
         for (doc, line), probabilities in zip(voters, predicted):
@@ -307,14 +345,17 @@ class LanguageId(Filter):
             group = GROUP_OF[label]
             within = self.lingua.predict_in_group(text, group)
             self.refined += 1
-            label = max(group, key=lambda lang: GROUP_LID176_WEIGHT * _log(lid, lang) + _log(within, lang)
-                        + GROUP_BIAS.get(lang, 0.0))
+            label = max(
+                group,
+                key=lambda lang: GROUP_LID176_WEIGHT * _log(lid, lang) + _log(within, lang) + GROUP_BIAS.get(lang, 0.0),
+            )
         return label, group_score(scored_by, label)
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         reasons = []
-        for source, lang, score, mix in zip(batch["source"].to_pylist(), signals["lang"], signals["lang_score"],
-                                            signals["lang_mix"]):
+        for source, lang, score, mix in zip(
+            batch["source"].to_pylist(), signals["lang"], signals["lang_score"], signals["lang_mix"]
+        ):
             rule = self.rules.get(source, self.default_rule)
             if rule.languages is not None and lang not in rule.languages:
                 reasons.append(f"language_not_allowed:{lang}")

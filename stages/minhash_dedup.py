@@ -29,7 +29,14 @@ from pydantic import PositiveInt, model_validator
 
 from stages.base import Fraction, GlobalStage, RunContext, Strict, make_params
 from stages.dedup import (
-    BUCKET_SCHEMA, DUPLICATE_MARKS, DUPLICATE_OF, alive_rows, bucket_links, duplicate_marks, mark_duplicates, rank_keys,
+    BUCKET_SCHEMA,
+    DUPLICATE_MARKS,
+    DUPLICATE_OF,
+    alive_rows,
+    bucket_links,
+    duplicate_marks,
+    mark_duplicates,
+    rank_keys,
 )
 from stages.text import UNSPACED_LANGS
 
@@ -62,8 +69,10 @@ class MinHashParams(Strict):
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's legacy-scheme permutation parameters for (num_perm, seed)."""
     gen = np.random.RandomState(seed)
-    pairs = [(gen.randint(1, MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, MERSENNE_PRIME, dtype=np.uint64))
-             for _ in range(num_perm)]
+    pairs = [
+        (gen.randint(1, MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, MERSENNE_PRIME, dtype=np.uint64))
+        for _ in range(num_perm)
+    ]
     a, b = np.array(pairs, dtype=np.uint64).T
     return a, b
 
@@ -87,13 +96,15 @@ def _units(text: str, lang: str | None, params: MinHashParams) -> tuple[np.ndarr
     return np.fromiter(map(xxhash.xxh3_64_intdigest, words), dtype=np.uint64, count=len(words)), params.ngram
 
 
-def shingle_hash_batch(texts: list[str], langs: list[str | None], params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hash_batch(
+    texts: list[str], langs: list[str | None], params: MinHashParams
+) -> tuple[np.ndarray, np.ndarray]:
     """Unique 32-bit shingle hashes of many documents, flat: (hashes as uint64, offsets of each
     document's hashes, length len(texts) + 1). Word n-grams (`ngram` words), or character n-grams
     (`char_ngram`) for languages written without spaces; a document shorter than one n-gram is one
     shingle of what it has (an empty one too)."""
     n_docs = len(texts)
-    units, sizes = zip(*(_units(t, l, params) for t, l in zip(texts, langs))) if n_docs else ((), ())
+    units, sizes = zip(*(_units(t, lang, params) for t, lang in zip(texts, langs))) if n_docs else ((), ())
     lengths = np.array([len(u) for u in units], dtype=np.int64)
     n = np.array(sizes, dtype=np.int64)
     all_units = np.concatenate([*units, np.zeros(1, np.uint64)])  # a final 0: the unit of empty documents
@@ -206,8 +217,12 @@ class MinHashDedup(GlobalStage):
 
     def find(self, ds, context: RunContext):
         a, b = permutations(self.params.num_perm, self.params.seed)
-        bands = ds.map_batches(band_rows, fn_kwargs={"params": self.params, "context": context, "a": a, "b": b},
-                               batch_format="pyarrow", batch_size=context.batch_size)
+        bands = ds.map_batches(
+            band_rows,
+            fn_kwargs={"params": self.params, "context": context, "a": a, "b": b},
+            batch_format="pyarrow",
+            batch_size=context.batch_size,
+        )
         threshold = self.params.threshold if self.params.verify else None
         marks, self.stats = duplicate_marks(bucket_links(bands, threshold))
         return marks

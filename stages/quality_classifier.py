@@ -78,8 +78,10 @@ class QualityClassifier(Filter):
         with open(metadata_path(self.model_path), encoding="utf-8") as handle:
             self.metadata = json.load(handle)
         self.default_threshold = self._threshold(self.params.threshold, self.params.top_fraction)
-        self.thresholds = {source: self._threshold(rule.threshold, rule.top_fraction)
-                           for source, rule in self.params.per_source.items()}
+        self.thresholds = {
+            source: self._threshold(rule.threshold, rule.top_fraction)
+            for source, rule in self.params.per_source.items()
+        }
         self.model = None
 
     def _threshold(self, threshold: float | None, top_fraction: float | None) -> float:
@@ -102,8 +104,11 @@ class QualityClassifier(Filter):
         scores = [float(dict(zip(ls, ps)).get(POSITIVE, 0.0)) for ls, ps in zip(labels, probs)]
         # Unknown language (no `lang` column) is scored; a language the model never saw is not.
         langs = column_or_none(batch, "lang")
-        return {"quality_score": [min(s, 1.0) if lang is None or lang in languages else None
-                                  for s, lang in zip(scores, langs)]}
+        return {
+            "quality_score": [
+                min(s, 1.0) if lang is None or lang in languages else None for s, lang in zip(scores, langs)
+            ]
+        }
 
     def decide(self, batch: pa.Table, signals: dict[str, list]) -> list[str | None]:
         reasons = []

@@ -17,8 +17,9 @@ from stages.dedup import alive_rows, ids_of, rank_keys, shuffle, sorted_groups, 
 from stages.text import sentence_spans, simplify_text, words_of
 
 SPAN_KEYS = pa.schema([("key", pa.uint64()), ("rank", pa.string())])
-SHARED_SPANS = pa.schema([("key", pa.uint64()), ("rank", pa.string()), ("documents", pa.int64()),
-                          ("first", pa.bool_())])
+SHARED_SPANS = pa.schema(
+    [("key", pa.uint64()), ("rank", pa.string()), ("documents", pa.int64()), ("first", pa.bool_())]
+)
 # A window of sentences this document must lose (a better-ranked document has it too).
 SPAN_MARKS = pa.schema([("id", pa.string()), ("key", pa.uint64())])
 
@@ -62,8 +63,15 @@ def shared_spans(block: pa.Table) -> pa.Table:
     shared = sizes[group] > 1
     first = np.ones(len(group), dtype=bool)
     first[1:] = group[1:] != group[:-1]
-    return pa.table({"key": rows["key"].filter(pa.array(shared)), "rank": rows["rank"].filter(pa.array(shared)),
-                     "documents": sizes[group][shared].astype(np.int64), "first": first[shared]}, schema=SHARED_SPANS)
+    return pa.table(
+        {
+            "key": rows["key"].filter(pa.array(shared)),
+            "rank": rows["rank"].filter(pa.array(shared)),
+            "documents": sizes[group][shared].astype(np.int64),
+            "first": first[shared],
+        },
+        schema=SHARED_SPANS,
+    )
 
 
 def _histogram_rows(rows: pa.Table) -> pa.Table:
@@ -85,8 +93,12 @@ class SentenceDedup(GlobalStage):
         self.params = make_params(SentenceDedupParams, params)
 
     def find(self, ds, context: RunContext):
-        keys = ds.map_batches(span_key_rows, fn_kwargs={"params": self.params, "context": context},
-                              batch_format="pyarrow", batch_size=context.batch_size)
+        keys = ds.map_batches(
+            span_key_rows,
+            fn_kwargs={"params": self.params, "context": context},
+            batch_format="pyarrow",
+            batch_size=context.batch_size,
+        )
         shared = shuffle(keys, ["key"]).map_batches(shared_spans, batch_format="pyarrow", batch_size=None).materialize()
         counts = value_counts(shared.map_batches(_histogram_rows, batch_format="pyarrow"), "documents")
         histogram = {str(documents): n for documents, n in sorted(counts.items())}

@@ -22,7 +22,7 @@ import sys
 import unicodedata
 from collections import deque
 from collections.abc import Callable
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from itertools import chain
 
 import numpy as np
@@ -38,8 +38,10 @@ UNSPACED_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my"})
 CHARACTER_WORD_LANGS = UNSPACED_LANGS - {"zh"}
 # Their scripts, for text whose language is not known (an eval set): kana, CJK ideographs,
 # Thai, Lao, Myanmar, Khmer.
-_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff"
-                              r"\u1000-\u109f\u1780-\u17ff]")
+_UNSPACED_SCRIPT = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff"
+    r"\u1000-\u109f\u1780-\u17ff]"
+)
 
 
 def is_unspaced(text: str, lang: str | None) -> bool:
@@ -49,6 +51,8 @@ def is_unspaced(text: str, lang: str | None) -> bool:
         return lang in UNSPACED_LANGS
     sample = text[:2000]
     return len(_UNSPACED_SCRIPT.findall(sample)) > 0.3 * max(len(sample), 1)
+
+
 # Terminal punctuation for sentence/line ends in any script (datatrove's set
 # covers CJK full stops, Devanagari danda, etc.), plus closing quotes.
 END_PUNCTUATION = tuple(TERMINAL_PUNCTUATION) + ('"', "'", "”", "」", "』", "’")
@@ -133,7 +137,7 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
 
 
-@lru_cache(maxsize=None)
+@cache
 def char_table(predicate: Callable[[str], bool]) -> np.ndarray:
     """`predicate` of every code point, as a boolean array to index with code points."""
     return np.fromiter(map(predicate, map(chr, range(sys.maxunicode + 1))), bool, sys.maxunicode + 1)

@@ -66,4 +66,3 @@ def stable_stats(out: str) -> dict:
     """A run's stats.json without the VOLATILE_STATS keys."""
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as handle:
         return {k: v for k, v in json.load(handle).items() if k not in VOLATILE_STATS}
-

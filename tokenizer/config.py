@@ -14,8 +14,15 @@ from dataclasses import field
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 from stages.base import ConfigError, Section, section, validated
 
@@ -68,7 +75,10 @@ class TokenizerConfig(Section):
     )
     chat_tokens: dict[str, str] = field(
         default_factory=lambda: {
-            "system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>", "end": "<|end|>"
+            "system": "<|system|>",
+            "user": "<|user|>",
+            "assistant": "<|assistant|>",
+            "end": "<|end|>",
         }
     )
     model_max_length: PositiveInt = 2048
@@ -129,8 +139,10 @@ class Config(Section):
         # Held-out documents are those whose id hashes below the fraction, so the validation
         # split is a subset of the tokenizer's held-out set: the tokenizer never saw it either.
         if self.shards.val_fraction > self.tokenizer.heldout_fraction:
-            raise ValueError("shards.val_fraction must not exceed tokenizer.heldout_fraction "
-                             "(the tokenizer must not learn from validation documents)")
+            raise ValueError(
+                "shards.val_fraction must not exceed tokenizer.heldout_fraction "
+                "(the tokenizer must not learn from validation documents)"
+            )
         if self.shards.tokenizer == "extended" and not self.tokenizer.extension.add:
             raise ValueError("shards.tokenizer: extended needs tokenizer.extension.add > 0")
         return self
@@ -148,8 +160,12 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Co
 def with_out_root(overrides: dict[str, Any], out: str | None) -> dict[str, Any]:
     """`--out ROOT`: read ROOT/docs, write ROOT/tokenizer and ROOT/shards."""
     if out:
-        overrides = {"docs": f"{out}/docs", "tokenizer.dir": f"{out}/tokenizer",
-                     "shards.dir": f"{out}/shards", **overrides}
+        overrides = {
+            "docs": f"{out}/docs",
+            "tokenizer.dir": f"{out}/tokenizer",
+            "shards.dir": f"{out}/shards",
+            **overrides,
+        }
     return overrides
 
 
@@ -186,7 +202,7 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
             node[key] = {}
         node = node[key]
         if not isinstance(node, dict):
-            raise ConfigError([(".".join(parents[:depth + 1]), f"not a mapping, so {dotted} cannot be set")])
+            raise ConfigError([(".".join(parents[: depth + 1]), f"not a mapping, so {dotted} cannot be set")])
     node[leaf] = value
 
 

@@ -13,7 +13,7 @@ import glob
 import io
 import os
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -38,7 +38,8 @@ def require_complete_corpus(directory: str) -> None:
         raise FileNotFoundError(
             f"{directory} is not a complete corpus output: {out}/_SUCCESS is missing (the run was interrupted, "
             f"failed, or predates it). Run `python -m pipelines.corpus --out {out}` (or `make corpus`) again: "
-            "an interrupted run resumes where it stopped")
+            "an interrupted run resumes where it stopped"
+        )
 
 
 def list_files(paths: str | list[str]) -> list[str]:
@@ -53,8 +54,12 @@ def list_files(paths: str | list[str]) -> list[str]:
                 found = list(list_uri(path) or {})
         elif os.path.isdir(path):
             require_complete_corpus(path)
-            found = [os.path.join(root, name) for root, _, names in os.walk(path) for name in names
-                     if name.endswith(SUFFIXES)]
+            found = [
+                os.path.join(root, name)
+                for root, _, names in os.walk(path)
+                for name in names
+                if name.endswith(SUFFIXES)
+            ]
         else:
             found = glob.glob(path)
         if not found:
@@ -68,16 +73,19 @@ def _text_file_batch(path: str) -> pa.Table:
     with io.TextIOWrapper(io.BufferedReader(fs.open_input_file(where)), encoding="utf-8") as handle:
         lines = [(number, line.rstrip("\n")) for number, line in enumerate(handle) if line.strip()]
     name = os.path.splitext(os.path.basename(path))[0]
-    return pa.table({
-        "id": [f"{name}#{number}" for number, _ in lines],
-        "source": [name] * len(lines),
-        "text": [text for _, text in lines],
-        "lang": pa.nulls(len(lines), pa.string()),
-    })
+    return pa.table(
+        {
+            "id": [f"{name}#{number}" for number, _ in lines],
+            "source": [name] * len(lines),
+            "text": [text for _, text in lines],
+            "lang": pa.nulls(len(lines), pa.string()),
+        }
+    )
 
 
-def iter_documents(paths: str | list[str], columns: tuple[str, ...] = COLUMNS,
-                   batch_rows: int = 1024) -> Iterator[pa.Table]:
+def iter_documents(
+    paths: str | list[str], columns: tuple[str, ...] = COLUMNS, batch_rows: int = 1024
+) -> Iterator[pa.Table]:
     """Document batches with `columns` (missing ones as nulls), in a stable order."""
     for path in list_files(paths):
         if path.endswith(".txt"):

@@ -28,8 +28,8 @@ from collections import Counter, defaultdict
 import regex
 from tokenizers import Tokenizer
 
-from tokenizer.corpus import iter_documents
 from pipelines.workdir import save_tokenizer_atomic
+from tokenizer.corpus import iter_documents
 from tokenizer.models import TOKENIZER_FILES, tokenizer_path
 from tokenizer.report import measure, write_report
 from tokenizer.sampling import heldout_mask
@@ -50,8 +50,9 @@ def base_words(base: Tokenizer, texts: list[str], script: str | None = None) -> 
             text = base.normalizer.normalize_str(text)
         for part in runs.findall(text) if runs else [text]:
             chunks.update(chunk for chunk, _ in base.pre_tokenizer.pre_tokenize_str(part))
-    return Counter({tuple(token.value for token in base.model.tokenize(chunk)): count
-                    for chunk, count in chunks.items()})
+    return Counter(
+        {tuple(token.value for token in base.model.tokenize(chunk)): count for chunk, count in chunks.items()}
+    )
 
 
 def continue_bpe(words: Counter, known: set[str], add: int) -> list[tuple[str, str]]:
@@ -88,7 +89,7 @@ def continue_bpe(words: Counter, known: set[str], add: int) -> list[tuple[str, s
             word, count = pieces[index], counts[index]
             merged, position = [], 0
             while position < len(word):
-                if tuple(word[position:position + 2]) == pair:
+                if tuple(word[position : position + 2]) == pair:
                     merged.append(token)
                     position += 2
                 else:
@@ -132,8 +133,9 @@ def readable(tokenizer: Tokenizer, tokens: list[str]) -> list[str]:
     return [t.replace("\n", "\\n") for t in texts if "\ufffd" not in t]
 
 
-def read_split(paths: str | list[str], langs: list[str] | None, heldout_fraction: float,
-               report_max_chars: int) -> tuple[list[str], dict[str, list[str]]]:
+def read_split(
+    paths: str | list[str], langs: list[str] | None, heldout_fraction: float, report_max_chars: int
+) -> tuple[list[str], dict[str, list[str]]]:
     """Training texts (held-out documents and other languages left out) and held-out texts per language."""
     training: list[str] = []
     heldout: dict[str, list[str]] = defaultdict(list)
@@ -151,9 +153,16 @@ def read_split(paths: str | list[str], langs: list[str] | None, heldout_fraction
     return training, heldout
 
 
-def extend_files(base_file: str, corpus: str | list[str], add: int, out_dir: str, langs: list[str] | None = None,
-                 heldout_fraction: float = 0.05, report_max_chars: int = 2_000_000,
-                 script: str | None = None) -> dict[str, dict]:
+def extend_files(
+    base_file: str,
+    corpus: str | list[str],
+    add: int,
+    out_dir: str,
+    langs: list[str] | None = None,
+    heldout_fraction: float = 0.05,
+    report_max_chars: int = 2_000_000,
+    script: str | None = None,
+) -> dict[str, dict]:
     """Extend the tokenizer at `base_file` with `add` tokens learned from `corpus` (held-out
     documents left out; only tokens of `script`, if given); write it, the base's special-token
     files and report.{json,md} (per language, before/after) into `out_dir`. Returns the figures."""
@@ -170,25 +179,36 @@ def extend_files(base_file: str, corpus: str | list[str], add: int, out_dir: str
             shutil.copyfile(source, os.path.join(out_dir, name))
     results = {"base": measure(base, heldout), "extended": measure(extended, heldout)}
     corpus_name = corpus if isinstance(corpus, str) else " ".join(corpus)
-    notes = [f"Base `{base_file}` ({base.get_vocab_size()} tokens) + {len(added)} tokens learned from "
-             f"{sum(map(len, training))} characters of {corpus_name}"
-             + (f" ({', '.join(langs)})" if langs else "") + (f", tokens of the {script} script only" if script else "")
-             + f"; vocabulary now {extended.get_vocab_size()}, "
-             "every base id unchanged. Measured on held-out documents "
-             f"(id hash < {heldout_fraction}), never seen in training.",
-             "", "Examples of added tokens (those that decode to whole characters): "
-             + ", ".join(f"`{text}`" for text in readable(extended, added)[:30])]
-    write_report(out_dir, "Vocabulary extension report", results, notes,
-                 {"base": base_file, "added": len(added), "added_tokens": added})
+    notes = [
+        f"Base `{base_file}` ({base.get_vocab_size()} tokens) + {len(added)} tokens learned from "
+        f"{sum(map(len, training))} characters of {corpus_name}"
+        + (f" ({', '.join(langs)})" if langs else "")
+        + (f", tokens of the {script} script only" if script else "")
+        + f"; vocabulary now {extended.get_vocab_size()}, "
+        "every base id unchanged. Measured on held-out documents "
+        f"(id hash < {heldout_fraction}), never seen in training.",
+        "",
+        "Examples of added tokens (those that decode to whole characters): "
+        + ", ".join(f"`{text}`" for text in readable(extended, added)[:30]),
+    ]
+    write_report(
+        out_dir,
+        "Vocabulary extension report",
+        results,
+        notes,
+        {"base": base_file, "added": len(added), "added_tokens": added},
+    )
     return results
 
 
 def comparison(results: dict[str, dict]) -> str:
     """One line per language: chars/token and tokens/word, base -> extended."""
     before, after = results["base"], results["extended"]
-    return "\n".join(f"{lang}\tchars/token {before[lang]['chars_per_token']} -> {after[lang]['chars_per_token']}\t"
-                     f"tokens/word {before[lang]['tokens_per_word']} -> {after[lang]['tokens_per_word']}"
-                     for lang in sorted(before))
+    return "\n".join(
+        f"{lang}\tchars/token {before[lang]['chars_per_token']} -> {after[lang]['chars_per_token']}\t"
+        f"tokens/word {before[lang]['tokens_per_word']} -> {after[lang]['tokens_per_word']}"
+        for lang in sorted(before)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,18 +224,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add", required=True, type=int, help="number of tokens to add")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--langs", nargs="+", help="learn only from documents in these languages (`lang` column)")
-    parser.add_argument("--script", help="add only tokens made of this Unicode script's characters, e.g. Han "
-                        "(Chinese), Cyrillic, Hangul (default: any token)")
-    parser.add_argument("--heldout-fraction", type=float, default=0.05,
-                        help="documents (by hash of id) kept out for the report (default: %(default)s)")
-    parser.add_argument("--report-max-chars", type=int, default=2_000_000,
-                        help="held-out characters measured per language (default: %(default)s)")
+    parser.add_argument(
+        "--script",
+        help="add only tokens made of this Unicode script's characters, e.g. Han "
+        "(Chinese), Cyrillic, Hangul (default: any token)",
+    )
+    parser.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.05,
+        help="documents (by hash of id) kept out for the report (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--report-max-chars",
+        type=int,
+        default=2_000_000,
+        help="held-out characters measured per language (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.add <= 0:
         parser.error("--add must be > 0")
     try:
-        results = extend_files(tokenizer_path(args.base), args.corpus, args.add, args.out, args.langs,
-                               args.heldout_fraction, args.report_max_chars, args.script)
+        results = extend_files(
+            tokenizer_path(args.base),
+            args.corpus,
+            args.add,
+            args.out,
+            args.langs,
+            args.heldout_fraction,
+            args.report_max_chars,
+            args.script,
+        )
     except (ValueError, FileNotFoundError) as error:
         print(f"tokenizer.extend: {error}", file=sys.stderr)
         return 2

@@ -19,8 +19,10 @@ from tokenizer.config import TokenizerConfig
 
 # LLaMA-3's pre-tokenizer: contractions, letter runs with one leading non-letter, digit
 # groups, punctuation runs, newlines, spaces. `{DIGITS}` is `\p{N}{1,3}` there.
-PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|{DIGITS}"
-           r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|{DIGITS}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 # WordPiece marks word-internal pieces with a prefix. "##" is made of byte symbols, so a
 # text "##" would be indistinguishable from the marker; fullwidth number signs are not
 # byte symbols (those are all below U+0144).
@@ -31,10 +33,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 def pre_tokenizer(split_digits: bool) -> pre_tokenizers.PreTokenizer:
     pattern = PATTERN.replace("{DIGITS}", r"\p{N}" if split_digits else r"\p{N}{1,3}")
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
 
 
 def new_tokenizer(config: TokenizerConfig, show_progress: bool = True) -> tuple[Tokenizer, trainers.Trainer]:
@@ -43,22 +47,34 @@ def new_tokenizer(config: TokenizerConfig, show_progress: bool = True) -> tuple[
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     if config.model == "bpe":
         tokenizer = Tokenizer(models.BPE())
-        trainer = trainers.BpeTrainer(vocab_size=config.vocab_size, min_frequency=config.min_frequency,
-                                      special_tokens=specials, initial_alphabet=alphabet,
-                                      show_progress=show_progress)
+        trainer = trainers.BpeTrainer(
+            vocab_size=config.vocab_size,
+            min_frequency=config.min_frequency,
+            special_tokens=specials,
+            initial_alphabet=alphabet,
+            show_progress=show_progress,
+        )
         tokenizer.decoder = decoders.ByteLevel()
     elif config.model == "unigram":
         tokenizer = Tokenizer(models.Unigram())
-        trainer = trainers.UnigramTrainer(vocab_size=config.vocab_size, special_tokens=specials,
-                                          initial_alphabet=alphabet, show_progress=show_progress)
+        trainer = trainers.UnigramTrainer(
+            vocab_size=config.vocab_size,
+            special_tokens=specials,
+            initial_alphabet=alphabet,
+            show_progress=show_progress,
+        )
         tokenizer.decoder = decoders.ByteLevel()
     else:
         tokenizer = Tokenizer(models.WordPiece(unk_token=WORDPIECE_UNK, continuing_subword_prefix=WORDPIECE_PREFIX))
         # Room for the word-internal form of every byte, added after training.
-        trainer = trainers.WordPieceTrainer(vocab_size=config.vocab_size - len(alphabet),
-                                            min_frequency=config.min_frequency,
-                                            special_tokens=specials + [WORDPIECE_UNK], initial_alphabet=alphabet,
-                                            continuing_subword_prefix=WORDPIECE_PREFIX, show_progress=show_progress)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=config.vocab_size - len(alphabet),
+            min_frequency=config.min_frequency,
+            special_tokens=specials + [WORDPIECE_UNK],
+            initial_alphabet=alphabet,
+            continuing_subword_prefix=WORDPIECE_PREFIX,
+            show_progress=show_progress,
+        )
         tokenizer.decoder = decoders.Sequence([decoders.Replace(WORDPIECE_PREFIX, ""), decoders.ByteLevel()])
     tokenizer.pre_tokenizer = pre_tokenizer(config.split_digits)
     return tokenizer, trainer
@@ -74,8 +90,9 @@ def complete_wordpiece(tokenizer: Tokenizer) -> None:
         if WORDPIECE_PREFIX + symbol not in vocab:
             vocab[WORDPIECE_PREFIX + symbol] = next_id
             next_id += 1
-    tokenizer.model = models.WordPiece(vocab, unk_token=WORDPIECE_UNK, continuing_subword_prefix=WORDPIECE_PREFIX,
-                                       max_input_chars_per_word=1 << 30)
+    tokenizer.model = models.WordPiece(
+        vocab, unk_token=WORDPIECE_UNK, continuing_subword_prefix=WORDPIECE_PREFIX, max_input_chars_per_word=1 << 30
+    )
 
 
 def chat_template(config: TokenizerConfig) -> str:
@@ -95,8 +112,9 @@ def save(tokenizer: Tokenizer, out_dir: str, config: TokenizerConfig) -> None:
     """Write tokenizer.json plus the two files `transformers` reads its special tokens from."""
     os.makedirs(out_dir, exist_ok=True)
     save_tokenizer_atomic(tokenizer, os.path.join(out_dir, "tokenizer.json"))
-    special = {f"{name}_token": token for name, token in config.special_tokens.items()
-               if name in ("bos", "eos", "pad", "unk")}
+    special = {
+        f"{name}_token": token for name, token in config.special_tokens.items() if name in ("bos", "eos", "pad", "unk")
+    }
     extra = [t for t in config.all_special_tokens if t not in special.values()]
     special_map = {**special, "additional_special_tokens": extra}
     tokenizer_config = {

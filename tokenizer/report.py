@@ -45,8 +45,12 @@ def markdown(title: str, results: dict[str, dict[str, dict]], notes: list[str]) 
     langs = sorted({lang for per_lang in results.values() for lang in per_lang})
     lines = [f"# {title}", "", *notes, ""]
     for metric in ("chars_per_token", "tokens_per_word"):
-        lines += [f"## {metric.replace('_', ' ')}", "", "| lang | documents | " + " | ".join(labels) + " |",
-                  "| --- | --- |" + " --- |" * len(labels)]
+        lines += [
+            f"## {metric.replace('_', ' ')}",
+            "",
+            "| lang | documents | " + " | ".join(labels) + " |",
+            "| --- | --- |" + " --- |" * len(labels),
+        ]
         for lang in langs:
             documents = next((r[lang]["documents"] for r in results.values() if lang in r), 0)
             cells = [_cell(results[label].get(lang, {}).get(metric)) for label in labels]
@@ -55,10 +59,17 @@ def markdown(title: str, results: dict[str, dict[str, dict]], notes: list[str]) 
     return "\n".join(lines)
 
 
-def write_report(out_dir: str, title: str, results: dict[str, dict[str, dict]],
-                 notes: list[str] | None = None, extra: dict | None = None) -> None:
+def write_report(
+    out_dir: str,
+    title: str,
+    results: dict[str, dict[str, dict]],
+    notes: list[str] | None = None,
+    extra: dict | None = None,
+) -> None:
     """`report.json` (figures and `extra` details) and `report.md` into `out_dir`."""
     os.makedirs(out_dir, exist_ok=True)
-    write_local_atomic(os.path.join(out_dir, "report.json"),
-                       json.dumps({"title": title, "results": results, **(extra or {})}, indent=2, ensure_ascii=False))
+    write_local_atomic(
+        os.path.join(out_dir, "report.json"),
+        json.dumps({"title": title, "results": results, **(extra or {})}, indent=2, ensure_ascii=False),
+    )
     write_local_atomic(os.path.join(out_dir, "report.md"), markdown(title, results, notes or []))

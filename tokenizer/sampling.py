@@ -36,8 +36,9 @@ def heldout_mask(ids: list[str], fraction: float) -> np.ndarray:
     return np.fromiter((split_value(i) < fraction for i in ids), dtype=bool, count=len(ids))
 
 
-def allocate(weights: dict[str, float], available: dict[str, float], total: float,
-             max_repeats: float) -> dict[str, float]:
+def allocate(
+    weights: dict[str, float], available: dict[str, float], total: float, max_repeats: float
+) -> dict[str, float]:
     """Target size per group: `total` split by `weights`, no group above `max_repeats`
     times what it has; what a capped group lacks is shared among the others."""
     targets: dict[str, float] = {}
@@ -120,8 +121,14 @@ def weighted_groups(keys: np.ndarray, weights: dict[str, float] | None) -> np.nd
     return np.array([k if k in weights else OTHER for k in keys.tolist()], dtype=object)
 
 
-def weighted_counts(keys: np.ndarray, sizes: np.ndarray, weights: dict[str, float] | None,
-                    total: float | None, max_repeats: float, seed: int) -> tuple[np.ndarray, dict[str, dict]]:
+def weighted_counts(
+    keys: np.ndarray,
+    sizes: np.ndarray,
+    weights: dict[str, float] | None,
+    total: float | None,
+    max_repeats: float,
+    seed: int,
+) -> tuple[np.ndarray, dict[str, dict]]:
     """Repeat counts per document for groups `keys` (one per document) mixed by `weights`.
 
     `weights` None keeps the groups' natural proportions; a weight under the key

@@ -19,8 +19,8 @@ import os
 import shutil
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pyarrow.compute as pc
@@ -70,7 +70,7 @@ def training_texts(docs: str | list[str], counts: np.ndarray) -> Iterator[str]:
     """Second pass: each document's text `counts[i]` times (same order as the scan)."""
     position = 0
     for batch in iter_documents(docs, columns=("text",)):
-        chosen = counts[position: position + batch.num_rows]
+        chosen = counts[position : position + batch.num_rows]
         for index in np.flatnonzero(chosen):
             text = batch["text"][int(index)].as_py()
             for _ in range(chosen[index]):
@@ -95,8 +95,10 @@ def train(config: Config, show_progress: bool = True) -> dict:
     The documents may be at a URI; the tokenizer is saved locally (HF tokenizers writes files)."""
     tok = config.tokenizer
     if is_uri(tok.dir):
-        raise ValueError(f"tokenizer.dir {tok.dir!r}: train into a local folder (python -m pipelines.shards "
-                         "trains a tokenizer whose dir is a URI locally, then uploads it)")
+        raise ValueError(
+            f"tokenizer.dir {tok.dir!r}: train into a local folder (python -m pipelines.shards "
+            "trains a tokenizer whose dir is a URI locally, then uploads it)"
+        )
     found = scan(config.docs, tok.sample.by, tok.heldout_fraction, tok.report_max_chars)
     chars = np.concatenate(found.chars) if found.chars else np.zeros(0, dtype=np.int64)
     heldout = np.concatenate(found.heldout) if found.heldout else np.zeros(0, dtype=bool)
@@ -107,36 +109,64 @@ def train(config: Config, show_progress: bool = True) -> dict:
     total = min(tok.sample.max_chars, int(chars[training].sum()))
     counts = np.zeros(len(chars), dtype=np.int64)
     counts[training], sample_stats = weighted_counts(
-        groups[training], chars[training], tok.sample.weights, total, tok.sample.max_repeats, config.seed)
+        groups[training], chars[training], tok.sample.weights, total, tok.sample.max_repeats, config.seed
+    )
     tokenizer, trainer = new_tokenizer(tok, show_progress)
     tokenizer.train_from_iterator(training_texts(config.docs, counts), trainer, length=int(counts.sum()))
     if tok.model == "wordpiece":
         complete_wordpiece(tokenizer)
     save(tokenizer, tok.dir, tok)
     results = {"tokenizer": measure(tokenizer, dict(found.heldout_texts))}
-    notes = [f"`{tok.model}`, vocabulary {tokenizer.get_vocab_size()} (special tokens included), trained on "
-             f"{int((counts * chars).sum())} characters; measured on held-out documents "
-             f"(id hash < {tok.heldout_fraction}), never seen in training.",
-             "", "Training text by " + tok.sample.by + " (characters):", "",
-             "| group | documents | available | requested share | achieved share | repeats |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    notes += [f"| {g} | {s['documents']} | {s['available']} | {s['requested_share']:.3f} | "
-              f"{s['achieved_share']:.3f} | {s['epochs']:.2f} |" for g, s in sample_stats.items()]
+    notes = [
+        f"`{tok.model}`, vocabulary {tokenizer.get_vocab_size()} (special tokens included), trained on "
+        f"{int((counts * chars).sum())} characters; measured on held-out documents "
+        f"(id hash < {tok.heldout_fraction}), never seen in training.",
+        "",
+        "Training text by " + tok.sample.by + " (characters):",
+        "",
+        "| group | documents | available | requested share | achieved share | repeats |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    notes += [
+        f"| {g} | {s['documents']} | {s['available']} | {s['requested_share']:.3f} | "
+        f"{s['achieved_share']:.3f} | {s['epochs']:.2f} |"
+        for g, s in sample_stats.items()
+    ]
     extension_dir = os.path.join(tok.dir, EXTENSION_DIR)
     shutil.rmtree(extension_dir, ignore_errors=True)  # never leave one extended from an older tokenizer
     extension = {}
     if tok.extension.add:
         # Same held-out fraction: the extension never learns from the documents measured.
         extension["extension"] = extend_files(
-            os.path.join(tok.dir, "tokenizer.json"), tok.extension.docs or config.docs, tok.extension.add,
-            extension_dir, tok.extension.langs, tok.heldout_fraction, tok.report_max_chars, tok.extension.script)
-        notes += ["", f"Extended by {tok.extension.add} tokens in `{EXTENSION_DIR}/` (before/after: "
-                  f"`{EXTENSION_DIR}/report.md`)."]
+            os.path.join(tok.dir, "tokenizer.json"),
+            tok.extension.docs or config.docs,
+            tok.extension.add,
+            extension_dir,
+            tok.extension.langs,
+            tok.heldout_fraction,
+            tok.report_max_chars,
+            tok.extension.script,
+        )
+        notes += [
+            "",
+            f"Extended by {tok.extension.add} tokens in `{EXTENSION_DIR}/` (before/after: "
+            f"`{EXTENSION_DIR}/report.md`).",
+        ]
     # Written last: its fingerprint tells `pipelines.shards` that this run completed.
-    write_report(tok.dir, "Tokenizer report", results, notes,
-                 {"model": tok.model, "vocab_size": tokenizer.get_vocab_size(), "sample_by": tok.sample.by,
-                  "sample": sample_stats, "heldout_fraction": tok.heldout_fraction,
-                  "fingerprint": fingerprint(config)})
+    write_report(
+        tok.dir,
+        "Tokenizer report",
+        results,
+        notes,
+        {
+            "model": tok.model,
+            "vocab_size": tokenizer.get_vocab_size(),
+            "sample_by": tok.sample.by,
+            "sample": sample_stats,
+            "heldout_fraction": tok.heldout_fraction,
+            "fingerprint": fingerprint(config),
+        },
+    )
     return {**results, **extension}
 
 
@@ -151,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/shards.yaml", help="YAML config (default: %(default)s)")
     parser.add_argument("--docs", help="documents: Parquet/.txt files, folders or globs (overrides `docs`)")
     parser.add_argument("--out", help="output folder (overrides tokenizer.dir)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. tokenizer.model=unigram (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. tokenizer.model=unigram (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         overrides = parse_set(args.set)

@@ -44,14 +44,17 @@ KIND_ENTITIES = {
 CJK_LETTERS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
-def candidate_windows(text: str, first: int, last: int, entities: set[str], custom: list[tuple[str, re.Pattern]],
-                      margin: int) -> list[tuple[int, int, set[str]]]:
+def candidate_windows(
+    text: str, first: int, last: int, entities: set[str], custom: list[tuple[str, re.Pattern]], margin: int
+) -> list[tuple[int, int, set[str]]]:
     """Merged (start, end, entity types) regions of `text` that can hold one of `entities` (or a
     match of a `custom` (name, regex)), each candidate widened by `margin` characters to whole
     tokens; candidates are looked for from `first` to `last`."""
-    hits = [(m.start(), m.end(), KIND_ENTITIES[m.lastgroup] & entities)
-            for m in CANDIDATE.finditer(text, first, last + LOOKAHEAD)
-            if m.lastgroup != "digits" or digits_beyond_dates(m[0]) >= 7]
+    hits = [
+        (m.start(), m.end(), KIND_ENTITIES[m.lastgroup] & entities)
+        for m in CANDIDATE.finditer(text, first, last + LOOKAHEAD)
+        if m.lastgroup != "digits" or digits_beyond_dates(m[0]) >= 7
+    ]
     hits += [(m.start(), m.end(), {name}) for name, regex in custom for m in regex.finditer(text)]
     windows: list[tuple[int, int, set[str]]] = []
     for start, end, kinds in sorted(hits):
@@ -72,8 +75,9 @@ def candidate_bounds(texts: pa.ChunkedArray) -> list[tuple[int, int] | None]:
     hits = texts.filter(hit)
     from_end = iter(pc.find_substring_regex(pc.utf8_reverse(hits), CANDIDATE_RE2_REVERSED).to_pylist())
     bounds: list[tuple[int, int] | None] = [None] * len(texts)
-    for row, text, start in zip(np.flatnonzero(hit.to_numpy(zero_copy_only=False)), hits.to_pylist(),
-                                first.filter(hit).to_pylist()):
+    for row, text, start in zip(
+        np.flatnonzero(hit.to_numpy(zero_copy_only=False)), hits.to_pylist(), first.filter(hit).to_pylist()
+    ):
         data = text.encode()
         end = len(data) - next(from_end)  # byte offsets; the reversed text's counts from the end
         if not text.isascii():
@@ -92,4 +96,3 @@ def _token_edge(text: str, position: int, step: int, limit: int = 64) -> int:
         position += step
         limit -= 1
     return position
-

@@ -12,15 +12,19 @@ DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 # Decimal numbers a phone matcher takes for a trunk '0' + number: 0.3571428571, 325.318/0.000.
 _DECIMALS = re.compile(r"[(-]*\d+\.\d+(?:[/ ]-?\d+\.\d+)*\)?")
 # Domains reserved for examples (RFC 2606, 6761): user@example.org in a manual is nobody's address.
-_EXAMPLE_DOMAIN = re.compile(r"@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$",
-                             re.IGNORECASE)
+_EXAMPLE_DOMAIN = re.compile(
+    r"@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$", re.IGNORECASE
+)
 _LINE_START = re.compile(r"(?:^|\n)[ \t]*$")
 _DATE = re.compile(r"(\d{4})[-./ ](\d{1,2})[-./ ](\d{1,2})|(\d{1,2})[-./ ](\d{1,2})[-./ ](\d{2}|\d{4})")
 _YEAR_RANGE = re.compile(r"(?:1[5-9]|20)\d\d\s*[-–/.]?\s*(?:1[5-9]|20)\d\d")
 _DATE_SHAPES = re.compile(r"(?<!\d)(?:\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})|\d{4}-\d\d-\d\d)(?!\d)")
 _YEAR_RANGES = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d[-–/](?:1[5-9]|20)\d\d(?!\d)")
-_DENY_BEFORE = re.compile(r"(?:\bisbn(?:-1[03])?|\bissn|\bdoi|\bv|\bver\.?|\bversion|\brelease|\bbuild|\bpp?\.|"
-                          r"\bsection|§|\bchapter|\bfigure|\btable|[$€£¥₹])[\s:#]*$", re.IGNORECASE)
+_DENY_BEFORE = re.compile(
+    r"(?:\bisbn(?:-1[03])?|\bissn|\bdoi|\bv|\bver\.?|\bversion|\brelease|\bbuild|\bpp?\.|"
+    r"\bsection|§|\bchapter|\bfigure|\btable|[$€£¥₹])[\s:#]*$",
+    re.IGNORECASE,
+)
 
 
 def _is_date(value: str) -> bool:
@@ -36,8 +40,11 @@ def _is_date(value: str) -> bool:
 def lookalike(text: str, start: int, end: int) -> bool:
     """A date, a year range, or a number after an ISBN/DOI/version/page/section word or a currency sign."""
     value = text[start:end]
-    return (_DENY_BEFORE.search(text, max(0, start - 16), start) is not None or _is_date(value)
-            or _YEAR_RANGE.fullmatch(value) is not None)
+    return (
+        _DENY_BEFORE.search(text, max(0, start - 16), start) is not None
+        or _is_date(value)
+        or _YEAR_RANGE.fullmatch(value) is not None
+    )
 
 
 def digits_beyond_dates(run: str) -> int:
@@ -82,6 +89,5 @@ def _personal_ip(text: str, start: int, end: int, private_ips: bool) -> bool:
         return False
     if ":" in value:
         return True
-    heading = text[end:end + 1] == "." and text[end + 1:end + 2].isspace() and _LINE_START.search(text, 0, start)
+    heading = text[end : end + 1] == "." and text[end + 1 : end + 2].isspace() and _LINE_START.search(text, 0, start)
     return not heading and not all(len(octet) == 1 for octet in value.split("/")[0].split("."))
-

@@ -26,16 +26,35 @@ with _without_deep_learning():
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry, RecognizerResult
     from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
     from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import (CreditCardRecognizer, EmailRecognizer, IbanRecognizer,
-                                                          IpRecognizer, PhoneRecognizer, SpacyRecognizer,
-                                                          UsSsnRecognizer)
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        SpacyRecognizer,
+        UsSsnRecognizer,
+    )
 
 
 # The presidio classes the other modules of the package use come from here, imported once, the
 # workaround above applied.
-__all__ = ["CreditCardRecognizer", "EmailRecognizer", "IbanRecognizer", "IpRecognizer", "PhoneRecognizer",
-           "UsSsnRecognizer", "Pattern", "PatternRecognizer", "RecognizerResult", "LANGUAGE", "NER_ENTITIES",
-           "BlankSpacyEngine", "pattern_analyzer", "ner_analyzer"]
+__all__ = [
+    "CreditCardRecognizer",
+    "EmailRecognizer",
+    "IbanRecognizer",
+    "IpRecognizer",
+    "PhoneRecognizer",
+    "UsSsnRecognizer",
+    "Pattern",
+    "PatternRecognizer",
+    "RecognizerResult",
+    "LANGUAGE",
+    "NER_ENTITIES",
+    "BlankSpacyEngine",
+    "pattern_analyzer",
+    "ner_analyzer",
+]
 
 LANGUAGE = "en"  # pattern recognizers do not depend on the language; presidio needs one name
 NER_ENTITIES = ["PERSON", "LOCATION"]
@@ -64,12 +83,17 @@ class BlankSpacyEngine(SpacyNlpEngine):
         # Token texts rather than the Doc: presidio's context search walks `tokens` once per
         # result, and each step over a Doc builds a Token object (a fifth of the stage's time).
         words = [(token.idx, token.text, token.lower_) for token in doc]
-        return NlpArtifacts(entities=[], tokens=[w[1] for w in words], tokens_indices=[w[0] for w in words],
-                            lemmas=[w[2] for w in words], nlp_engine=self, language=language)
+        return NlpArtifacts(
+            entities=[],
+            tokens=[w[1] for w in words],
+            tokens_indices=[w[0] for w in words],
+            lemmas=[w[2] for w in words],
+            nlp_engine=self,
+            language=language,
+        )
 
     def is_stopword(self, word: str, language: str) -> bool:
         return word not in self.context_words and super().is_stopword(word, language)
-
 
 
 def pattern_analyzer(recognizers: list) -> AnalyzerEngine:
@@ -81,10 +105,12 @@ def pattern_analyzer(recognizers: list) -> AnalyzerEngine:
     engine.load()
     # Labels often follow a number ("28-64-66-98 office"); presidio counts the number's own
     # tokens in the suffix, hence 5.
-    enhancer = LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=5,
-                                         context_matching_mode="whole_word")
-    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=[LANGUAGE],
-                          context_aware_enhancer=enhancer)
+    enhancer = LemmaContextAwareEnhancer(
+        context_prefix_count=5, context_suffix_count=5, context_matching_mode="whole_word"
+    )
+    return AnalyzerEngine(
+        registry=registry, nlp_engine=engine, supported_languages=[LANGUAGE], context_aware_enhancer=enhancer
+    )
 
 
 def ner_analyzer(model: str) -> AnalyzerEngine:

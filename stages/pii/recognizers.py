@@ -10,17 +10,63 @@ from datetime import date
 import phonenumbers
 
 from stages.pii.lookalikes import DOTTED_QUAD, lookalike
-from stages.pii.presidio import (CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, Pattern,
-                                 PatternRecognizer, PhoneRecognizer, RecognizerResult, UsSsnRecognizer)
+from stages.pii.presidio import (
+    CreditCardRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    Pattern,
+    PatternRecognizer,
+    PhoneRecognizer,
+    RecognizerResult,
+    UsSsnRecognizer,
+)
 
-PATTERN_ENTITIES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN",
-                    "CN_RESIDENT_ID"]
+PATTERN_ENTITIES = [
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_SSN",
+    "CN_RESIDENT_ID",
+]
 
 # Whole words (presidio's substring mode would take "tel" in "hotel", "ring" in "during").
-PHONE_CONTEXT = ["phone", "phones", "telephone", "tel", "mobile", "cell", "cellphone", "call", "fax", "desk",
-                 "office", "contact", "whatsapp", "sms", "hotline", "dial", "answering", "messages"]
-CARD_CONTEXT = ["card", "credit", "debit", "visa", "mastercard", "amex", "cc", "discover", "jcb", "maestro",
-                "diners", "unionpay"]
+PHONE_CONTEXT = [
+    "phone",
+    "phones",
+    "telephone",
+    "tel",
+    "mobile",
+    "cell",
+    "cellphone",
+    "call",
+    "fax",
+    "desk",
+    "office",
+    "contact",
+    "whatsapp",
+    "sms",
+    "hotline",
+    "dial",
+    "answering",
+    "messages",
+]
+CARD_CONTEXT = [
+    "card",
+    "credit",
+    "debit",
+    "visa",
+    "mastercard",
+    "amex",
+    "cc",
+    "discover",
+    "jcb",
+    "maestro",
+    "diners",
+    "unionpay",
+]
 
 
 def luhn_valid(digits: str) -> bool:
@@ -100,8 +146,12 @@ class CnResidentIdRecognizer(PatternRecognizer):
 
     def __init__(self):
         pattern = r"(?<!\d)[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?!\d)"
-        super().__init__(supported_entity="CN_RESIDENT_ID", patterns=[Pattern("cn id 18", pattern, 0.5)],
-                         context=["身份证", "id"], name="CnResidentIdRecognizer")
+        super().__init__(
+            supported_entity="CN_RESIDENT_ID",
+            patterns=[Pattern("cn id 18", pattern, 0.5)],
+            context=["身份证", "id"],
+            name="CnResidentIdRecognizer",
+        )
 
     def validate_result(self, pattern_text: str) -> bool:
         body, check = pattern_text[:17], pattern_text[17].upper()
@@ -120,14 +170,20 @@ class CnMobileRecognizer(PatternRecognizer):
 
     def __init__(self):
         pattern = r"(?<![\d+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"
-        super().__init__(supported_entity="PHONE_NUMBER", patterns=[Pattern("cn mobile", pattern, 0.5)],
-                         context=PHONE_CONTEXT, name="CnMobileRecognizer")
+        super().__init__(
+            supported_entity="PHONE_NUMBER",
+            patterns=[Pattern("cn mobile", pattern, 0.5)],
+            context=PHONE_CONTEXT,
+            name="CnMobileRecognizer",
+        )
 
     def validate_result(self, pattern_text: str) -> bool:
         number = phonenumbers.parse(re.sub(r"^(\+|00)86", "", re.sub(r"[ -]", "", pattern_text)), "CN")
         kind = phonenumbers.number_type(number)
         return phonenumbers.is_valid_number(number) and kind in (
-            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        )
 
 
 class RunPhoneRecognizer(PhoneRecognizer):
@@ -148,11 +204,11 @@ class RunPhoneRecognizer(PhoneRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = []
         for run in self.RUN.finditer(text):
-            bare = run[0].isdigit() and text[run.start() - 1:run.start()] not in ("+", "(")
+            bare = run[0].isdigit() and text[run.start() - 1 : run.start()] not in ("+", "(")
             if bare or lookalike(text, run.start(), run.end()) or DOTTED_QUAD.fullmatch(run[0]):
                 continue  # weak anyway, rejected by `plausible`, or taken by the IP recognizer
             offset = max(0, run.start() - self.REACH)
-            piece = text[offset:run.end() + self.REACH]
+            piece = text[offset : run.end() + self.REACH]
             for region in self.supported_regions:
                 matches = list(phonenumbers.PhoneNumberMatcher(piece, region, leniency=self.leniency))
                 if matches:
@@ -174,11 +230,14 @@ def phone_patterns() -> list[Pattern]:
     end = r"(?!\w|-\d|[.,]\d)"
     return [
         Pattern("international", rf"(?<![\w+])\+\d(?:[ .\-()]{{0,2}}\d){{7,14}}{extension}{end}", 0.5),
-        Pattern("national grouped", rf"(?<![\w+.-])(?:\(\d{{1,4}}\)[ .-]?)?\d{{2,5}}(?:[ .-]\d{{2,8}}){{1,4}}{extension}{end}", 0.1),
+        Pattern(
+            "national grouped",
+            rf"(?<![\w+.-])(?:\(\d{{1,4}}\)[ .-]?)?\d{{2,5}}(?:[ .-]\d{{2,8}}){{1,4}}{extension}{end}",
+            0.1,
+        ),
         Pattern("national", rf"(?<![\w+.-])\(\d{{1,4}}\)[ .-]?\d{{3,8}}{extension}{end}", 0.1),
         Pattern("national plain", rf"(?<![\w+.-])0?\d{{9,10}}{end}", 0.1),
     ]
-
 
 
 def _one_per_calling_code(regions: list[str]) -> list[str]:
@@ -196,10 +255,13 @@ def _one_per_calling_code(regions: list[str]) -> list[str]:
 def build_recognizers(entities: list[str], phone_regions: list[str], extract) -> list:
     recognizers = {
         "EMAIL_ADDRESS": [OfflineEmailRecognizer(extract)],
-        "PHONE_NUMBER": [RunPhoneRecognizer(supported_regions=_one_per_calling_code(phone_regions), context=PHONE_CONTEXT),
-                         PatternRecognizer("PHONE_NUMBER", patterns=phone_patterns(), context=PHONE_CONTEXT,
-                                           name="PhonePatternRecognizer"),
-                         CnMobileRecognizer()],
+        "PHONE_NUMBER": [
+            RunPhoneRecognizer(supported_regions=_one_per_calling_code(phone_regions), context=PHONE_CONTEXT),
+            PatternRecognizer(
+                "PHONE_NUMBER", patterns=phone_patterns(), context=PHONE_CONTEXT, name="PhonePatternRecognizer"
+            ),
+            CnMobileRecognizer(),
+        ],
         "CREDIT_CARD": [CardRecognizer()],
         "IBAN_CODE": [AnyCaseIbanRecognizer()],
         "IP_ADDRESS": [IpRecognizer()],
@@ -207,4 +269,3 @@ def build_recognizers(entities: list[str], phone_regions: list[str], extract) ->
         "CN_RESIDENT_ID": [CnResidentIdRecognizer()],
     }
     return [r for entity in entities for r in recognizers[entity]]
-

@@ -13,8 +13,15 @@ from pydantic import NonNegativeInt, field_validator, model_validator
 from stages.base import Fraction, Resources, Stage, Strict, make_params, set_column
 from stages.pii.candidates import CJK_LETTERS, candidate_bounds, candidate_windows
 from stages.pii.lookalikes import plausible
-from stages.pii.presidio import (LANGUAGE, NER_ENTITIES, Pattern, PatternRecognizer, RecognizerResult, ner_analyzer,
-                                 pattern_analyzer)
+from stages.pii.presidio import (
+    LANGUAGE,
+    NER_ENTITIES,
+    Pattern,
+    PatternRecognizer,
+    RecognizerResult,
+    ner_analyzer,
+    pattern_analyzer,
+)
 from stages.pii.recognizers import PATTERN_ENTITIES, build_recognizers
 
 PLACEHOLDERS = {
@@ -77,8 +84,9 @@ class PiiParams(Strict):
     @classmethod
     def _known(cls, entities: list[str]) -> list[str]:
         if set(entities) - set(PATTERN_ENTITIES):
-            raise ValueError(f"unknown entities {sorted(set(entities) - set(PATTERN_ENTITIES))}; "
-                             f"available: {PATTERN_ENTITIES}")
+            raise ValueError(
+                f"unknown entities {sorted(set(entities) - set(PATTERN_ENTITIES))}; available: {PATTERN_ENTITIES}"
+            )
         return entities
 
     @property
@@ -131,8 +139,12 @@ class PiiScrubber(Stage):
         logging.getLogger("presidio-analyzer").setLevel(logging.CRITICAL)
         extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
         recognizers = build_recognizers(self.params.entities, self.params.phone_regions, extract)
-        recognizers += [PatternRecognizer(name, patterns=[Pattern(name, regex.pattern, score)], context=context,
-                                          name=f"custom:{name}") for name, regex, score, context in self.custom]
+        recognizers += [
+            PatternRecognizer(
+                name, patterns=[Pattern(name, regex.pattern, score)], context=context, name=f"custom:{name}"
+            )
+            for name, regex, score, context in self.custom
+        ]
         self.analyzer = pattern_analyzer(recognizers)
         if self.params.ner_model:
             self.ner_analyzer = ner_analyzer(self.params.ner_model)
@@ -167,16 +179,28 @@ class PiiScrubber(Stage):
         spans = []
         everything = set(self.params.entities) | {name for name, *_ in self.custom}
         last = len(text) if last is None else last
-        windows = (candidate_windows(text, first, last, everything, [(name, regex) for name, regex, *_ in self.custom],
-                                     self.params.window_chars) if self.params.prefilter
-                   else [(0, len(text), everything)])
+        windows = (
+            candidate_windows(
+                text,
+                first,
+                last,
+                everything,
+                [(name, regex) for name, regex, *_ in self.custom],
+                self.params.window_chars,
+            )
+            if self.params.prefilter
+            else [(0, len(text), everything)]
+        )
         for start, end, entities in windows:
             window = CJK_LETTERS.sub(" ", text[start:end])
-            for result in self.analyzer.analyze(window, language=LANGUAGE, entities=sorted(entities),
-                                                score_threshold=self.params.score_threshold):
+            for result in self.analyzer.analyze(
+                window, language=LANGUAGE, entities=sorted(entities), score_threshold=self.params.score_threshold
+            ):
                 spans.append(self._span(result, start))
         if self.ner_analyzer and (lang is None or lang in self.params.ner_langs):
-            spans += [self._span(r, 0) for r in self.ner_analyzer.analyze(text, language=LANGUAGE, entities=NER_ENTITIES)]
+            spans += [
+                self._span(r, 0) for r in self.ner_analyzer.analyze(text, language=LANGUAGE, entities=NER_ENTITIES)
+            ]
         spans = [s for s in spans if plausible(s.entity, text, s.start, s.end, self.params.private_ips)]
         return resolve_overlaps(spans)
 
@@ -187,7 +211,7 @@ class PiiScrubber(Stage):
     def replace(self, text: str, spans: list[Span]) -> str:
         parts, position = [], 0
         for span in spans:
-            parts += [text[position:span.start], self.placeholders[span.entity]]
+            parts += [text[position : span.start], self.placeholders[span.entity]]
             position = span.end
         parts.append(text[position:])
         return "".join(parts)
@@ -201,4 +225,3 @@ def resolve_overlaps(spans: list[Span]) -> list[Span]:
         if all(span.end <= k.start or k.end <= span.start for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
-

@@ -55,14 +55,18 @@ def bad_run(ray_local, tmp_path_factory):
     giant = b'{"text": "' + b"All work and no play makes Jack a dull boy. " * 275_000 + b'"}\n'  # 12 MB
     (giant_dir / "giant.jsonl").write_bytes(good[0] + giant + good[1])
     config = tmp / "bad.yaml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "sources": {
-            "bad": {"paths": [BAD], "id_field": "id"},
-            "giant": {"paths": [str(giant_dir)]},
-        },
-        "stages": [{"name": "langid", "params": {"languages": ["en"], "threshold": 0.0}}],
-        "execution": {"batch_size": 8},
-    }))
+    config.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "sources": {
+                    "bad": {"paths": [BAD], "id_field": "id"},
+                    "giant": {"paths": [str(giant_dir)]},
+                },
+                "stages": [{"name": "langid", "params": {"languages": ["en"], "threshold": 0.0}}],
+                "execution": {"batch_size": 8},
+            }
+        )
+    )
     out = str(tmp / "out")
     stats = run(load_config(str(config), {"output.dir": out}))
     return out, stats, str(giant_dir / "giant.jsonl")
@@ -91,7 +95,10 @@ def test_every_input_document_is_accounted_for(bad_run):
     counted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
     assert stats["input_documents"] == counted
     assert (stats["kept_documents"], stats["removed_documents"], stats["quarantined_documents"]) == (
-        len(docs), len(rejects), len(quarantine))
+        len(docs),
+        len(rejects),
+        len(quarantine),
+    )
 
 
 def test_quarantine_counts_per_reason(bad_run):

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import load_config
-from stages.minhash_dedup import MinHashParams, shingle_hashes
 from stages.ingest import list_input_files, read_file
+from stages.minhash_dedup import MinHashParams, shingle_hashes
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -66,12 +66,24 @@ def test_no_email_address_of_the_input_survives_anywhere_in_the_output(local_run
     out, stats = local_run
     assert stats["signal_sums"]["pii_email_address"] > 0 and stats["signal_sums"]["pii_phone_number"] > 0
     config = load_config(os.path.join(ROOT, "configs", "corpus.yaml"))
-    addresses = {address for source in config.sources.values() for file in list_input_files(source)
-                 for batch in read_file(file) for text in batch["text"].to_pylist() if text
-                 for address in SAMPLE_EMAIL.findall(text) if not RESERVED_DOMAIN.search(address)}
+    addresses = {
+        address
+        for source in config.sources.values()
+        for file in list_input_files(source)
+        for batch in read_file(file)
+        for text in batch["text"].to_pylist()
+        if text
+        for address in SAMPLE_EMAIL.findall(text)
+        if not RESERVED_DOMAIN.search(address)
+    }
     assert len(addresses) >= 15  # the sample has ~20: the check below must have something to find
-    texts = [t for sub in ("docs", "rejects", "quarantine") if os.path.isdir(f"{out}/{sub}") and os.listdir(f"{out}/{sub}")
-             for t in read_dir(f"{out}/{sub}")["text"].to_pylist() if t]
+    texts = [
+        t
+        for sub in ("docs", "rejects", "quarantine")
+        if os.path.isdir(f"{out}/{sub}") and os.listdir(f"{out}/{sub}")
+        for t in read_dir(f"{out}/{sub}")["text"].to_pylist()
+        if t
+    ]
     # report.md quotes the examples of stats.json
     texts += [example["text"] for examples in stats["examples"].values() for example in examples]
     assert sorted(a for a in addresses if any(a in t for t in texts)) == []
@@ -99,22 +111,31 @@ def test_dedup_survivors_are_kept_and_decontamination_hits_the_eval_articles(loc
     out, stats = local_run
     docs, rejects = read_dir(f"{out}/docs"), read_dir(f"{out}/rejects").to_pydict()
     kept_ids = set(docs["id"].to_pylist())
-    duplicates = [(i, of) for i, stage, of in zip(rejects["id"], rejects["drop_stage"], rejects["duplicate_of"])
-                  if stage in ("exact_dedup", "minhash_dedup")]
+    duplicates = [
+        (i, of)
+        for i, stage, of in zip(rejects["id"], rejects["drop_stage"], rejects["duplicate_of"])
+        if stage in ("exact_dedup", "minhash_dedup")
+    ]
     # c4-0001 holds 15 exact copies and 15 edited copies of c4-0000 documents (some fall to filters first).
     assert sum(of.startswith("web/c4-0000") for _, of in duplicates) >= 10
     for doc_id, survivor in duplicates:
         assert survivor in kept_ids and survivor < doc_id  # same source priority: the smaller id survives
     # What survives of c4-0001 is no near-copy of a kept c4-0000 document: its true word 5-gram
     # Jaccard stays below 0.8, which MinHash-LSH with the config's bands finds reliably (edited copies span 0.3-1.0).
-    params = MinHashParams(**next(s.params for s in load_config("configs/corpus.yaml").stages
-                                  if s.name == "minhash_dedup"))
-    shingles = {i: set(shingle_hashes(t, lang, params).tolist())
-                for i, t, lang in zip(docs["id"].to_pylist(), docs["text"].to_pylist(), docs["lang"].to_pylist())
-                if i.startswith(("web/c4-0000", "web/c4-0001"))}
+    params = MinHashParams(
+        **next(s.params for s in load_config("configs/corpus.yaml").stages if s.name == "minhash_dedup")
+    )
+    shingles = {
+        i: set(shingle_hashes(t, lang, params).tolist())
+        for i, t, lang in zip(docs["id"].to_pylist(), docs["text"].to_pylist(), docs["lang"].to_pylist())
+        if i.startswith(("web/c4-0000", "web/c4-0001"))
+    }
     for copy in (i for i in shingles if i.startswith("web/c4-0001")):
-        jaccard = max(len(shingles[copy] & shingles[o]) / len(shingles[copy] | shingles[o])
-                      for o in shingles if o.startswith("web/c4-0000"))
+        jaccard = max(
+            len(shingles[copy] & shingles[o]) / len(shingles[copy] | shingles[o])
+            for o in shingles
+            if o.startswith("web/c4-0000")
+        )
         assert jaccard < 0.8, copy
     assert stats["removed"]["decontaminate"] == {"eval_overlap": 3}
     assert stats["exact_dedup"]["duplicates"] == stats["removed"]["exact_dedup"]["exact_duplicate"]
@@ -133,33 +154,74 @@ def test_ray_job_submit_matches_local_run(local_run, tmp_path):
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the job's `python`
     env.pop("RAY_ADDRESS", None)
     # Every port explicit and free: the test session's own Ray instance holds the defaults.
-    ports = {name: free_port() for name in ("port", "dashboard-port", "dashboard-agent-listen-port",
-                                             "dashboard-agent-grpc-port", "metrics-export-port",
-                                             "ray-client-server-port", "runtime-env-agent-port")}
+    ports = {
+        name: free_port()
+        for name in (
+            "port",
+            "dashboard-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "metrics-export-port",
+            "ray-client-server-port",
+            "runtime-env-agent-port",
+        )
+    }
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     ray_temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
     head_log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--block", "--dashboard-host=127.0.0.1", "--num-cpus=2",
-         "--include-dashboard=true", f"--temp-dir={ray_temp}",
-         *(f"--{name}={port}" for name, port in ports.items())],
-        env=env, cwd=ROOT, start_new_session=True, stdout=head_log, stderr=subprocess.STDOUT,
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            "--dashboard-host=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            f"--temp-dir={ray_temp}",
+            *(f"--{name}={port}" for name, port in ports.items()),
+        ],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=head_log,
+        stderr=subprocess.STDOUT,
     )
     try:
         address = f"http://127.0.0.1:{ports['dashboard-port']}"
         deadline = time.time() + 180
         while True:
-            probe = subprocess.run([ray_bin, "job", "list", "--address", address], env=env,
-                                   capture_output=True, text=True)
+            probe = subprocess.run(
+                [ray_bin, "job", "list", "--address", address], env=env, capture_output=True, text=True
+            )
             if probe.returncode == 0:
                 break
             assert time.time() < deadline, f"Ray head did not come up: {(tmp_path / 'head.log').read_text()[-3000:]}"
             time.sleep(2)
         out_job = str(tmp_path / "job_out")
         job = subprocess.run(
-            [ray_bin, "job", "submit", "--address", address, "--working-dir", ".", "--",
-             "python", "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out_job],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+            [
+                ray_bin,
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--working-dir",
+                ".",
+                "--",
+                "python",
+                "-m",
+                "pipelines.corpus",
+                "--config",
+                "configs/corpus.yaml",
+                "--out",
+                out_job,
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in job.stdout

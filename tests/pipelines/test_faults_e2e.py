@@ -20,8 +20,10 @@ VICTIM = "web/c4-0000.jsonl.gz#7"
 
 def config(tmp_path, name, marker):
     raw = {
-        "sources": {"web": {"paths": [f"{ROOT}/data/sample/web/c4-0000.jsonl.gz", f"{ROOT}/data/sample/web/ccnet-0000.jsonl"]},
-                    "wiki": {"paths": [f"{ROOT}/data/sample/wiki/*.parquet"], "priority": 1}},
+        "sources": {
+            "web": {"paths": [f"{ROOT}/data/sample/web/c4-0000.jsonl.gz", f"{ROOT}/data/sample/web/ccnet-0000.jsonl"]},
+            "wiki": {"paths": [f"{ROOT}/data/sample/wiki/*.parquet"], "priority": 1},
+        },
         "stages": [
             {"name": "langid", "params": {"languages": ["en"], "threshold": 0.5}},
             {"name": "tests.fault_stages:RaiseOn", "params": {"ids": POISONED}},

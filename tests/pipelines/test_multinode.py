@@ -104,8 +104,14 @@ def restore_address_file(path, content):
 def start_corpus(out, address, log):
     env = dict(os.environ, RAY_ADDRESS=address)
     env.pop("LMFORGE_KILL_AT", None)
-    return subprocess.Popen([sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml",
-                             "--out", out], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(process, log_path, timeout=1500):
@@ -121,8 +127,14 @@ def finish(process, log_path, timeout=1500):
 
 def assert_same_output(out, reference):
     mine, theirs = stable_stats(out), stable_stats(reference)
-    for key in ("input_documents", "kept_documents", "removed_documents", "quarantined_documents",
-                "removed", "quarantined"):
+    for key in (
+        "input_documents",
+        "kept_documents",
+        "removed_documents",
+        "quarantined_documents",
+        "removed",
+        "quarantined",
+    ):
         assert mine[key] == theirs[key], key
     assert mine == theirs  # the rest too: per source, languages, signal sums, histograms, dedup stats
     for sub in ("docs", "rejects", "quarantine"):
@@ -157,9 +169,14 @@ def stage_chain_running_on(cluster, node_ids, jobs):
 
     for event in cluster.global_state._get_all_task_events():
         states, node = event.state_updates.state_ts_ns, event.state_updates.node_id.hex()
-        if (event.job_id.hex() in jobs and STAGE_CHAIN in event.task_info.name and node in node_ids
-                and RUNNING in states
-                and FINISHED not in states and FAILED not in states):
+        if (
+            event.job_id.hex() in jobs
+            and STAGE_CHAIN in event.task_info.name
+            and node in node_ids
+            and RUNNING in states
+            and FINISHED not in states
+            and FAILED not in states
+        ):
             return node
     return None
 

@@ -17,14 +17,19 @@ from tests.helpers import ROOT, output_table, stable_stats
 pytestmark = pytest.mark.slow
 
 
-
 def corpus(out, ray_address, kill_at=None, *extra):
     env = dict(os.environ, RAY_ADDRESS=ray_address)
     env.pop("LMFORGE_KILL_AT", None)
     if kill_at:
         env["LMFORGE_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml",
-                           "--out", out, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +40,10 @@ def ray_address(ray_local):
 # Each rerun is itself killed at the next point, as a run on a flaky cluster may be, and each
 # must pick up what the one before it finished: (where the rerun dies, what it must say it reused).
 KILLS = [
-    ("phase0.part:3", None),                                     # in the row stages, some files done
-    ("phase2.found", "input files done in an earlier attempt"),    # inside a global stage (minhash_dedup)
+    ("phase0.part:3", None),  # in the row stages, some files done
+    ("phase2.found", "input files done in an earlier attempt"),  # inside a global stage (minhash_dedup)
     ("phase4.part:2", "phase 1 (exact_dedup): done in an earlier attempt"),  # while the output is written
-    ("publish:2", "phase 3 (sentence_dedup): done in an earlier attempt"),   # while it is moved into place
+    ("publish:2", "phase 3 (sentence_dedup): done in an earlier attempt"),  # while it is moved into place
 ]
 
 

@@ -16,8 +16,7 @@ INPUT = os.path.join(ROOT, "tests", "fixtures", "ingest", "good.jsonl")
 
 
 def write_config(tmp_path, paths, **stage_params):
-    raw = {"sources": {"web": {"paths": paths}},
-           "stages": [{"name": "gopher_quality", "params": stage_params}]}
+    raw = {"sources": {"web": {"paths": paths}}, "stages": [{"name": "gopher_quality", "params": stage_params}]}
     path = tmp_path / "corpus.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)

@@ -47,8 +47,10 @@ INPUTS = {
     "web/bad/empty.jsonl": os.path.join(BAD, "empty.jsonl"),
     "wiki/wiki-0000.parquet": os.path.join(SAMPLE, "wiki", "wiki-0000.parquet"),
     "wiki/notes.md": os.path.join(BAD, "README.md"),  # not matched by the wiki glob
-    **{f"zh/poems/{name}": os.path.join(SAMPLE, "zh", "tang300", name)
-       for name in sorted(os.listdir(os.path.join(SAMPLE, "zh", "tang300")))[:12]},
+    **{
+        f"zh/poems/{name}": os.path.join(SAMPLE, "zh", "tang300", name)
+        for name in sorted(os.listdir(os.path.join(SAMPLE, "zh", "tang300")))[:12]
+    },
 }
 
 
@@ -62,10 +64,18 @@ def corpus_config(root: str) -> dict:
             "zh": {"paths": [f"{root}/zh/**/*.txt"], "priority": 2},
         },
         "stages": [
-            {"name": "langid", "params": {"languages": ["en"], "threshold": 0.5,
-                                          "per_source": {"zh": {"languages": ["zh"], "threshold": 0.3}}}},
-            {"name": "gopher_quality", "params": {"per_lang": {"zh": {"min_avg_word_length": 1.0,
-                                                                       "max_avg_word_length": 4.0}}}},
+            {
+                "name": "langid",
+                "params": {
+                    "languages": ["en"],
+                    "threshold": 0.5,
+                    "per_source": {"zh": {"languages": ["zh"], "threshold": 0.3}},
+                },
+            },
+            {
+                "name": "gopher_quality",
+                "params": {"per_lang": {"zh": {"min_avg_word_length": 1.0, "max_avg_word_length": 4.0}}},
+            },
             {"name": "exact_dedup"},
         ],
         "execution": {"batch_size": 16},
@@ -73,10 +83,18 @@ def corpus_config(root: str) -> dict:
 
 
 SHARDS_CONFIG = {
-    "tokenizer": {"vocab_size": 600, "sample": {"by": "lang", "weights": {"en": 0.7, "zh": 0.3}},
-                  "heldout_fraction": 0.1, "extension": {"add": 0}},
-    "shards": {"weights": {"web": 0.4, "wiki": 0.4, "zh": 0.2}, "val_fraction": 0.05, "shard_tokens": 4000,
-               "max_epochs": 2},
+    "tokenizer": {
+        "vocab_size": 600,
+        "sample": {"by": "lang", "weights": {"en": 0.7, "zh": 0.3}},
+        "heldout_fraction": 0.1,
+        "extension": {"add": 0},
+    },
+    "shards": {
+        "weights": {"web": 0.4, "wiki": 0.4, "zh": 0.2},
+        "val_fraction": 0.05,
+        "shard_tokens": 4000,
+        "max_epochs": 2,
+    },
 }
 
 
@@ -90,10 +108,21 @@ def s3(tmp_path_factory):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    fs = pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", access_key="testing",
-                           secret_key="testing", region="us-east-1", allow_bucket_creation=True)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    fs = pafs.S3FileSystem(
+        endpoint_override=f"{host}:{port}",
+        scheme="http",
+        access_key="testing",
+        secret_key="testing",
+        region="us-east-1",
+        allow_bucket_creation=True,
+    )
     fs.create_dir(BUCKET)
     for name, source in INPUTS.items():
         with open(source, "rb") as handle:
@@ -107,11 +136,14 @@ def s3(tmp_path_factory):
 def driver(args: list[str], s3_env: dict, ray_address: str) -> subprocess.CompletedProcess:
     """A driver process on the session's Ray, its workers given the AWS variables by runtime_env
     (the JSON `ray job submit --runtime-env-json` hands to its drivers)."""
-    env = dict(os.environ, RAY_ADDRESS=ray_address, **s3_env,
-               RAY_JOB_CONFIG_JSON_ENV_VAR=json.dumps({"runtime_env": {"env_vars": s3_env}}))
+    env = dict(
+        os.environ,
+        RAY_ADDRESS=ray_address,
+        **s3_env,
+        RAY_JOB_CONFIG_JSON_ENV_VAR=json.dumps({"runtime_env": {"env_vars": s3_env}}),
+    )
     env.pop("LMFORGE_KILL_AT", None)
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def read_json(fs, path):
@@ -150,8 +182,7 @@ def runs(s3, ray_local, tmp_path_factory):
     finally:
         os.chdir(cwd)
     address = ray_local.get_runtime_context().gcs_address
-    result = driver(["pipelines.corpus", "--config", str(tmp / "s3.yaml"), "--out", f"s3://{BUCKET}/out"],
-                    env, address)
+    result = driver(["pipelines.corpus", "--config", str(tmp / "s3.yaml"), "--out", f"s3://{BUCKET}/out"], env, address)
     assert result.returncode == 0, result.stderr[-4000:]
     return fs, env, address, tmp, local_stats
 
@@ -174,9 +205,13 @@ def test_corpus_output_on_s3_is_complete_and_equals_the_local_run(runs):
     quarantine = s3_table(fs, f"{BUCKET}/out/quarantine")
     assert not [i for i in quarantine["id"].to_pylist() if i.startswith("wiki/")]  # notes.md: not in the glob
     assert quarantine.select(["id", "drop_reason"]).equals(
-        local_table(tmp / "out" / "quarantine").select(["id", "drop_reason"]))
-    unreadable = [t for t, r in zip(quarantine["text"].to_pylist(), quarantine["drop_reason"].to_pylist())
-                  if r == "unreadable_file"]
+        local_table(tmp / "out" / "quarantine").select(["id", "drop_reason"])
+    )
+    unreadable = [
+        t
+        for t, r in zip(quarantine["text"].to_pylist(), quarantine["drop_reason"].to_pylist())
+        if r == "unreadable_file"
+    ]
     assert all(t.startswith(f"s3://{BUCKET}/input/web/bad/") for t in unreadable)
     assert any("truncated zstd stream" in t for t in unreadable) and any("truncated WARC" in t for t in unreadable)
 
@@ -204,10 +239,12 @@ def test_shards_read_the_corpus_from_s3_and_write_to_s3(runs, monkeypatch, capsy
             data = stream.read()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["bytes"], entry["sha256"])
     for split in ("train", "val"):
-        assert manifest["splits"][split]["tokens"] == sum(f["tokens"] for f in manifest["files"]
-                                                            if f["split"] == split)
-    assert manifest["total_tokens"] == manifest["splits"]["train"]["tokens"] == sum(
-        s["tokens"] for s in manifest["sources"].values())
+        assert manifest["splits"][split]["tokens"] == sum(f["tokens"] for f in manifest["files"] if f["split"] == split)
+    assert (
+        manifest["total_tokens"]
+        == manifest["splits"]["train"]["tokens"]
+        == sum(s["tokens"] for s in manifest["sources"].values())
+    )
     # A shard read back from S3: its token count is the manifest's, every document ends with EOS.
     with fs.open_input_file(f"{BUCKET}/out/shards/{train[0]['path']}") as source:
         table = ipc.open_file(source).read_all()

@@ -46,8 +46,11 @@ def test_manifest_and_files(built):
         table = read_arrow(path)
         assert table.schema.field("tokens").type == pa.list_(pa.uint16())
         assert table.num_rows == entry["documents"]
-    assert manifest["total_tokens"] == manifest["splits"]["train"]["tokens"] == sum(
-        s["tokens"] for s in manifest["sources"].values())
+    assert (
+        manifest["total_tokens"]
+        == manifest["splits"]["train"]["tokens"]
+        == sum(s["tokens"] for s in manifest["sources"].values())
+    )
     assert not os.path.exists(os.path.join(config.shards.dir, ".work"))
 
 
@@ -101,8 +104,13 @@ def test_documents_decode_back_and_end_with_eos(built):
 def test_plan_is_deterministic_for_a_seed():
     rng = np.random.default_rng(0)
     n = 300
-    meta = pa.table({"id": [f"doc{i}" for i in range(n)], "source": ["a", "b", "c", "d"] * 75,
-                     "num_tokens": rng.integers(10, 1000, n)})
+    meta = pa.table(
+        {
+            "id": [f"doc{i}" for i in range(n)],
+            "source": ["a", "b", "c", "d"] * 75,
+            "num_tokens": rng.integers(10, 1000, n),
+        }
+    )
     weights = {"shards.weights": {"a": 0.2, "b": 0.3, "c": 0.5}}
     first = plan(meta, small_config("/unused", **weights))
     again = plan(meta, small_config("/unused", **weights))
@@ -126,15 +134,22 @@ def test_tokenizer_is_retrained_only_when_its_settings_or_documents_change(built
 
 def test_shards_can_be_written_with_the_extended_tokenizer(ray_local, tmp_path):
     write_docs(str(tmp_path / "docs"))
-    config = small_config(str(tmp_path), **{"shards.weights": WEIGHTS, "shards.tokenizer": "extended",
-                                             "tokenizer.extension": {"add": 50, "langs": ["zh"], "script": "Han"}})
+    config = small_config(
+        str(tmp_path),
+        **{
+            "shards.weights": WEIGHTS,
+            "shards.tokenizer": "extended",
+            "tokenizer.extension": {"add": 50, "langs": ["zh"], "script": "Han"},
+        },
+    )
     manifest = run(config)
     assert manifest["tokenizer"]["path"] == os.path.join(config.tokenizer.dir, "extended", "tokenizer.json")
     base_size = Tokenizer.from_file(os.path.join(config.tokenizer.dir, "tokenizer.json")).get_vocab_size()
     assert manifest["vocab_size"] == base_size + 50
     train = read_split(config, manifest, "train")
-    zh = np.concatenate([tokens for tokens, source in zip(train["tokens"].to_pylist(), train["source"].to_pylist())
-                         if source == "zh"])
+    zh = np.concatenate(
+        [tokens for tokens, source in zip(train["tokens"].to_pylist(), train["source"].to_pylist()) if source == "zh"]
+    )
     assert (zh >= base_size).mean() > 0.01  # the Chinese documents use the new tokens
 
 

@@ -40,7 +40,11 @@ def test_a_failing_document_is_quarantined_and_its_batch_goes_on():
     out = chain(FailsOn())(docs)
     assert out["id"].to_pylist() == docs["id"].to_pylist()  # order and every row kept
     assert list(zip(out["drop_stage"].to_pylist(), out["drop_reason"].to_pylist())) == [
-        (None, None), (QUARANTINE_STAGE, "stage_error:fails_on"), ("fails_on", "too_short"), (None, None)]
+        (None, None),
+        (QUARANTINE_STAGE, "stage_error:fails_on"),
+        ("fails_on", "too_short"),
+        (None, None),
+    ]
     error = json.loads(out["metadata"][1].as_py())["error"]
     assert error.startswith("ValueError: cannot score 'POISON here'") and "test_stage_chain.py" in error
     assert out["length"].to_pylist() == [15, None, 4, 16]

@@ -14,19 +14,31 @@ from stages.base import DOCUMENT_SCHEMA, QUARANTINE_STAGE
 
 def documents(ids, dropped=()):
     n = len(ids)
-    return pa.table({"id": ids, "source": [i.split("/")[0] for i in ids], "text": [f"text of {i}" for i in ids],
-                     "url": [None] * n, "metadata": ["{}"] * n,
-                     "drop_stage": [("gopher_quality" if i in dropped else None) for i in ids],
-                     "drop_reason": [("gopher_short_doc" if i in dropped else None) for i in ids]},
-                    schema=DOCUMENT_SCHEMA)
+    return pa.table(
+        {
+            "id": ids,
+            "source": [i.split("/")[0] for i in ids],
+            "text": [f"text of {i}" for i in ids],
+            "url": [None] * n,
+            "metadata": ["{}"] * n,
+            "drop_stage": [("gopher_quality" if i in dropped else None) for i in ids],
+            "drop_reason": [("gopher_short_doc" if i in dropped else None) for i in ids],
+        },
+        schema=DOCUMENT_SCHEMA,
+    )
 
 
 def test_a_block_is_cut_into_runs_of_consecutive_rows_of_one_file():
-    block = documents(["web/b.jsonl#0", "web/a.jsonl#3", "web/a.jsonl#4", "web/b.jsonl#1", "web/a.jsonl#6",
-                       "web/x#y.jsonl#0"])
+    block = documents(
+        ["web/b.jsonl#0", "web/a.jsonl#3", "web/a.jsonl#4", "web/b.jsonl#1", "web/a.jsonl#6", "web/x#y.jsonl#0"]
+    )
     runs = [(unit, start, rows["id"].to_pylist()) for unit, start, rows in unit_runs(block)]
-    assert runs == [("web/a.jsonl", 3, ["web/a.jsonl#3", "web/a.jsonl#4"]), ("web/a.jsonl", 6, ["web/a.jsonl#6"]),
-                    ("web/b.jsonl", 0, ["web/b.jsonl#0", "web/b.jsonl#1"]), ("web/x#y.jsonl", 0, ["web/x#y.jsonl#0"])]
+    assert runs == [
+        ("web/a.jsonl", 3, ["web/a.jsonl#3", "web/a.jsonl#4"]),
+        ("web/a.jsonl", 6, ["web/a.jsonl#6"]),
+        ("web/b.jsonl", 0, ["web/b.jsonl#0", "web/b.jsonl#1"]),
+        ("web/x#y.jsonl", 0, ["web/x#y.jsonl#0"]),
+    ]
 
 
 def test_a_file_is_complete_when_its_parts_cover_all_its_records(tmp_path):

@@ -5,7 +5,7 @@ import gzip
 import io
 import json
 import os
-from functools import lru_cache
+from functools import cache
 
 import zstandard
 
@@ -14,7 +14,7 @@ from tests.helpers import ROOT, fixture_text
 SAMPLE = os.path.join(ROOT, "data", "sample")
 
 
-@lru_cache(maxsize=None)
+@cache
 def english_documents() -> tuple[str, ...]:
     texts = [fixture_text("good_en.json"), fixture_text("spam.json")]
     with gzip.open(os.path.join(SAMPLE, "web", "c4-0000.jsonl.gz"), "rt", encoding="utf-8") as handle:
@@ -24,7 +24,7 @@ def english_documents() -> tuple[str, ...]:
     return tuple(texts)
 
 
-@lru_cache(maxsize=None)
+@cache
 def chinese_documents() -> tuple[str, ...]:
     texts = list(fixture_text("good_zh.json"))
     with open(os.path.join(SAMPLE, "zh", "debian-reference-0000.jsonl.zst"), "rb") as raw:
@@ -35,8 +35,11 @@ def chinese_documents() -> tuple[str, ...]:
 
 def documents() -> list[tuple[str, str]]:
     """(text, lang) pairs: English, Chinese, German and Japanese."""
-    return ([(text, "en") for text in english_documents()] + [(text, "zh") for text in chinese_documents()]
-            + [(fixture_text("german.json"), "de"), (fixture_text("japanese.json"), "ja")])
+    return (
+        [(text, "en") for text in english_documents()]
+        + [(text, "zh") for text in chinese_documents()]
+        + [(fixture_text("german.json"), "de"), (fixture_text("japanese.json"), "ja")]
+    )
 
 
 def looped(text: str, times: int = 4) -> str:

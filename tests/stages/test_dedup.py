@@ -29,20 +29,24 @@ def components(edges: list[tuple[str, str]]) -> dict[str, str]:
 
 def edge_table(edges: list[tuple[str, str]]) -> pa.Table:
     ordered = [(max(a, b), min(a, b)) for a, b in edges]
-    return pa.table({"node": [n for n, _ in ordered], "parent": [p for _, p in ordered],
-                     "changed": [0] * len(ordered)}, schema=EDGES)
+    return pa.table(
+        {"node": [n for n, _ in ordered], "parent": [p for _, p in ordered], "changed": [0] * len(ordered)},
+        schema=EDGES,
+    )
 
 
 def dataset(edges: list[tuple[str, str]], blocks: int):
     return ray.data.from_arrow(edge_table(edges)).repartition(blocks)
 
 
-def graph(seed: int, nodes: int = 200, chain: int = 16, star: int = 20, random_edges: int = 90) -> list[tuple[str, str]]:
+def graph(
+    seed: int, nodes: int = 200, chain: int = 16, star: int = 20, random_edges: int = 90
+) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     names = [f"{rng.randrange(10**6):08d}|doc/{i}" for i in range(nodes)]
     edges = [(names[i], names[i + 1]) for i in range(chain)]  # the worst case for label propagation
     edges += [(names[chain + 1], names[i]) for i in range(chain + 2, chain + 2 + star)]
-    rest = names[chain + star + 2:]
+    rest = names[chain + star + 2 :]
     edges += [(rng.choice(rest), rng.choice(rest)) for _ in range(random_edges)]  # random clusters
     return [(a, b) for a, b in edges if a != b]
 
@@ -73,9 +77,11 @@ def test_marks_and_cluster_sizes(ray_local):
     a, b, c, d, e = (f"00000001|src/f#{i}" for i in range(5))
     marks, stats = duplicate_marks(dataset([(a, b), (c, b), (d, e)], blocks=2))
     table = pa.concat_tables(ray.get(marks.to_arrow_refs())).sort_by("id")
-    assert table.to_pylist() == [{"id": "src/f#1", "duplicate_of": "src/f#0"},
-                                 {"id": "src/f#2", "duplicate_of": "src/f#0"},
-                                 {"id": "src/f#4", "duplicate_of": "src/f#3"}]
+    assert table.to_pylist() == [
+        {"id": "src/f#1", "duplicate_of": "src/f#0"},
+        {"id": "src/f#2", "duplicate_of": "src/f#0"},
+        {"id": "src/f#4", "duplicate_of": "src/f#3"},
+    ]
     assert stats == {"duplicates": 3, "cluster_sizes": {"2": 1, "3": 1}}
 
 

@@ -15,11 +15,15 @@ from stages.sentence_dedup import SentenceDedup
 from tests.helpers import batch, fixture_text, reasons
 from tests.stages.dedup_helpers import run_global
 
-HEADER = ("Cedar Valley Gazette | Home | News | World | Business | Technology | Science | Health | Sports\n"
-          "Trending now: council approves the new library budget · high school team wins the regional final")
-FOOTER = ("Sign up for our newsletter and get the best of the Cedar Valley Gazette delivered every morning.\n"
-          "About Us · Contact · Advertise · Careers · Sitemap · RSS Feeds · Help Center\n"
-          "Copyright 2023 Cedar Valley Gazette Media Group. All rights reserved.")
+HEADER = (
+    "Cedar Valley Gazette | Home | News | World | Business | Technology | Science | Health | Sports\n"
+    "Trending now: council approves the new library budget · high school team wins the regional final"
+)
+FOOTER = (
+    "Sign up for our newsletter and get the best of the Cedar Valley Gazette delivered every morning.\n"
+    "About Us · Contact · Advertise · Careers · Sitemap · RSS Feeds · Help Center\n"
+    "Copyright 2023 Cedar Valley Gazette Media Group. All rights reserved."
+)
 
 
 def chain_corpus() -> pa.Table:
@@ -30,8 +34,18 @@ def chain_corpus() -> pa.Table:
     words = article.split()
     changed = " ".join("changed" if i % 50 == 0 else w for i, w in enumerate(words))
     zh = fixture_text("good_zh.json")
-    texts = [article, article.upper(), changed, first, second, zh[0], zh[0] + "补充一句话。", zh[1],
-             first + "\n" + second[:200], second + " The end."]
+    texts = [
+        article,
+        article.upper(),
+        changed,
+        first,
+        second,
+        zh[0],
+        zh[0] + "补充一句话。",
+        zh[1],
+        first + "\n" + second[:200],
+        second + " The end.",
+    ]
     sources = ["web", "web", "wiki", "web", "web", "zh", "zh", "zh", "web", "wiki"]
     langs = ["en"] * 5 + ["zh"] * 3 + ["en"] * 2
     return batch(texts, sources=sources, langs=langs)

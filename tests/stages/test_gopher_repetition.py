@@ -57,9 +57,14 @@ def test_counts_equal_datatrove_on_real_documents(variant):
 
 def test_counts_equal_datatrove_on_edge_cases():
     cases = [
-        "", "one", "one two", "a b c d e f g h i j",  # fewer words than n, all n-grams distinct
+        "",
+        "one",
+        "one two",
+        "a b c d e f g h i j",  # fewer words than n, all n-grams distinct
         "ab c d e f a bc d e f",  # equal when joined without spaces, as datatrove's duplicated n-grams are
-        " ".join(["spam"] * 40), " ".join(["a b"] * 25), "x " + " ".join(["a b c"] * 9),  # overlapping repeats
+        " ".join(["spam"] * 40),
+        " ".join(["a b"] * 25),
+        "x " + " ".join(["a b c"] * 9),  # overlapping repeats
         "long " * 3 + "l o n g " * 3 + "longer words tie with short ones",  # top n-gram ties: the first one
     ]
     rng = random.Random(0)

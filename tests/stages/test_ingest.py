@@ -77,7 +77,13 @@ def test_malformed_jsonl_lines_are_quarantined_with_their_reason():
     table = read_source([os.path.join(INGEST, "malformed.jsonl")])
     assert table.num_rows == 7  # every line accounted for
     assert reasons(table) == [
-        None, "bad_json", "missing_text_field", "empty_text", "bad_encoding", None, "not_an_object",
+        None,
+        "bad_json",
+        "missing_text_field",
+        "empty_text",
+        "bad_encoding",
+        None,
+        "not_an_object",
     ]
     assert set(table["drop_stage"].to_pylist()) == {None, QUARANTINE_STAGE}
     kept = table.filter(table["drop_stage"].is_null())
@@ -95,13 +101,22 @@ def test_adding_a_file_renames_no_other_file(tmp_path):
     for name in ("crawl/2024/a.jsonl", "crawl/2024/sub/b.jsonl"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(good_lines(1)[0])
-    patterns = {"folder": [str(tmp_path / "crawl")], "glob": [str(tmp_path / "crawl/**/*.jsonl")],
-                "file": [str(tmp_path / "crawl/2024/a.jsonl")],
-                "two": [str(tmp_path / "crawl/2024/a.jsonl"), str(tmp_path / "crawl/2024/sub")]}
+    patterns = {
+        "folder": [str(tmp_path / "crawl")],
+        "glob": [str(tmp_path / "crawl/**/*.jsonl")],
+        "file": [str(tmp_path / "crawl/2024/a.jsonl")],
+        "two": [str(tmp_path / "crawl/2024/a.jsonl"), str(tmp_path / "crawl/2024/sub")],
+    }
     relpaths = lambda paths: {f.path: f.relpath for f in list_input_files(SourceConfig(name="src", paths=paths))}  # noqa: E731
     before = {kind: relpaths(paths) for kind, paths in patterns.items()}
-    assert before["folder"] == before["glob"] == {str(tmp_path / "crawl/2024/a.jsonl"): "2024/a.jsonl",
-                                                  str(tmp_path / "crawl/2024/sub/b.jsonl"): "2024/sub/b.jsonl"}
+    assert (
+        before["folder"]
+        == before["glob"]
+        == {
+            str(tmp_path / "crawl/2024/a.jsonl"): "2024/a.jsonl",
+            str(tmp_path / "crawl/2024/sub/b.jsonl"): "2024/sub/b.jsonl",
+        }
+    )
     assert before["file"] == {str(tmp_path / "crawl/2024/a.jsonl"): "a.jsonl"}
     (tmp_path / "crawl/2025").mkdir()
     (tmp_path / "crawl/2025/c.jsonl").write_bytes(good_lines(1)[0])
@@ -301,8 +316,10 @@ def test_truncated_warc_quarantines_the_cut_record_and_keeps_earlier_ones(tmp_pa
     # one.warc.gz: warcinfo, request, response (bytes 1023-18374, one gzip member per record), metadata
     records = open(os.path.join(INGEST, "one.warc.gz"), "rb").read()
     data = gzip.decompress(records)
-    for name, content in (("cut.warc", data + data[: len(data) // 2]),
-                          ("cut.warc.gz", records + records[: len(records) // 2])):
+    for name, content in (
+        ("cut.warc", data + data[: len(data) // 2]),
+        ("cut.warc.gz", records + records[: len(records) // 2]),
+    ):
         (tmp_path / name).write_bytes(content)
         table = read_source([str(tmp_path / name)])
         assert reasons(table) == [None, "unreadable_file"], name
@@ -330,7 +347,9 @@ def test_bom_at_the_start_of_jsonl_and_txt_is_not_data(tmp_path):
     # A first line too long to parse is still one record, BOM or not.
     (tmp_path / "bom_long.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"text": "' + b"x" * 3000 + b'"}\n' + lines[0])
     assert reasons(read_source([str(tmp_path / "bom_long.jsonl")], read_options={"max_doc_bytes": 1000})) == [
-        "too_large", None]
+        "too_large",
+        None,
+    ]
     txt = read_source([os.path.join(BAD, "bom.txt")])
     assert reasons(txt) == [None] and not txt["text"][0].as_py().startswith("\ufeff")
 
@@ -338,9 +357,14 @@ def test_bom_at_the_start_of_jsonl_and_txt_is_not_data(tmp_path):
 def test_lone_surrogate_escapes_are_bad_encoding_not_a_crash(tmp_path):
     good = good_lines(1)[0]
     path = tmp_path / "surrogates.jsonl"
-    path.write_bytes(good + b'{"text": "bad \\ud800 x"}\n' + good
-                     + b'{"text": "fine", "url": "http://a.example/\\udc80"}\n'
-                     + b'{"text": "fine", "title": "\\udfff"}\n' + good)
+    path.write_bytes(
+        good
+        + b'{"text": "bad \\ud800 x"}\n'
+        + good
+        + b'{"text": "fine", "url": "http://a.example/\\udc80"}\n'
+        + b'{"text": "fine", "title": "\\udfff"}\n'
+        + good
+    )
     table = read_source([str(path)])
     assert reasons(table) == [None, "bad_encoding", None, "bad_encoding", "bad_encoding", None]
     assert_quarantine_marked(table)
@@ -355,8 +379,11 @@ def test_nul_in_text_is_binary_content_and_random_bytes_are_bad_encoding(tmp_pat
     (tmp_path / "random.txt").write_bytes(random.Random(1).randbytes(1000))
     table = read_source([str(tmp_path)])
     assert dict(zip(table["id"].to_pylist(), reasons(table))) == {
-        "src/nul.jsonl#0": None, "src/nul.jsonl#1": "binary_content", "src/nul.jsonl#2": None,
-        "src/nul.txt#0": "binary_content", "src/random.txt#0": "bad_encoding",
+        "src/nul.jsonl#0": None,
+        "src/nul.jsonl#1": "binary_content",
+        "src/nul.jsonl#2": None,
+        "src/nul.txt#0": "binary_content",
+        "src/random.txt#0": "bad_encoding",
     }
     assert "NUL byte" in table["text"][1].as_py()
 
@@ -367,9 +394,17 @@ def test_nul_in_text_is_binary_content_and_random_bytes_are_bad_encoding(tmp_pat
 def test_text_null_number_list_map_to_the_same_reasons_in_jsonl_and_parquet(tmp_path):
     good = good_lines(1)[0]
     (tmp_path / "types.jsonl").write_bytes(
-        good + b'{"text": null}\n{"text": 42}\n{"text": ["a", "b"]}\n{"text": {"a": 1}}\n{"text": "  "}\n' + good)
+        good + b'{"text": null}\n{"text": 42}\n{"text": ["a", "b"]}\n{"text": {"a": 1}}\n{"text": "  "}\n' + good
+    )
     assert reasons(read_source([str(tmp_path / "types.jsonl")])) == [
-        None, "empty_text", "text_not_string", "text_not_string", "text_not_string", "empty_text", None]
+        None,
+        "empty_text",
+        "text_not_string",
+        "text_not_string",
+        "text_not_string",
+        "empty_text",
+        None,
+    ]
     pq.write_table(pa.table({"text": ["A document.", None, " "]}), tmp_path / "strings.parquet")
     pq.write_table(pa.table({"text": [1, 2]}), tmp_path / "numbers.parquet")
     pq.write_table(pa.table({"text": [["a"], None]}), tmp_path / "lists.parquet")
@@ -386,8 +421,11 @@ def test_files_of_unknown_format_are_quarantined_not_fatal(tmp_path):
     (tmp_path / "README.md").write_text("# notes\n")
     (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     files = list_input_files(SourceConfig(name="src", paths=[str(tmp_path)]))
-    assert {f.relpath: f.format for f in files} == {".DS_Store": UNSUPPORTED, "README.md": UNSUPPORTED,
-                                                    "docs.jsonl": "jsonl"}
+    assert {f.relpath: f.format for f in files} == {
+        ".DS_Store": UNSUPPORTED,
+        "README.md": UNSUPPORTED,
+        "docs.jsonl": "jsonl",
+    }
     table = read_source([str(tmp_path)])
     by_id = dict(zip(table["id"].to_pylist(), reasons(table)))
     assert by_id.pop("src/.DS_Store#0") == by_id.pop("src/README.md#0") == "unsupported_format"
@@ -477,7 +515,8 @@ def test_a_uri_source_lists_and_reads_like_the_same_local_files():
         remote = list_input_files(SourceConfig(name="src", paths=["file://" + directory]))
         assert [f.path for f in remote] == ["file://" + f.path for f in local]
         assert [(f.relpath, f.format, f.size, f.mtime_ns) for f in remote] == [
-            (f.relpath, f.format, f.size, f.mtime_ns) for f in local]
+            (f.relpath, f.format, f.size, f.mtime_ns) for f in local
+        ]
         assert all(f.size > 0 or f.relpath == "empty.jsonl" for f in remote)
         local_table = read_source([directory], id_field="id")
         remote_table = read_source(["file://" + directory], id_field="id")
@@ -489,8 +528,19 @@ def test_uri_globs_match_what_local_globs_match(tmp_path):
     for name in ("top.jsonl", "a/x.jsonl", "a/y.jsonl.gz", "a/b/z.jsonl", "a/b/deep/v.txt", "c/w.jsonl", "a/q1.txt"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(good_lines(1)[0])
-    for pattern in ("*.jsonl", "a/*", "a/*.jsonl", "**/*.jsonl", "a/**", "a/?.jsonl", "[ac]/*.jsonl", "a/[!x]*",
-                    "*/b", "a", "a/b/deep/v.txt"):
+    for pattern in (
+        "*.jsonl",
+        "a/*",
+        "a/*.jsonl",
+        "**/*.jsonl",
+        "a/**",
+        "a/?.jsonl",
+        "[ac]/*.jsonl",
+        "a/[!x]*",
+        "*/b",
+        "a",
+        "a/b/deep/v.txt",
+    ):
         local = list_input_files(SourceConfig(name="src", paths=[str(tmp_path / pattern)]))
         remote = list_input_files(SourceConfig(name="src", paths=[f"file://{tmp_path}/{pattern}"]))
         assert [f.path for f in remote] == ["file://" + f.path for f in local], pattern

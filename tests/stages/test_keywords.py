@@ -4,7 +4,13 @@ from tests.helpers import batch, reasons
 
 def test_whole_words_for_english_substrings_for_chinese():
     stage = Keywords(words={"en": ["casino", "cheap watches"], "zh": ["博彩"]}, max_matches=0)
-    texts = ["Best online Casino bonus!", "The casinos closed.", "A specialist in CHEAP watches.", "这是博彩网站。", "这是一篇文章。"]
+    texts = [
+        "Best online Casino bonus!",
+        "The casinos closed.",
+        "A specialist in CHEAP watches.",
+        "这是博彩网站。",
+        "这是一篇文章。",
+    ]
     out = stage.process(batch(texts, langs=["en", "en", "en", "zh", "zh"]))
     assert out["keyword_matches"].to_pylist() == [1, 0, 1, 1, 0]
     assert [r for _, r in reasons(out)] == ["keyword_match", None, "keyword_match", "keyword_match", None]

@@ -63,7 +63,11 @@ def test_ensemble_labels_languages_lid176_gets_wrong(texts, ensemble, lid176):
 def test_ensemble_leaves_confident_languages_as_lid176_labels_them(texts, ensemble, lid176):
     docs = batch([texts["en"], texts["zh"], texts["de"], texts["ja"]])
     consulted_before = ensemble.consulted
-    assert ensemble.process(docs)["lang"].to_pylist() == lid176.process(docs)["lang"].to_pylist() == ["en", "zh", "de", "ja"]
+    assert (
+        ensemble.process(docs)["lang"].to_pylist()
+        == lid176.process(docs)["lang"].to_pylist()
+        == ["en", "zh", "de", "ja"]
+    )
     assert ensemble.consulted == consulted_before  # lid.176 is sure of all four: lingua was not asked
 
 
@@ -98,12 +102,17 @@ def test_detects_and_filters_by_allowed_languages(texts):
     assert out["lang"].to_pylist() == ["en", "zh", "de", "ja"]
     assert all(score > 0.8 for score in out["lang_score"].to_pylist())
     assert reasons(out) == [
-        (None, None), (None, None), ("langid", "language_not_allowed:de"), ("langid", "language_not_allowed:ja"),
+        (None, None),
+        (None, None),
+        ("langid", "language_not_allowed:de"),
+        ("langid", "language_not_allowed:ja"),
     ]
 
 
 def test_per_source_rules_and_threshold(texts):
-    stage = LanguageId(languages=["en"], per_source={"multi": {"languages": ["de", "en"]}, "strict": {"threshold": 1.01}})
+    stage = LanguageId(
+        languages=["en"], per_source={"multi": {"languages": ["de", "en"]}, "strict": {"threshold": 1.01}}
+    )
     out = stage.process(batch([texts["de"], texts["de"], texts["en"]], sources=["multi", "web", "strict"]))
     assert reasons(out) == [(None, None), ("langid", "language_not_allowed:de"), ("langid", "low_language_score")]
 

@@ -3,8 +3,15 @@ import pytest
 from datasketch import MinHash
 
 from stages.minhash_dedup import (
-    MERSENNE_PRIME, MAX_HASH, MinHashDedup, MinHashParams, _mod_mersenne_low32, permutations, shingle_hash_batch,
-    shingle_hashes, signatures,
+    MAX_HASH,
+    MERSENNE_PRIME,
+    MinHashDedup,
+    MinHashParams,
+    _mod_mersenne_low32,
+    permutations,
+    shingle_hash_batch,
+    shingle_hashes,
+    signatures,
 )
 from tests.helpers import batch, fixture_text, reasons
 from tests.stages.dedup_helpers import run_global
@@ -72,8 +79,15 @@ def corpus():
 def test_near_duplicates_found_survivor_by_priority_topic_neighbours_kept(ray_local, corpus):
     out = run_global(MinHashDedup(), corpus, priority={"wiki": 1, "web": 2, "zh": 3})
     # The perturbed copy in `wiki` outranks the original in `web`: the web one goes.
-    assert reasons(out) == [("minhash_dedup", "near_duplicate"), (None, None), (None, None), (None, None),
-                            (None, None), ("minhash_dedup", "near_duplicate"), (None, None)]
+    assert reasons(out) == [
+        ("minhash_dedup", "near_duplicate"),
+        (None, None),
+        (None, None),
+        (None, None),
+        (None, None),
+        ("minhash_dedup", "near_duplicate"),
+        (None, None),
+    ]
     assert out["duplicate_of"].to_pylist()[0] == "doc/1"
     assert out["duplicate_of"].to_pylist()[5] == "doc/4"  # equal priority: the smaller id survives
 

@@ -127,8 +127,10 @@ def test_private_ips_only_when_asked():
 
 
 def test_custom_recognizer_and_placeholders():
-    stage = PiiScrubber(custom=[{"name": "EMPLOYEE_ID", "regex": r"\bEMP-\d{6}\b", "placeholder": "[employee]"}],
-                        placeholders={"EMAIL_ADDRESS": "[email]"})
+    stage = PiiScrubber(
+        custom=[{"name": "EMPLOYEE_ID", "regex": r"\bEMP-\d{6}\b", "placeholder": "[employee]"}],
+        placeholders={"EMAIL_ADDRESS": "[email]"},
+    )
     out = stage.process(batch(["EMP-123456 wrote from a@b.io"]))
     assert out["text"][0].as_py() == "[employee] wrote from [email]"
     assert out["pii_employee_id"][0].as_py() == 1
@@ -150,8 +152,9 @@ def test_ner_model_from_a_path(tmp_path):
     import spacy
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("entity_ruler").add_patterns([{"label": "PERSON", "pattern": "Ada Lovelace"},
-                                               {"label": "GPE", "pattern": "London"}])
+    nlp.add_pipe("entity_ruler").add_patterns(
+        [{"label": "PERSON", "pattern": "Ada Lovelace"}, {"label": "GPE", "pattern": "London"}]
+    )
     nlp.to_disk(tmp_path / "ner")
     stage = PiiScrubber(ner_model=str(tmp_path / "ner"))
     out = stage.process(batch(["Ada Lovelace lived in London; ada@posteo.de"], langs=["en"]))

@@ -22,10 +22,18 @@ def trained(tmp_path_factory):
     """A small full-precision model trained on the fixtures (about a second)."""
     output = str(tmp_path_factory.mktemp("quality") / "model.bin")
     config = TrainConfig(
-        languages={"en": {"positive": [{"paths": [os.path.join(QUALITY, "wiki.jsonl")]}],
-                          "negative": [{"paths": [os.path.join(QUALITY, "web.jsonl")]}]},
-                   "zh": {"positive": [{"paths": [os.path.join(QUALITY, "wiki.jsonl")]}]}},
-        output=output, heldout_fraction=0.3, max_chars=500, fasttext={"epoch": 30, "lr": 0.5, "dim": 16}, quantize=None,
+        languages={
+            "en": {
+                "positive": [{"paths": [os.path.join(QUALITY, "wiki.jsonl")]}],
+                "negative": [{"paths": [os.path.join(QUALITY, "web.jsonl")]}],
+            },
+            "zh": {"positive": [{"paths": [os.path.join(QUALITY, "wiki.jsonl")]}]},
+        },
+        output=output,
+        heldout_fraction=0.3,
+        max_chars=500,
+        fasttext={"epoch": 30, "lr": 0.5, "dim": 16},
+        quantize=None,
     )
     # Trained in a fresh process: in this one, after the ingest tests' 60 MB reads, fastText's
     # training stopped with "Encountered NaN" (even at lr 0.2; alone it never does), so its
@@ -80,7 +88,8 @@ def test_per_source_threshold_and_top_fraction(trained):
 def test_languages_the_model_never_saw_are_kept_unscored(trained):
     path, _ = trained
     out = QualityClassifier(model=path, threshold=1.01).process(
-        batch([fixture_text("german.json"), fixture_text("good_en.json")], langs=["de", "en"]))
+        batch([fixture_text("german.json"), fixture_text("good_en.json")], langs=["de", "en"])
+    )
     assert out["quality_score"][0].as_py() is None
     assert reasons(out) == [(None, None), ("quality_classifier", "low_quality_score")]
 
@@ -93,12 +102,20 @@ def test_shipped_default_model():
     config = load_config(os.path.join(ROOT, "configs", "quality_model.yaml"))
     assert metadata["sources"] == config.languages
     # Score the held-out documents again (the sample's, split as training split them) with the stage.
-    held_out = {kind: [text for i, spec in enumerate(config.languages["en"][kind])
-                       for doc_id, text in documents({**spec, "paths": [os.path.join(ROOT, p) for p in spec["paths"]]},
-                                                     f"en-{kind}-{i}")
-                       if heldout(doc_id, config.heldout_fraction, config.seed)] for kind in ("positive", "negative")}
-    scores = {kind: QualityClassifier().process(batch(docs))["quality_score"].to_pylist()
-              for kind, docs in held_out.items()}
+    held_out = {
+        kind: [
+            text
+            for i, spec in enumerate(config.languages["en"][kind])
+            for doc_id, text in documents(
+                {**spec, "paths": [os.path.join(ROOT, p) for p in spec["paths"]]}, f"en-{kind}-{i}"
+            )
+            if heldout(doc_id, config.heldout_fraction, config.seed)
+        ]
+        for kind in ("positive", "negative")
+    }
+    scores = {
+        kind: QualityClassifier().process(batch(docs))["quality_score"].to_pylist() for kind, docs in held_out.items()
+    }
     auc = roc_auc(scores["positive"], scores["negative"])
     assert auc >= 0.9 and auc == pytest.approx(metadata["heldout"]["en"]["documents"]["auc"], abs=0.01)
     scores = QualityClassifier().process(batch([fixture_text("good_en.json"), fixture_text("spam.json")]))

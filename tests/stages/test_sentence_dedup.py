@@ -2,8 +2,10 @@ from stages.sentence_dedup import SentenceDedup
 from tests.helpers import batch, fixture_text, reasons
 from tests.stages.dedup_helpers import run_global
 
-BOILERPLATE = ("Subscribe to our newsletter for weekly updates. We respect your privacy and never share data. "
-               "Follow us on social media for more stories.")
+BOILERPLATE = (
+    "Subscribe to our newsletter for weekly updates. We respect your privacy and never share data. "
+    "Follow us on social media for more stories."
+)
 
 
 def test_shared_span_removed_except_first_occurrence(ray_local):

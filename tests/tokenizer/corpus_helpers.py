@@ -51,11 +51,18 @@ def small_config(root: str, **overrides) -> Config:
     """Config reading root/docs and writing root/tokenizer, root/shards; small vocabulary."""
     raw = {
         "docs": os.path.join(root, "docs"),
-        "tokenizer": {"dir": os.path.join(root, "tokenizer"), "vocab_size": 1024,
-                      "sample": {"by": "lang", "weights": {"en": 0.6, "zh": 0.3, "*": 0.1}},
-                      "heldout_fraction": 0.1},
-        "shards": {"dir": os.path.join(root, "shards"), "val_fraction": 0.05, "shard_tokens": 20000,
-                   "weights": {"wiki": 0.3, "zh": 0.3, "multilingual": 0.4}},
+        "tokenizer": {
+            "dir": os.path.join(root, "tokenizer"),
+            "vocab_size": 1024,
+            "sample": {"by": "lang", "weights": {"en": 0.6, "zh": 0.3, "*": 0.1}},
+            "heldout_fraction": 0.1,
+        },
+        "shards": {
+            "dir": os.path.join(root, "shards"),
+            "val_fraction": 0.05,
+            "shard_tokens": 20000,
+            "weights": {"wiki": 0.3, "zh": 0.3, "multilingual": 0.4},
+        },
     }
     for dotted, value in overrides.items():
         set_dotted(raw, dotted, value)

@@ -26,28 +26,41 @@ def test_numbers_written_as_strings_are_converted():
 
 
 def test_every_problem_at_once_with_its_key():
-    message = problems({"tokenizer": {"vocab_size": "lots", "model": "sentencepiece",
-                                      "sample": {"wieghts": {"en": 1}, "max_chars": 0}},
-                        "shards": {"weights": {"web": -1}, "shard_tokens": 1 << 31}, "num_cpus": 0})
+    message = problems(
+        {
+            "tokenizer": {
+                "vocab_size": "lots",
+                "model": "sentencepiece",
+                "sample": {"wieghts": {"en": 1}, "max_chars": 0},
+            },
+            "shards": {"weights": {"web": -1}, "shard_tokens": 1 << 31},
+            "num_cpus": 0,
+        }
+    )
     assert message.startswith("7 problems:")
-    for line in ("tokenizer.vocab_size: Input should be a valid integer",
-                 "tokenizer.model: Input should be 'bpe', 'unigram' or 'wordpiece'",
-                 "tokenizer.sample.wieghts: unknown key; valid keys: by, max_chars, max_repeats, weights",
-                 "tokenizer.sample.max_chars: Input should be greater than 0",
-                 "shards.weights.web: Input should be greater than or equal to 0",
-                 "shards.shard_tokens: Input should be less than or equal to 1073741824",
-                 "num_cpus: Input should be greater than 0"):
+    for line in (
+        "tokenizer.vocab_size: Input should be a valid integer",
+        "tokenizer.model: Input should be 'bpe', 'unigram' or 'wordpiece'",
+        "tokenizer.sample.wieghts: unknown key; valid keys: by, max_chars, max_repeats, weights",
+        "tokenizer.sample.max_chars: Input should be greater than 0",
+        "shards.weights.web: Input should be greater than or equal to 0",
+        "shards.shard_tokens: Input should be less than or equal to 1073741824",
+        "num_cpus: Input should be greater than 0",
+    ):
         assert line in message
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"tokenizer": {"special_tokens": {"bos": "<s>"}}}, "tokenizer: special_tokens: `eos` is required"),
-    ({"tokenizer": {"vocab_size": 263}}, "tokenizer: vocab_size: at least 264 for bpe"),
-    ({"tokenizer": {"chat_tokens": {"end": "<|eos|>"}}}, "special and chat tokens must be distinct"),
-    ({"shards": {"weights": {}}}, "shards.weights: give at least one name a weight > 0"),
-    ({"tokenizer": {"heldout_fraction": 1}}, "tokenizer.heldout_fraction: Input should be less than 1"),
-    ({"shards": {"tokenizer": "extended"}}, "shards.tokenizer: extended needs tokenizer.extension.add > 0"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"tokenizer": {"special_tokens": {"bos": "<s>"}}}, "tokenizer: special_tokens: `eos` is required"),
+        ({"tokenizer": {"vocab_size": 263}}, "tokenizer: vocab_size: at least 264 for bpe"),
+        ({"tokenizer": {"chat_tokens": {"end": "<|eos|>"}}}, "special and chat tokens must be distinct"),
+        ({"shards": {"weights": {}}}, "shards.weights: give at least one name a weight > 0"),
+        ({"tokenizer": {"heldout_fraction": 1}}, "tokenizer.heldout_fraction: Input should be less than 1"),
+        ({"shards": {"tokenizer": "extended"}}, "shards.tokenizer: extended needs tokenizer.extension.add > 0"),
+    ],
+)
 def test_checks_across_keys(raw, message):
     assert message in problems(raw)
 
@@ -69,7 +82,12 @@ def test_yaml_files_and_overrides(tmp_path):
 
 def test_set_values_are_yaml():
     assert parse_set(["a.b=0.5", "c=[en, zh]", "d=null", "e=3e-3", "f=x=y"]) == {
-        "a.b": 0.5, "c": ["en", "zh"], "d": None, "e": "3e-3", "f": "x=y"}
+        "a.b": 0.5,
+        "c": ["en", "zh"],
+        "d": None,
+        "e": "3e-3",
+        "f": "x=y",
+    }
     assert parse_config({"shards": {"max_epochs": "3e-3"}}).shards.max_epochs == 0.003  # as a number where one belongs
     with pytest.raises(ConfigError, match="--set: expected KEY=VALUE, got 'shards.max_epochs'"):
         parse_set(["shards.max_epochs"])

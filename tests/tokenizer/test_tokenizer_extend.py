@@ -1,6 +1,5 @@
 import json
 import os
-
 from collections import Counter
 
 import pytest
@@ -21,8 +20,13 @@ def english_base(tmp_path_factory):
     mixed corpus to adapt it with."""
     root = str(tmp_path_factory.mktemp("extend"))
     docs = write_docs(os.path.join(root, "docs"))
-    config = small_config(root, **{"tokenizer.sample.weights": {"en": 1.0},
-                                   "tokenizer.extension": {"add": 100, "langs": ["zh"], "script": "Han"}})
+    config = small_config(
+        root,
+        **{
+            "tokenizer.sample.weights": {"en": 1.0},
+            "tokenizer.extension": {"add": 100, "langs": ["zh"], "script": "Han"},
+        },
+    )
     results = train(config, show_progress=False)
     return os.path.join(config.tokenizer.dir, "tokenizer.json"), docs, results
 
@@ -53,8 +57,25 @@ def test_extension_keeps_every_existing_id(english_base):
 def test_cli_writes_extended_tokenizer_and_before_after_report(english_base, tmp_path):
     base_file, docs, _ = english_base
     out = str(tmp_path / "extended")
-    assert main(["--base", os.path.dirname(base_file), "--corpus", docs, "--langs", "zh", "--add", "200",
-                 "--out", out, "--heldout-fraction", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "--base",
+                os.path.dirname(base_file),
+                "--corpus",
+                docs,
+                "--langs",
+                "zh",
+                "--add",
+                "200",
+                "--out",
+                out,
+                "--heldout-fraction",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "report.md"):
         assert os.path.exists(os.path.join(out, name))
     with open(os.path.join(out, "report.json"), encoding="utf-8") as handle:
@@ -71,7 +92,10 @@ def test_cli_writes_extended_tokenizer_and_before_after_report(english_base, tmp
 def test_words_of_chinese_text_add_chinese_tokens(english_base):
     base_file, _, _ = english_base
     base = Tokenizer.from_file(base_file)
-    mixed = [ZH + " see https://example.org/page?id=42 for the English notes", "明月光 明月 故乡 思故乡 sudo apt-get"] * 5
+    mixed = [
+        ZH + " see https://example.org/page?id=42 for the English notes",
+        "明月光 明月 故乡 思故乡 sudo apt-get",
+    ] * 5
     extended, added = extend(base, mixed, add=30, script="Han")
     texts = [extended.decode([extended.token_to_id(token)]) for token in added]
     whole = [text for text in texts if "\ufffd" not in text]  # others are parts of a character's bytes

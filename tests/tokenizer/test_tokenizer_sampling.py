@@ -11,8 +11,9 @@ from tokenizer.sampling import allocate, heldout_mask, repeat_counts, split_valu
 
 
 def test_allocate_redistributes_what_a_capped_group_lacks():
-    targets = allocate({"big": 0.5, "mid": 0.3, "tiny": 0.2}, {"big": 1000, "mid": 1000, "tiny": 10},
-                       total=1000, max_repeats=4)
+    targets = allocate(
+        {"big": 0.5, "mid": 0.3, "tiny": 0.2}, {"big": 1000, "mid": 1000, "tiny": 10}, total=1000, max_repeats=4
+    )
     assert targets["tiny"] == 40  # capped at 4 epochs
     assert targets["big"] / targets["mid"] == pytest.approx(0.5 / 0.3)  # the rest keeps its ratio
     assert sum(targets.values()) == pytest.approx(1000)
@@ -66,8 +67,17 @@ def test_heldout_split_is_stable_and_sized():
     assert 0.04 < mask.mean() < 0.06
     # The same in every process (Python's hash() of a str is not: it is salted per process).
     script = "from tokenizer.sampling import split_value; print(repr(split_value('web/file.jsonl#7')))"
-    others = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT,
-                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in (1, 2)}
+    others = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in (1, 2)
+    }
     assert others == {repr(split_value("web/file.jsonl#7"))}
     assert (heldout_mask(ids[:100], 0.05) == mask[:100]).all()  # independent of the other documents
     assert (heldout_mask(ids, 0.01) <= mask).all()  # smaller fractions nest: val is inside held-out

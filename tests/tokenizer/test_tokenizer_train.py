@@ -8,8 +8,10 @@ from tests.tokenizer.corpus_helpers import small_config, write_docs
 from tokenizer.train import main as train_main
 from tokenizer.train import train
 
-HARD_TEXT = ("Plain English, digits 1234567 and\ttabs.\r\n中文测试：你好，世界！ 繁體字 日本語のテキスト "
-             "emoji 😀👍🏽 family 👩‍👩‍👧 flag 🇫🇷 combining é (e\u0301) zero-width\u200bspace \x00 null")
+HARD_TEXT = (
+    "Plain English, digits 1234567 and\ttabs.\r\n中文测试：你好，世界！ 繁體字 日本語のテキスト "
+    "emoji 😀👍🏽 family 👩‍👩‍👧 flag 🇫🇷 combining é (e\u0301) zero-width\u200bspace \x00 null"
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,9 @@ def test_loads_in_transformers_and_round_trips_chinese_and_emoji(trained):
     for token in ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"):
         assert tokenizer.convert_tokens_to_ids(token) is not None and token in tokenizer.all_special_tokens
         assert tokenizer.tokenize(f"a{token}b").count(token) == 1  # never split
-    chat = tokenizer.apply_chat_template([{"role": "user", "content": "你好 🙂"}], tokenize=False,
-                                         add_generation_prompt=True)
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "你好 🙂"}], tokenize=False, add_generation_prompt=True
+    )
     assert chat == "<|bos|><|user|>你好 🙂<|end|><|assistant|>"
 
 
@@ -64,8 +67,9 @@ def test_report_per_language_on_heldout_text(trained):
 @pytest.mark.parametrize("model", ["unigram", "wordpiece"])
 def test_other_models_round_trip(tmp_path, model):
     write_docs(str(tmp_path / "docs"))
-    config = small_config(str(tmp_path), **{"tokenizer.model": model, "tokenizer.vocab_size": 600,
-                                            "tokenizer.sample.max_chars": 30_000})
+    config = small_config(
+        str(tmp_path), **{"tokenizer.model": model, "tokenizer.vocab_size": 600, "tokenizer.sample.max_chars": 30_000}
+    )
     train(config, show_progress=False)
     tokenizer = Tokenizer.from_file(os.path.join(config.tokenizer.dir, "tokenizer.json"))
     assert tokenizer.get_vocab_size() <= 600
