@@ -11,7 +11,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pipelines.report",
         description="Rebuild <out>/report.html from what <out> holds: the corpus run (stats.json), the tokenizer "
         "and shards, the training and fine-tuning runs (metrics.jsonl) and the commands recorded in "
-        "logs/runs.jsonl. One self-contained file: it opens without network access.")
+        "logs/runs.jsonl. One self-contained file: it opens without network access.",
+    )
     parser.add_argument("--out", default="out", help="the run's output folder or URI (default: %(default)s)")
     args = parser.parse_args(argv)
     from pipelines.report.page import write_html_report

@@ -32,8 +32,7 @@ def find_chromium() -> str | None:
     return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def open_report(path: str, screenshot: str | None = None, height: int | None = None,
-                width: int = WIDTH) -> PageCheck:
+def open_report(path: str, screenshot: str | None = None, height: int | None = None, width: int = WIDTH) -> PageCheck:
     """Load `path` and check it; save a screenshot of the whole page (or of its top `height` px)."""
     from playwright.sync_api import sync_playwright
 
@@ -58,9 +57,15 @@ def open_report(path: str, screenshot: str | None = None, height: int | None = N
             charts = []
             for chart in page.locator("figure.chart svg").all():
                 box = chart.bounding_box() or {"width": 0, "height": 0}
-                charts.append({"label": chart.get_attribute("aria-label"), "visible": chart.is_visible(),
-                               "width": box["width"], "height": box["height"],
-                               "texts": chart.locator("text").count()})
+                charts.append(
+                    {
+                        "label": chart.get_attribute("aria-label"),
+                        "visible": chart.is_visible(),
+                        "width": box["width"],
+                        "height": box["height"],
+                        "texts": chart.locator("text").count(),
+                    }
+                )
             scroll_width = page.evaluate("document.documentElement.scrollWidth")
             if screenshot:
                 clip = {"x": 0, "y": 0, "width": width, "height": height} if height else None
@@ -71,16 +76,21 @@ def open_report(path: str, screenshot: str | None = None, height: int | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.report.browser", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.report.browser",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("report", help="a report.html")
     parser.add_argument("--screenshot", help="PNG to write")
     parser.add_argument("--height", type=int, help="only the top HEIGHT px of the page in the screenshot")
     args = parser.parse_args(argv)
     check = open_report(args.report, args.screenshot, args.height)
-    print(f"{len(check.charts)} charts, {sum(c['visible'] for c in check.charts)} visible; "
-          f"page width {check.scroll_width} px at {WIDTH}; console errors: {check.console_errors or 'none'}; "
-          f"failed requests: {check.failed_requests or 'none'}")
+    print(
+        f"{len(check.charts)} charts, {sum(c['visible'] for c in check.charts)} visible; "
+        f"page width {check.scroll_width} px at {WIDTH}; console errors: {check.console_errors or 'none'}; "
+        f"failed requests: {check.failed_requests or 'none'}"
+    )
     return 0 if not (check.console_errors or check.failed_requests) else 1
 
 

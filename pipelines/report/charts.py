@@ -7,7 +7,7 @@ import functools
 import io
 import re
 import textwrap
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -45,19 +45,21 @@ def to_svg(fig: Figure, slug: str) -> str:
     with matplotlib.rc_context(STYLE):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r'\bid="([^"]+)"', rf'id="{slug}-\1"', svg)
-    svg = re.sub(r'url\(#([^)]+)\)', rf'url(#{slug}-\1)', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{slug}-\1)", svg)
     svg = re.sub(r'href="#([^"]+)"', rf'href="#{slug}-\1"', svg)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{slug}" ', 1)
 
 
 def styled(build: Callable[..., str]) -> Callable[..., str]:
     """Build the figure under the report's style (rcParams apply when artists are created)."""
+
     @functools.wraps(build)
     def wrapper(*args, **kwargs) -> str:
         with matplotlib.rc_context(STYLE):
             return build(*args, **kwargs)
+
     return wrapper
 
 
@@ -104,14 +106,22 @@ def funnel(steps: Sequence[dict]) -> str:
 @styled
 def removals(removed: dict[str, dict[str, int]], stages: Sequence[str]) -> str:
     """Documents removed per (stage, reason), stages in pipeline order, colour per stage."""
-    rows = [(stage, reason, count) for stage in stages if stage in removed
-            for reason, count in sorted(removed[stage].items(), key=lambda item: -item[1])]
+    rows = [
+        (stage, reason, count)
+        for stage in stages
+        if stage in removed
+        for reason, count in sorted(removed[stage].items(), key=lambda item: -item[1])
+    ]
     fig = figure(0.21 * len(rows) + 0.6)
     ax = fig.subplots()
-    colours = {stage: STAGE_COLOURS[i % len(STAGE_COLOURS)]
-               for i, stage in enumerate(dict.fromkeys(r[0] for r in rows))}
-    bars = ax.barh([f"{stage} · {reason}" for stage, reason, _ in rows], [c for _, _, c in rows],
-                   color=[colours[stage] for stage, _, _ in rows])
+    colours = {
+        stage: STAGE_COLOURS[i % len(STAGE_COLOURS)] for i, stage in enumerate(dict.fromkeys(r[0] for r in rows))
+    }
+    bars = ax.barh(
+        [f"{stage} · {reason}" for stage, reason, _ in rows],
+        [c for _, _, c in rows],
+        color=[colours[stage] for stage, _, _ in rows],
+    )
     label_bars(ax, bars, [f"{c:,}" for _, _, c in rows])
     ax.invert_yaxis()
     whole_numbers(ax.xaxis)
@@ -127,8 +137,11 @@ def source_shares(per_source: dict[str, dict]) -> str:
     fig = figure(0.4 * len(sources) + 0.9)
     ax = fig.subplots()
     left = [0.0] * len(sources)
-    for key, name, colour in (("kept_documents", "kept", KEPT), ("removed_documents", "removed", REMOVED),
-                              ("quarantined_documents", "quarantined", QUARANTINED)):
+    for key, name, colour in (
+        ("kept_documents", "kept", KEPT),
+        ("removed_documents", "removed", REMOVED),
+        ("quarantined_documents", "quarantined", QUARANTINED),
+    ):
         shares = [per_source[s][key] / (per_source[s]["input_documents"] or 1) for s in sources]
         bars = ax.barh(sources, shares, left=left, color=colour, label=name)
         label_bars(ax, bars, [f"{100 * v:.0f} %" if v >= 0.06 else "" for v in shares], inside=True)
@@ -173,8 +186,17 @@ def histograms(by_source: dict[str, dict[str, list[int]]], column: str) -> str:
         bottom = [0] * bins
         for part, colour in (("kept", KEPT), ("removed", REMOVED), ("quarantined", QUARANTINED)):
             if part in parts:
-                ax.bar(edges, parts[part], width=1 / bins, bottom=bottom, align="edge", color=colour,
-                       label=part, edgecolor="white", linewidth=0.5)
+                ax.bar(
+                    edges,
+                    parts[part],
+                    width=1 / bins,
+                    bottom=bottom,
+                    align="edge",
+                    color=colour,
+                    label=part,
+                    edgecolor="white",
+                    linewidth=0.5,
+                )
                 bottom = [a + b for a, b in zip(bottom, parts[part])]
         ax.set_title(f"{source} ({sum(bottom):,} scored)")
         ax.set_xlim(0, 1)
@@ -182,7 +204,7 @@ def histograms(by_source: dict[str, dict[str, list[int]]], column: str) -> str:
         ax.set_xlabel(column)
     axes[0].set_ylabel("documents")
     axes[0].legend(loc="upper right")
-    for ax in axes[len(sources):]:
+    for ax in axes[len(sources) :]:
         ax.set_visible(False)
     return to_svg(fig, f"histogram-{column}")
 
@@ -214,9 +236,15 @@ def phase_times(timing: list[dict]) -> str:
     fig = figure(0.3 * sum(label.count("\n") + 1 for label in labels) + 0.7)
     ax = fig.subplots()
     bars = ax.barh(labels, [t["seconds"] for t in timing], color=SERIES[0])
-    label_bars(ax, bars, [f"{t['seconds']:.1f} s" + (f" · {t['count'] / t['seconds']:.0f} documents/s"
-                                                      if t["what"] == "documents" and t["seconds"] else "")
-                          for t in timing])
+    label_bars(
+        ax,
+        bars,
+        [
+            f"{t['seconds']:.1f} s"
+            + (f" · {t['count'] / t['seconds']:.0f} documents/s" if t["what"] == "documents" and t["seconds"] else "")
+            for t in timing
+        ],
+    )
     ax.invert_yaxis()
     ax.set_xlabel("wall time (s)")
     ax.margins(x=0.45)
@@ -251,12 +279,20 @@ def tokenizer_efficiency(series: dict[str, dict[str, dict]]) -> str:
     fig = figure(0.5 * len(langs) * len(series) + 1.0)
     axes = fig.subplots(1, 2, sharey=True)
     height = 0.8 / len(series)
-    for ax, key, title in zip(axes, ("chars_per_token", "tokens_per_word"),
-                              ("characters per token (higher: fewer tokens)", "tokens per word (lower: fewer tokens)")):
+    for ax, key, title in zip(
+        axes,
+        ("chars_per_token", "tokens_per_word"),
+        ("characters per token (higher: fewer tokens)", "tokens per word (lower: fewer tokens)"),
+    ):
         for i, (name, results) in enumerate(series.items()):
             values = [results.get(lang, {}).get(key, 0) for lang in langs]
-            bars = ax.barh([y + (i - (len(series) - 1) / 2) * height for y in range(len(langs))], values,
-                           height=height * 0.95, color=SERIES[i], label=name)
+            bars = ax.barh(
+                [y + (i - (len(series) - 1) / 2) * height for y in range(len(langs))],
+                values,
+                height=height * 0.95,
+                color=SERIES[i],
+                label=name,
+            )
             label_bars(ax, bars, [f"{v:.3f}" for v in values])
         ax.set_title(title)
         ax.margins(x=0.2)
@@ -279,16 +315,20 @@ def training_curves(train: list[dict], evaluations: list[dict], slug: str) -> st
         ("tokens/s", "step", [("tokens_per_s", "tokens/s", train)]),
         ("validation bits per byte", "step", [("val_bpb", "bits per byte", evaluations)]),
         ("reward margin", "step", [("margin", "margin", train), ("val_margin", "validation margin", evaluations)]),
-        ("preference accuracy", "step", [("accuracy", "accuracy", train),
-                                         ("val_accuracy", "validation accuracy", evaluations)]),
+        (
+            "preference accuracy",
+            "step",
+            [("accuracy", "accuracy", train), ("val_accuracy", "validation accuracy", evaluations)],
+        ),
     ]
 
     def points(key: str, records: list[dict], x: str) -> tuple[list, list]:
         chosen = [r for r in records if key in r and (x == "step" or r["step"] in tokens_at)]
         return [r["step"] if x == "step" else tokens_at[r["step"]] for r in chosen], [r[key] for r in chosen]
 
-    present = [(title, x, [(k, label, points(k, records, x)) for k, label, records in series])
-               for title, x, series in panels]
+    present = [
+        (title, x, [(k, label, points(k, records, x)) for k, label, records in series]) for title, x, series in panels
+    ]
     present = [(title, x, [s for s in series if s[2][0]]) for title, x, series in present]
     present = [panel for panel in present if panel[2]]
     columns = min(3, len(present))
@@ -296,10 +336,16 @@ def training_curves(train: list[dict], evaluations: list[dict], slug: str) -> st
     fig = figure(2.3 * rows + 0.3)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, (title, x, series) in zip(axes, present):
-        for i, (key, label, (xs, ys)) in enumerate(series):
+        for key, label, (xs, ys) in series:
             is_eval = key.startswith("val_")
-            ax.plot(xs, ys, marker="o" if is_eval or len(xs) < 3 else None, markersize=4,
-                    color=SERIES[1] if is_eval else SERIES[0], label=label)
+            ax.plot(
+                xs,
+                ys,
+                marker="o" if is_eval or len(xs) < 3 else None,
+                markersize=4,
+                color=SERIES[1] if is_eval else SERIES[0],
+                label=label,
+            )
         ax.set_title(title)
         ax.set_xlabel(x)
         whole_numbers(ax.xaxis)
@@ -308,6 +354,6 @@ def training_curves(train: list[dict], evaluations: list[dict], slug: str) -> st
         if len(series) > 1:
             ax.legend()
         ax.grid(alpha=0.3)
-    for ax in axes[len(present):]:
+    for ax in axes[len(present) :]:
         ax.set_visible(False)
     return to_svg(fig, slug)

@@ -39,16 +39,28 @@ def write_report(stats: dict, config) -> str:
     dedup = {stage: stats[stage] for stage in stats["stages"] if isinstance(stats.get(stage), dict)}
     if dedup:
         lines += ["", "## Deduplication", "", "| stage | figures |", "| --- | --- |"]
-        lines += [f"| {stage} | {', '.join(f'{k}: {v}' for k, v in figures.items())} |" for stage, figures in dedup.items()]
+        lines += [
+            f"| {stage} | {', '.join(f'{k}: {v}' for k, v in figures.items())} |" for stage, figures in dedup.items()
+        ]
     if stats["signal_sums"]:
         lines += ["", "## Signals", "", "| column | total over documents |", "| --- | ---: |"]
         lines += [f"| {column} | {total} |" for column, total in stats["signal_sums"].items()]
     for column, by_source in stats["histograms"].items():
         edges = [f"{b / 10:.1f}" for b in range(10)]
-        lines += ["", f"## Distribution of {column}", "", "Documents per bin (bin = lower edge).", "",
-                  "| source | documents | " + " | ".join(edges) + " |", "| --- | --- |" + " ---: |" * len(edges)]
-        lines += [f"| {source} | {part} | " + " | ".join(map(str, counts)) + " |"
-                  for source, parts in by_source.items() for part, counts in parts.items()]
+        lines += [
+            "",
+            f"## Distribution of {column}",
+            "",
+            "Documents per bin (bin = lower edge).",
+            "",
+            "| source | documents | " + " | ".join(edges) + " |",
+            "| --- | --- |" + " ---: |" * len(edges),
+        ]
+        lines += [
+            f"| {source} | {part} | " + " | ".join(map(str, counts)) + " |"
+            for source, parts in by_source.items()
+            for part, counts in parts.items()
+        ]
     lines += ["", "## Quarantined (malformed input)", ""]
     if stats["quarantined"]:
         lines += ["| reason | documents |", "| --- | ---: |"]
@@ -64,6 +76,12 @@ def write_report(stats: dict, config) -> str:
             snippet = " ".join(example["text"].split())[:200]
             lines.append(f"- `{example['id']}`: {snippet}")
         lines.append("")
-    lines += ["## Configuration", "", "```yaml", yaml.safe_dump(config.raw, sort_keys=False, allow_unicode=True).rstrip(),
-              "```", ""]
+    lines += [
+        "## Configuration",
+        "",
+        "```yaml",
+        yaml.safe_dump(config.raw, sort_keys=False, allow_unicode=True).rstrip(),
+        "```",
+        "",
+    ]
     return "\n".join(lines)

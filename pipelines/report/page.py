@@ -18,8 +18,13 @@ from pipelines.workdir import filesystem, join, write_atomic
 
 REPORT = "report.html"
 # What `make` runs for each part; the provenance table shows the recorded command instead when there is one.
-MAKE_TARGETS = {"corpus": "make corpus", "shards": "make corpus", "pretrain": "make train", "sft": "make finetune",
-                "dpo": "make finetune"}
+MAKE_TARGETS = {
+    "corpus": "make corpus",
+    "shards": "make corpus",
+    "pretrain": "make train",
+    "sft": "make finetune",
+    "dpo": "make finetune",
+}
 TRAINING_TITLES = {"pretrain": "Pre-training", "sft": "Fine-tuning: SFT", "dpo": "Fine-tuning: DPO"}
 
 
@@ -65,9 +70,20 @@ def corpus_section(stats: dict) -> Section:
     steps = funnel(stats)
     section.heading("Funnel", "How many documents and how much text survive each stage?")
     section.chart(charts.funnel(steps), "Green: left after the step; orange: removed by it (quarantine at ingest).")
-    section.table(["step", "removed", "documents left", "% of input", "text left (MiB)"],
-                  [[s["step"], s["removed"], s["documents"], percent(s["documents"], stats["input_documents"]),
-                    "–" if s["bytes"] is None else f"{s['bytes'] / 2**20:.2f}"] for s in steps], "numbers")
+    section.table(
+        ["step", "removed", "documents left", "% of input", "text left (MiB)"],
+        [
+            [
+                s["step"],
+                s["removed"],
+                s["documents"],
+                percent(s["documents"], stats["input_documents"]),
+                "–" if s["bytes"] is None else f"{s['bytes'] / 2**20:.2f}",
+            ]
+            for s in steps
+        ],
+        "numbers",
+    )
     section.heading("Removals by stage and reason", "Which rule removed what?")
     if stats["removed"]:
         section.chart(charts.removals(stats["removed"], stats["stages"]))
@@ -75,10 +91,22 @@ def corpus_section(stats: dict) -> Section:
         section.note("No document was removed.")
     section.heading("Kept share per source", "Which sources does the cleaning hit hardest?")
     section.chart(charts.source_shares(stats["per_source"]))
-    section.table(["source", "input", "kept", "kept %", "removed", "quarantined", "kept MiB"],
-                  [[name, s["input_documents"], s["kept_documents"], percent(s["kept_documents"], s["input_documents"]),
-                    s["removed_documents"], s["quarantined_documents"], f"{s['kept_bytes'] / 2**20:.2f}"]
-                   for name, s in stats["per_source"].items()], "numbers")
+    section.table(
+        ["source", "input", "kept", "kept %", "removed", "quarantined", "kept MiB"],
+        [
+            [
+                name,
+                s["input_documents"],
+                s["kept_documents"],
+                percent(s["kept_documents"], s["input_documents"]),
+                s["removed_documents"],
+                s["quarantined_documents"],
+                f"{s['kept_bytes'] / 2**20:.2f}",
+            ]
+            for name, s in stats["per_source"].items()
+        ],
+        "numbers",
+    )
     section.heading("Languages", "Which languages does the kept corpus hold?")
     if stats["kept_languages"]:
         section.chart(charts.counts(stats["kept_languages"], "languages", "kept documents"))
@@ -87,18 +115,30 @@ def corpus_section(stats: dict) -> Section:
         unscored = sorted(set(by_source) - set(scored))
         section.heading(f"Distribution of {column}", "How are the scores spread, and where did the threshold cut?")
         if scored:
-            section.chart(charts.histograms(scored, column), "Documents per score bin of width 0.1, kept and removed."
-                          + (f" No document of {', '.join(unscored)} was scored." if unscored else ""))
+            section.chart(
+                charts.histograms(scored, column),
+                "Documents per score bin of width 0.1, kept and removed."
+                + (f" No document of {', '.join(unscored)} was scored." if unscored else ""),
+            )
     distributions = dedup_distributions(stats)
     if distributions:
         section.heading("Duplicate clusters", "How large are the groups of duplicates each dedup stage found?")
-        section.chart(charts.size_distributions(distributions),
-                      "Clusters (or shared sentence spans) per size: documents in the cluster, survivor included.")
-        section.table(["stage", "figures"], [[stage, ", ".join(f"{k}: {v}" for k, v in stats[stage].items()
-                                                              if not isinstance(v, dict))]
-                                             for stage in distributions])
-    pii = {name.removeprefix("pii_").upper(): value for name, value in stats["signal_sums"].items()
-           if name.startswith("pii_")}
+        section.chart(
+            charts.size_distributions(distributions),
+            "Clusters (or shared sentence spans) per size: documents in the cluster, survivor included.",
+        )
+        section.table(
+            ["stage", "figures"],
+            [
+                [stage, ", ".join(f"{k}: {v}" for k, v in stats[stage].items() if not isinstance(v, dict))]
+                for stage in distributions
+            ],
+        )
+    pii = {
+        name.removeprefix("pii_").upper(): value
+        for name, value in stats["signal_sums"].items()
+        if name.startswith("pii_")
+    }
     if pii:
         section.heading("PII replacements", "What personal data was scrubbed?")
         section.chart(charts.counts(pii, "pii", "values replaced by a placeholder", charts.SERIES[4]))
@@ -134,75 +174,128 @@ def examples(stats: dict) -> list[dict]:
 
 
 def time_section(stats: dict) -> Section:
-    section = Section("time", "Where the time went", "Wall time of each phase of the corpus run (stats.json "
-                      "`timing`): the phase to tune or to give more CPUs. A resumed run lists the phases of its last "
-                      "attempt only.")
+    section = Section(
+        "time",
+        "Where the time went",
+        "Wall time of each phase of the corpus run (stats.json "
+        "`timing`): the phase to tune or to give more CPUs. A resumed run lists the phases of its last "
+        "attempt only.",
+    )
     section.chart(charts.phase_times(stats["timing"]))
-    section.table(["phase", "step", "count", "seconds", "per second", "MB/s"],
-                  [[t["phase"], t["what"], t["count"], f"{t['seconds']:.1f}",
-                    f"{t['count'] / t['seconds']:.1f}" if t["seconds"] else "–",
-                    f"{t['bytes'] / 1e6 / t['seconds']:.2f}" if t["seconds"] and t["bytes"] else "–"]
-                   for t in stats["timing"]], "numbers")
+    section.table(
+        ["phase", "step", "count", "seconds", "per second", "MB/s"],
+        [
+            [
+                t["phase"],
+                t["what"],
+                t["count"],
+                f"{t['seconds']:.1f}",
+                f"{t['count'] / t['seconds']:.1f}" if t["seconds"] else "–",
+                f"{t['bytes'] / 1e6 / t['seconds']:.2f}" if t["seconds"] and t["bytes"] else "–",
+            ]
+            for t in stats["timing"]
+        ],
+        "numbers",
+    )
     return section
 
 
 def shards_section(manifest: dict) -> Section:
     section = Section("shards", "Shards", "The token shards' mixture and splits (shards/manifest.json).")
-    section.heading("Mixture", "Did each source get the share of training tokens it was given, and how often is it "
-                    "repeated?")
+    section.heading(
+        "Mixture", "Did each source get the share of training tokens it was given, and how often is it repeated?"
+    )
     section.chart(charts.shard_shares(manifest["sources"]))
-    section.table(["source", "documents", "tokens available", "requested", "achieved", "epochs", "documents used"],
-                  [[name, s["documents"], s["tokens_available"], f"{100 * s['requested_share']:.1f} %",
-                    f"{100 * s['achieved_share']:.1f} %", f"{s['epochs']:.2f}", s["documents_used"]]
-                   for name, s in manifest["sources"].items()], "numbers")
+    section.table(
+        ["source", "documents", "tokens available", "requested", "achieved", "epochs", "documents used"],
+        [
+            [
+                name,
+                s["documents"],
+                s["tokens_available"],
+                f"{100 * s['requested_share']:.1f} %",
+                f"{100 * s['achieved_share']:.1f} %",
+                f"{s['epochs']:.2f}",
+                s["documents_used"],
+            ]
+            for name, s in manifest["sources"].items()
+        ],
+        "numbers",
+    )
     section.heading("Splits")
-    section.table(["split", "documents", "tokens", "files"],
-                  [[split, s["documents"], s["tokens"], sum(f["split"] == split for f in manifest["files"])]
-                   for split, s in manifest["splits"].items()])
+    section.table(
+        ["split", "documents", "tokens", "files"],
+        [
+            [split, s["documents"], s["tokens"], sum(f["split"] == split for f in manifest["files"])]
+            for split, s in manifest["splits"].items()
+        ],
+    )
     if manifest.get("unweighted_sources"):
         section.note(f"Left out (no weight): {', '.join(manifest['unweighted_sources'])}.")
     return section
 
 
 def tokenizer_section(report: dict, extension: dict | None) -> Section:
-    section = Section("tokenizer", "Tokenizer", "How compactly the tokenizer encodes each language, on held-out "
-                      "documents (tokenizer/report.json).")
-    series = {f"trained ({report.get('model', 'bpe')}, {report.get('vocab_size', '?')} tokens)":
-              report["results"]["tokenizer"]}
+    section = Section(
+        "tokenizer",
+        "Tokenizer",
+        "How compactly the tokenizer encodes each language, on held-out documents (tokenizer/report.json).",
+    )
+    series = {
+        f"trained ({report.get('model', 'bpe')}, {report.get('vocab_size', '?')} tokens)": report["results"][
+            "tokenizer"
+        ]
+    }
     if extension:
         series[f"extended (+{extension['added']} tokens)"] = extension["results"]["extended"]
-    section.heading("Characters per token and tokens per word",
-                    "Which languages does it split finely, and what did the vocabulary extension change?")
+    section.heading(
+        "Characters per token and tokens per word",
+        "Which languages does it split finely, and what did the vocabulary extension change?",
+    )
     section.chart(charts.tokenizer_efficiency(series))
-    section.table(["tokenizer", "language", "documents", "characters", "tokens", "characters/token", "tokens/word"],
-                  [[name, lang, r["documents"], r["characters"], r["tokens"], r["chars_per_token"],
-                    r["tokens_per_word"]] for name, results in series.items() for lang, r in results.items()],
-                  "numbers")
+    section.table(
+        ["tokenizer", "language", "documents", "characters", "tokens", "characters/token", "tokens/word"],
+        [
+            [name, lang, r["documents"], r["characters"], r["tokens"], r["chars_per_token"], r["tokens_per_word"]]
+            for name, results in series.items()
+            for lang, r in results.items()
+        ],
+        "numbers",
+    )
     return section
 
 
 def training_section(runs: list[TrainingRun]) -> Section:
     section = Section("training", "Training and fine-tuning", "The logged metrics of each run (metrics.jsonl).")
     for run in runs:
-        section.heading(f"{TRAINING_TITLES[run.name]} ({run.path})",
-                        "Did the loss go down, and how fast did it train?")
+        section.heading(f"{TRAINING_TITLES[run.name]} ({run.path})", "Did the loss go down, and how fast did it train?")
         section.chart(charts.training_curves(run.train, run.eval, f"training-{slug(run.path)}"))
         first, last = run.train[0] if run.train else {}, run.train[-1] if run.train else {}
-        rows = [[key, metric_text(first[key]), metric_text(last[key])] for key in first
-                if key in last and key not in BOOKKEEPING and isinstance(first[key], float)]
+        rows = [
+            [key, metric_text(first[key]), metric_text(last[key])]
+            for key in first
+            if key in last and key not in BOOKKEEPING and isinstance(first[key], float)
+        ]
         final = run.eval[-1] if run.eval else {}
         rows += [[key, "", metric_text(value)] for key, value in final.items() if key not in BOOKKEEPING]
-        section.table(["metric", f"first (step {first.get('step', '–')})", f"last (step {last.get('step', '–')})"],
-                      rows)
+        section.table(
+            ["metric", f"first (step {first.get('step', '–')})", f"last (step {last.get('step', '–')})"], rows
+        )
     return section
 
 
 def provenance_section(outputs: RunOutputs) -> Section:
-    section = Section("provenance", "Provenance", "What produced each part: the command, how long it ran, with "
-                      "which versions and configuration.")
+    section = Section(
+        "provenance",
+        "Provenance",
+        "What produced each part: the command, how long it ran, with which versions and configuration.",
+    )
     stats, manifest = outputs.stats or {}, outputs.manifest or {}
-    seconds = {"corpus": stats.get("seconds"), "shards": manifest.get("seconds"),
-               **{run.name: run.seconds for run in outputs.trainings}}
+    seconds = {
+        "corpus": stats.get("seconds"),
+        "shards": manifest.get("seconds"),
+        **{run.name: run.seconds for run in outputs.trainings},
+    }
     parts = [part for part in ("corpus", "shards") if part in outputs.mtimes] + [r.name for r in outputs.trainings]
     rows = []
     for part in parts:
@@ -213,24 +306,40 @@ def provenance_section(outputs: RunOutputs) -> Section:
             rows.append([part, record["command"], f"{record['seconds']:.1f}", finished, status])
         else:
             wall = seconds.get(part)
-            rows.append([part, f"not recorded (run through {MAKE_TARGETS[part]} to record it)",
-                         "–" if wall is None else f"{wall:.1f}", "", ""])
+            rows.append(
+                [
+                    part,
+                    f"not recorded (run through {MAKE_TARGETS[part]} to record it)",
+                    "–" if wall is None else f"{wall:.1f}",
+                    "",
+                    "",
+                ]
+            )
     section.heading("Commands and wall times")
     section.table(["part", "command", "wall time (s)", "finished", "status"], rows)
     if stats:
-        section.note(f"Corpus config digest {stats['config_digest']}, seed {stats['seed']}; "
-                     f"{stats['input_documents'] / stats['seconds']:.1f} documents/s over the whole run."
-                     if stats.get("seconds") else f"Corpus config digest {stats['config_digest']}.")
+        section.note(
+            f"Corpus config digest {stats['config_digest']}, seed {stats['seed']}; "
+            f"{stats['input_documents'] / stats['seconds']:.1f} documents/s over the whole run."
+            if stats.get("seconds")
+            else f"Corpus config digest {stats['config_digest']}."
+        )
     recorded = [r for r in outputs.commands.values() if r.get("versions")]
     versions = recorded[-1]["versions"] if recorded else package_versions()
-    section.heading("Versions", "as recorded with the last command" if recorded else "of the environment that built "
-                    "this report (no command was recorded)")
+    section.heading(
+        "Versions",
+        "as recorded with the last command"
+        if recorded
+        else "of the environment that built this report (no command was recorded)",
+    )
     section.table(["package", "version"], [[name, version] for name, version in versions.items()])
     if stats.get("config"):
         section.code(yaml.safe_dump(stats["config"], sort_keys=False, allow_unicode=True), "corpus configuration")
     if manifest.get("config"):
-        section.code(yaml.safe_dump(manifest["config"], sort_keys=False, allow_unicode=True),
-                     "tokenizer and shards configuration")
+        section.code(
+            yaml.safe_dump(manifest["config"], sort_keys=False, allow_unicode=True),
+            "tokenizer and shards configuration",
+        )
     return section
 
 
@@ -238,20 +347,29 @@ def summary(outputs: RunOutputs) -> list[str]:
     lines = []
     if outputs.stats:
         s = outputs.stats
-        lines.append(f"{s['input_documents']:,} documents in, {s['kept_documents']:,} kept "
-                     f"({percent(s['kept_documents'], s['input_documents'])}), {s['removed_documents']:,} removed, "
-                     f"{s['quarantined_documents']:,} quarantined; {s['bytes_out'] / 2**20:.1f} of "
-                     f"{s['bytes_in'] / 2**20:.1f} MiB of text kept")
+        lines.append(
+            f"{s['input_documents']:,} documents in, {s['kept_documents']:,} kept "
+            f"({percent(s['kept_documents'], s['input_documents'])}), {s['removed_documents']:,} removed, "
+            f"{s['quarantined_documents']:,} quarantined; {s['bytes_out'] / 2**20:.1f} of "
+            f"{s['bytes_in'] / 2**20:.1f} MiB of text kept"
+        )
     if outputs.manifest:
         m = outputs.manifest
-        lines.append(f"{m['splits']['train']['tokens']:,} training tokens, {m['splits']['val']['tokens']:,} "
-                     f"validation tokens in {len(m['files'])} shard files")
+        lines.append(
+            f"{m['splits']['train']['tokens']:,} training tokens, {m['splits']['val']['tokens']:,} "
+            f"validation tokens in {len(m['files'])} shard files"
+        )
     for run in outputs.trainings:
         if run.train and "loss" in run.train[0] and "loss" in run.train[-1]:
-            lines.append(f"{TRAINING_TITLES[run.name]}: {run.train[-1]['step']} steps, loss "
-                         f"{run.train[0]['loss']:.3f} → {run.train[-1]['loss']:.3f}"
-                         + (f", validation loss {run.eval[-1]['val_loss']:.3f}"
-                            if run.eval and "val_loss" in run.eval[-1] else ""))
+            lines.append(
+                f"{TRAINING_TITLES[run.name]}: {run.train[-1]['step']} steps, loss "
+                f"{run.train[0]['loss']:.3f} → {run.train[-1]['loss']:.3f}"
+                + (
+                    f", validation loss {run.eval[-1]['val_loss']:.3f}"
+                    if run.eval and "val_loss" in run.eval[-1]
+                    else ""
+                )
+            )
     return lines
 
 
@@ -268,15 +386,30 @@ def render(outputs: RunOutputs) -> str:
     if outputs.trainings:
         sections.append(training_section(outputs.trainings))
     sections.append(provenance_section(outputs))
-    missing = [f"{what} ({how})" for what, how, present in (
-        ("the corpus", "make corpus", outputs.stats), ("shards", "make corpus", outputs.manifest),
-        ("the tokenizer", "make corpus", outputs.tokenizer), ("training", "make train", outputs.trainings))
-        if not present]
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("pipelines.report", "templates"),
-                                     autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    missing = [
+        f"{what} ({how})"
+        for what, how, present in (
+            ("the corpus", "make corpus", outputs.stats),
+            ("shards", "make corpus", outputs.manifest),
+            ("the tokenizer", "make corpus", outputs.tokenizer),
+            ("training", "make train", outputs.trainings),
+        )
+        if not present
+    ]
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipelines.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return environment.get_template("report.html.j2").render(
-        sections=sections, summary=summary(outputs), stale=outputs.stale(), missing=missing,
-        root=outputs.root, generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
+        sections=sections,
+        summary=summary(outputs),
+        stale=outputs.stale(),
+        missing=missing,
+        root=outputs.root,
+        generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    )
 
 
 def write_html_report(root: str) -> str:
@@ -285,4 +418,3 @@ def write_html_report(root: str) -> str:
     fs, base = filesystem(root)
     write_atomic(fs, f"{base}/{REPORT}", page.encode("utf-8"))
     return join(root, REPORT)
-

@@ -30,8 +30,9 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     try:
-        versions["commit"] = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                                            text=True, check=True, timeout=10).stdout.strip()
+        versions["commit"] = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
     return versions
@@ -53,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     # run keeps its state to resume from), and record how it ended.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     returncode = process.wait()
-    record = {"part": args.part, "command": shlex.join(command), "returncode": returncode,
-              "seconds": round(time.perf_counter() - started, 1),
-              "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "versions": package_versions()}
+    record = {
+        "part": args.part,
+        "command": shlex.join(command),
+        "returncode": returncode,
+        "seconds": round(time.perf_counter() - started, 1),
+        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
     path = os.path.join(args.out, RUNS_LOG)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from pipelines.workdir import filesystem, join
+from pipelines.workdir import filesystem
 
 RUNS_LOG = "logs/runs.jsonl"  # pipelines/report/record.py appends one line per command it ran
 BOOKKEEPING = {"step", "time"}  # keys of a metrics.jsonl record that are no metric
@@ -48,9 +48,11 @@ class RunOutputs:
         later steps have not followed yet."""
         order = [("corpus", "stats.json"), ("shards", "shards/manifest.json"), ("pretrain", "model")]
         found = [(name, what) for name, what in order if name in self.mtimes]
-        return [f"{what} predates {before_what}: it was built from an earlier {before} run"
-                for (before, before_what), (name, what) in zip(found, found[1:])
-                if self.mtimes[name] < self.mtimes[before]]
+        return [
+            f"{what} predates {before_what}: it was built from an earlier {before} run"
+            for (before, before_what), (name, what) in zip(found, found[1:])
+            if self.mtimes[name] < self.mtimes[before]
+        ]
 
 
 def read_outputs(root: str) -> RunOutputs:
@@ -86,8 +88,11 @@ def training_folders(fs: pafs.FileSystem, base: str) -> list[str]:
     info = fs.get_file_info(f"{base}/finetune")
     if info.type == pafs.FileType.Directory:
         subfolders = fs.get_file_info(pafs.FileSelector(info.path))
-        folders += sorted(f"finetune/{sub.base_name}" for sub in subfolders
-                          if sub.type == pafs.FileType.Directory and sub.base_name != "checkpoints")
+        folders += sorted(
+            f"finetune/{sub.base_name}"
+            for sub in subfolders
+            if sub.type == pafs.FileType.Directory and sub.base_name != "checkpoints"
+        )
         folders.append("finetune")
     return folders
 
@@ -112,8 +117,13 @@ def read_training(fs: pafs.FileSystem, base: str, relpath: str) -> TrainingRun |
         name = "pretrain"
     else:
         name = "dpo" if any("margin" in record for record in train_records) else "sft"
-    return TrainingRun(name=name, path=relpath, train=train_records,
-                       eval=[evaluations[step] for step in sorted(evaluations)], mtime=info.mtime.timestamp())
+    return TrainingRun(
+        name=name,
+        path=relpath,
+        train=train_records,
+        eval=[evaluations[step] for step in sorted(evaluations)],
+        mtime=info.mtime.timestamp(),
+    )
 
 
 def read_commands(fs: pafs.FileSystem, path: str) -> dict[str, dict]:
@@ -147,6 +157,9 @@ def funnel(stats: dict) -> list[dict]:
     step("ingest", sum(quarantined[r] for r in at_ingest), sum((quarantined_bytes or {}).get(r, 0) for r in at_ingest))
     for stage in stats["stages"]:
         failed, failed_size = errors(stage)
-        step(stage, sum(stats["removed"].get(stage, {}).values()) + failed,
-             (removed_bytes or {}).get(stage, 0) + failed_size)
+        step(
+            stage,
+            sum(stats["removed"].get(stage, {}).values()) + failed,
+            (removed_bytes or {}).get(stage, 0) + failed_size,
+        )
     return steps

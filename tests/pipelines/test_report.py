@@ -8,15 +8,14 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
-from tests.helpers import ROOT
-from tests.pipelines import report_data
-
 from bench.scale import PHASE_LINE, STEP_LINE
 from pipelines.console import PhaseProgress
 from pipelines.report import __main__ as report_cli
 from pipelines.report import record
 from pipelines.report.page import write_html_report
 from pipelines.report.sources import funnel, read_outputs
+from tests.helpers import ROOT
+from tests.pipelines import report_data
 
 
 class Page(HTMLParser):
@@ -72,9 +71,13 @@ def build(root) -> tuple[str, Page]:
 def test_the_funnel_follows_the_stages_down_to_the_kept_documents_and_bytes():
     steps = funnel(report_data.STATS)
     assert [(s["step"], s["removed"], s["documents"]) for s in steps] == [
-        ("input", 0, 115), ("ingest", 3, 112), ("langid", 12, 100),
+        ("input", 0, 115),
+        ("ingest", 3, 112),
+        ("langid", 12, 100),
         ("gopher_quality", 22, 78),  # 20 removed + 2 quarantined as stage_error:gopher_quality
-        ("exact_dedup", 8, 70), ("pii", 0, 70)]
+        ("exact_dedup", 8, 70),
+        ("pii", 0, 70),
+    ]
     assert steps[-1]["documents"] == report_data.STATS["kept_documents"]
     assert [s["bytes"] for s in steps] == [251_000, 251_000, 221_000, 216_000, 200_000, 200_000]
     assert steps[-1]["bytes"] == report_data.STATS["bytes_out"]
@@ -88,25 +91,49 @@ def test_stats_without_bytes_per_stage_give_a_documents_only_funnel():
 def test_every_part_gets_its_section_charts_and_the_figures_of_its_files(tmp_path):
     report_data.write_run(tmp_path)
     text, page = build(tmp_path)
-    for heading in ("Corpus", "Funnel", "Removals by stage and reason", "Kept share per source", "Languages",
-                    "Distribution of quality_score", "Duplicate clusters", "PII replacements", "Quarantine",
-                    "Removed examples", "Where the time went", "Shards", "Mixture", "Splits", "Tokenizer",
-                    "Training and fine-tuning", "Pre-training (model)", "Fine-tuning: SFT (finetune/sft)",
-                    "Fine-tuning: DPO (finetune)", "Provenance", "Commands and wall times", "Versions"):
+    for heading in (
+        "Corpus",
+        "Funnel",
+        "Removals by stage and reason",
+        "Kept share per source",
+        "Languages",
+        "Distribution of quality_score",
+        "Duplicate clusters",
+        "PII replacements",
+        "Quarantine",
+        "Removed examples",
+        "Where the time went",
+        "Shards",
+        "Mixture",
+        "Splits",
+        "Tokenizer",
+        "Training and fine-tuning",
+        "Pre-training (model)",
+        "Fine-tuning: SFT (finetune/sft)",
+        "Fine-tuning: DPO (finetune)",
+        "Provenance",
+        "Commands and wall times",
+        "Versions",
+    ):
         assert heading in page.headings, heading
     # funnel, removals, sources, languages, histogram, dedup clusters, PII, quarantine, phase times,
     # mixture, tokenizer, three training runs
     assert page.svgs == 14
     funnel_rows = page.table("documents left")[1:]
     assert [(row[0], int(row[2].replace(",", ""))) for row in funnel_rows] == [
-        (s["step"], s["documents"]) for s in funnel(report_data.STATS)]
+        (s["step"], s["documents"]) for s in funnel(report_data.STATS)
+    ]
     sources = {row[0]: row[1:4] for row in page.table("kept %")[1:]}
     assert sources == {"web": ["95", "55", "57.9 %"], "wiki": ["20", "15", "75.0 %"]}
     mixture = {row[0]: row[4:6] for row in page.table("achieved")[1:]}
     assert mixture == {"web": ["75.0 %", "1.99"], "wiki": ["25.0 %", "0.54"]}
     tokenizer = {(row[0].split()[0], row[1]): row[5] for row in page.table("characters/token")[1:]}
-    assert tokenizer == {("trained", "en"): "3.4505", ("trained", "zh"): "1.9133",
-                         ("extended", "en"): "3.4543", ("extended", "zh"): "1.9577"}
+    assert tokenizer == {
+        ("trained", "en"): "3.4505",
+        ("trained", "zh"): "1.9133",
+        ("extended", "en"): "3.4543",
+        ("extended", "zh"): "1.9577",
+    }
     assert "115 documents in, 70 kept (60.9 %), 40 removed, 5 quarantined" in text
     assert "Too short &lt;b&gt;not bold&lt;/b&gt;." in text  # document text is escaped, never markup
     assert "drop_reason: gopher_short_doc" in text
@@ -116,7 +143,7 @@ def test_every_part_gets_its_section_charts_and_the_figures_of_its_files(tmp_pat
 def test_the_page_is_self_contained_with_unique_ids(tmp_path):
     report_data.write_run(tmp_path)
     text, page = build(tmp_path)
-    assert all(link.startswith("#") for link in page.links), [l for l in page.links if not l.startswith("#")]
+    assert all(link.startswith("#") for link in page.links), [link for link in page.links if not link.startswith("#")]
     assert not re.search(r"<script|<link|@import|url\((?!#)", text)
     assert len(page.ids) == len(set(page.ids))  # matplotlib numbers ids per figure: prefixed per chart
 
@@ -196,7 +223,8 @@ def test_quiet_ray_keeps_rays_output_off_the_console(tmp_path):
         "logging.getLogger('ray').info('Started a local Ray instance.')\n"
         "logging.getLogger('ray').warning('ray warning')\n"
         "os.write(2, b'C++ core notice\\n')\n"
-        "print('ours', file=sys.stderr)\n")
+        "print('ours', file=sys.stderr)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "ours\n" and result.stdout == ""
