@@ -98,9 +98,13 @@ def measure(config: TrainConfig, steps: int, warmup: int, runtime: Runtime) -> d
         seconds = time.perf_counter() - started
     tokens_per_s = steps * accum * batch * seq_len / seconds
     peak = peak_flops(runtime.device)
-    return {"tokens_per_s": tokens_per_s, "mfu": flops_per_token * tokens_per_s / peak if peak else None,
-            "peak_memory_gib": peak_memory_bytes(runtime.device) / 2**30, "flops_per_token": flops_per_token,
-            "seconds": seconds}
+    return {
+        "tokens_per_s": tokens_per_s,
+        "mfu": flops_per_token * tokens_per_s / peak if peak else None,
+        "peak_memory_gib": peak_memory_bytes(runtime.device) / 2**30,
+        "flops_per_token": flops_per_token,
+        "seconds": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,10 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="training YAML, e.g. configs/train/350m.yaml")
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
-    parser.add_argument("--vocab-size", type=int, default=32000,
-                        help="vocabulary when neither model.vocab_size nor a shard manifest gives one")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set data.batch_size=4 (repeatable)")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=32000,
+        help="vocabulary when neither model.vocab_size nor a shard manifest gives one",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set data.batch_size=4 (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
@@ -123,11 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else "cpu"
     model, data = config.model_config(), config.data
     print(f"command: python -m bench.mfu {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"device {device}; torch {torch.__version__}; {'bf16 autocast' if runtime.autocast_dtype else 'fp32'}, "
-          f"compile {config.train.compile}, attention {'flash' if runtime.device.type == 'cuda' else 'CPU SDPA'}")
-    print(f"model dim {model.dim} layers {model.n_layers} heads {model.n_heads}/{model.n_kv_heads} vocab "
-          f"{model.vocab_size}; {data.batch_size} x {data.seq_len} tokens x {config.train.grad_accum} micro-steps "
-          f"per step; {args.steps} timed steps after {args.warmup}")
+    print(
+        f"device {device}; torch {torch.__version__}; {'bf16 autocast' if runtime.autocast_dtype else 'fp32'}, "
+        f"compile {config.train.compile}, attention {'flash' if runtime.device.type == 'cuda' else 'CPU SDPA'}"
+    )
+    print(
+        f"model dim {model.dim} layers {model.n_layers} heads {model.n_heads}/{model.n_kv_heads} vocab "
+        f"{model.vocab_size}; {data.batch_size} x {data.seq_len} tokens x {config.train.grad_accum} micro-steps "
+        f"per step; {args.steps} timed steps after {args.warmup}"
+    )
     result = measure(config, args.steps, args.warmup, runtime)
     mfu = "n/a" if result["mfu"] is None else f"{100 * result['mfu']:.1f}%"
     print(f"flops_per_token {result['flops_per_token']:.4g} seconds {result['seconds']:.2f}")

@@ -42,9 +42,20 @@ from train.data import TokenArray, TokenLoader
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "bench", "work")
 CONFIG = "configs/train/shakespeare_char.yaml"
-NANOGPT_FLAGS = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1", "--block_size=64",
-                 "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--max_iters=2000",
-                 "--lr_decay_iters=2000", "--dropout=0.0"]
+NANOGPT_FLAGS = [
+    "--device=cpu",
+    "--compile=False",
+    "--eval_iters=20",
+    "--log_interval=1",
+    "--block_size=64",
+    "--batch_size=12",
+    "--n_layer=4",
+    "--n_head=4",
+    "--n_embd=128",
+    "--max_iters=2000",
+    "--lr_decay_iters=2000",
+    "--dropout=0.0",
+]
 RATIO_GOAL = 1.2
 
 
@@ -93,7 +104,7 @@ def run_nanogpt(folder: str) -> dict[str, float]:
 def whole_split_val_loss(model_dir: str, text: str, val_fraction: float, seq_len: int, batch_size: int) -> float:
     """Mean loss of the saved model over every window of the validation split (the last fraction of the text)."""
     raw = np.fromfile(text, dtype=np.uint8)
-    val = TokenArray(raw[int(len(raw) * (1 - val_fraction)):])
+    val = TokenArray(raw[int(len(raw) * (1 - val_fraction)) :])
     model = load_model(model_dir).eval()
     total = count = 0.0
     with torch.no_grad():
@@ -107,50 +118,83 @@ def run_ours(config_path: str) -> dict[str, float | list]:
     config = load_config(config_path)
     run_dir = os.path.join(WORK, "vs_nanogpt-ours")
     shutil.rmtree(run_dir, ignore_errors=True)
-    command = [sys.executable, "-m", "train.pretrain", "--config", config_path, "--set", "log.progress=false",
-               "--set", f"checkpoint.dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "train.pretrain",
+        "--config",
+        config_path,
+        "--set",
+        "log.progress=false",
+        "--set",
+        f"checkpoint.dir={run_dir}",
+    ]
     launched, seconds, stdout = timed(command, REPO, os.path.join(WORK, "vs_nanogpt-ours-stderr.log"))
     estimate = float(stdout.split()[-3])  # last line: val_loss X tokens_per_s Y
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as handle:
-        evals = [(row["step"], row["val_loss"], row["time"] - launched) for row in map(json.loads, handle)
-                 if "val_loss" in row]
+        evals = [
+            (row["step"], row["val_loss"], row["time"] - launched)
+            for row in map(json.loads, handle)
+            if "val_loss" in row
+        ]
     data = config.data
     steps = config.train.max_steps
-    return {"val": whole_split_val_loss(run_dir, data.text, data.text_val_fraction, data.seq_len, data.batch_size),
-            "estimate": estimate, "steps": steps, "seconds": seconds, "evals": evals,
-            "tokens_per_s": steps * config.train.grad_accum * data.batch_size * data.seq_len / seconds}
+    return {
+        "val": whole_split_val_loss(run_dir, data.text, data.text_val_fraction, data.seq_len, data.batch_size),
+        "estimate": estimate,
+        "steps": steps,
+        "seconds": seconds,
+        "evals": evals,
+        "tokens_per_s": steps * config.train.grad_accum * data.batch_size * data.seq_len / seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nanogpt", default=os.path.join("..", "shared", "ref", "nanoGPT"),
-                        help="the unmodified nanoGPT copy (default ../shared/ref/nanoGPT)")
-    parser.add_argument("--text", default=os.path.join("..", "shared", "data", "lm", "input.txt"),
-                        help="tinyshakespeare (default ../shared/data/lm/input.txt)")
+    parser.add_argument(
+        "--nanogpt",
+        default=os.path.join("..", "shared", "ref", "nanoGPT"),
+        help="the unmodified nanoGPT copy (default ../shared/ref/nanoGPT)",
+    )
+    parser.add_argument(
+        "--text",
+        default=os.path.join("..", "shared", "data", "lm", "input.txt"),
+        help="tinyshakespeare (default ../shared/data/lm/input.txt)",
+    )
     parser.add_argument("--config", default=CONFIG, help=f"our config (default {CONFIG})")
     args = parser.parse_args(argv)
     os.makedirs(WORK, exist_ok=True)
     print(f"command: python -m bench.vs_nanogpt {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads")
     theirs = run_nanogpt(prepare_nanogpt(os.path.join(REPO, args.nanogpt), os.path.join(REPO, args.text)))
-    print(f"nanoGPT: {theirs['steps']} steps in {theirs['seconds']:.1f} s wall (load average {os.getloadavg()[0]:.2f} "
-          f"at the end), final val loss {theirs['val']:.4f} (its estimate on 20 random validation batches)")
+    print(
+        f"nanoGPT: {theirs['steps']} steps in {theirs['seconds']:.1f} s wall (load average {os.getloadavg()[0]:.2f} "
+        f"at the end), final val loss {theirs['val']:.4f} (its estimate on 20 random validation batches)"
+    )
     ours = run_ours(args.config)
-    print(f"ours:    {ours['steps']} steps in {ours['seconds']:.1f} s wall (load average {os.getloadavg()[0]:.2f} at the "
-          f"end), final val loss {ours['val']:.4f} over the whole validation split ({ours['estimate']:.4f} on the "
-          "run's 20 fixed batches)")
-    print("ours, evaluations (step, val loss, seconds since launch): "
-          + ", ".join(f"{step} {loss:.4f} {at:.1f}" for step, loss, at in ours["evals"]))
+    print(
+        f"ours:    {ours['steps']} steps in {ours['seconds']:.1f} s wall (load average {os.getloadavg()[0]:.2f} at the "
+        f"end), final val loss {ours['val']:.4f} over the whole validation split ({ours['estimate']:.4f} on the "
+        "run's 20 fixed batches)"
+    )
+    print(
+        "ours, evaluations (step, val loss, seconds since launch): "
+        + ", ".join(f"{step} {loss:.4f} {at:.1f}" for step, loss, at in ours["evals"])
+    )
     reached = next(((step, at) for step, loss, at in ours["evals"] if loss <= theirs["val"]), None)
     if reached:
-        print(f"time_to_nanogpt_val_s {reached[1]:.1f} (step {reached[0]}; nanoGPT's whole run: {theirs['seconds']:.1f} s)")
+        print(
+            f"time_to_nanogpt_val_s {reached[1]:.1f} (step {reached[0]}; nanoGPT's whole run: {theirs['seconds']:.1f} s)"
+        )
     else:
         print(f"time_to_nanogpt_val_s n/a (no evaluation of ours reached {theirs['val']:.4f})")
     ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
     met = ratio >= RATIO_GOAL and ours["val"] <= theirs["val"]
     print(f"goal: ratio >= {RATIO_GOAL} and ours_val <= nanogpt_val: {'met' if met else 'NOT met'}")
-    print(f"ours_val {ours['val']:.4f} ours_tokens_per_s {ours['tokens_per_s']:.0f} nanogpt_val {theirs['val']:.4f} "
-          f"nanogpt_tokens_per_s {theirs['tokens_per_s']:.0f} ratio {ratio:.2f}")
+    print(
+        f"ours_val {ours['val']:.4f} ours_tokens_per_s {ours['tokens_per_s']:.0f} nanogpt_val {theirs['val']:.4f} "
+        f"nanogpt_tokens_per_s {theirs['tokens_per_s']:.0f} ratio {ratio:.2f}"
+    )
     return 0
 
 

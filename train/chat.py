@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,8 +96,9 @@ def conversation(record: Any) -> list[Message]:
         key = "messages" if "messages" in record else "conversations"
         messages = _messages(record[key], key)
     else:
-        raise ValueError(f"unknown record format (keys {sorted(record)}); expected instruction/output, "
-                         "messages or conversations")
+        raise ValueError(
+            f"unknown record format (keys {sorted(record)}); expected instruction/output, messages or conversations"
+        )
     if messages[-1]["role"] != "assistant":
         raise ValueError("the last message must be the assistant's (the answer to learn)")
     return messages
@@ -171,9 +173,12 @@ class ChatTokenizer:
         # The environment transformers' apply_chat_template renders in, so both give the same text.
         environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         self.template = environment.from_string(config["chat_template"])
-        self.special = {key[:-len("_token")]: value for key, value in config.items()
-                        if key.endswith("_token") and isinstance(value, str)}
-        end = self.render([{"role": "assistant", "content": ""}])[len(self.render([], True)):]
+        self.special = {
+            key[: -len("_token")]: value
+            for key, value in config.items()
+            if key.endswith("_token") and isinstance(value, str)
+        }
+        end = self.render([{"role": "assistant", "content": ""}])[len(self.render([], True)) :]
         self.stop_id = self.tokenizer.token_to_id(end)  # what closes an assistant turn: generation stops there
         if self.stop_id is None:
             raise ValueError(f"the chat template closes a turn with {end!r}, which is not one token")
@@ -181,8 +186,11 @@ class ChatTokenizer:
         self.pad_id = self.stop_id if pad is None else pad  # padding is never a target: any id does
 
     def render(self, messages: list[Message], add_generation_prompt: bool = False) -> str:
-        return self.template.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                    **{f"{name}_token": token for name, token in self.special.items()})
+        return self.template.render(
+            messages=messages,
+            add_generation_prompt=add_generation_prompt,
+            **{f"{name}_token": token for name, token in self.special.items()},
+        )
 
     def encode(self, messages: list[Message], last_turn_only: bool = False) -> tuple[list[int], list[bool]]:
         """Token ids of the rendered conversation and, per token, whether it is a target (an assistant
@@ -192,10 +200,12 @@ class ChatTokenizer:
         for index, message in enumerate(messages):
             if message["role"] != "assistant" or (last_turn_only and index < len(messages) - 1):
                 continue
-            prompt, upto = self.render(messages[:index], True), self.render(messages[:index + 1])
+            prompt, upto = self.render(messages[:index], True), self.render(messages[: index + 1])
             if not (text.startswith(upto) and upto.startswith(prompt)):
-                raise ValueError("the chat template does not render a conversation as the render of its "
-                                 "first turns followed by the rest; response masking needs that")
+                raise ValueError(
+                    "the chat template does not render a conversation as the render of its "
+                    "first turns followed by the rest; response masking needs that"
+                )
             spans.append((len(prompt), len(upto)))
         # Our template puts special tokens at both edges of a span, and the tokenizer splits
         # them off first; another template might let a token straddle an edge.
@@ -208,8 +218,9 @@ class ChatTokenizer:
         """The ids generation continues from: the conversation plus the assistant's opening."""
         return self._encode(messages, add_generation_prompt=True)[1]
 
-    def _encode(self, messages: list[Message],
-                add_generation_prompt: bool = False) -> tuple[str, list[int], list[tuple[int, int]]]:
+    def _encode(
+        self, messages: list[Message], add_generation_prompt: bool = False
+    ) -> tuple[str, list[int], list[tuple[int, int]]]:
         """The rendered conversation, its ids and their character offsets: the template's text with its special
         tokens, each message's content as plain text. The template is rendered with a placeholder per
         content to tell them apart; for templates with special tokens around the content (ours) the
@@ -315,6 +326,7 @@ def make_batch(sequences: list[Example], row_len: int, pack: bool, pad_id: int) 
 def sequence_logprobs(logits: torch.Tensor, batch: Batch, count: int) -> torch.Tensor:
     """Sum of target-token log-probabilities per sequence (count sequences in the batch)."""
     valid = batch.targets != IGNORE_INDEX
-    logprobs = -F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX,
-                                reduction="none").view_as(batch.targets)
+    logprobs = -F.cross_entropy(
+        logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view_as(batch.targets)
     return torch.zeros(count, device=logits.device).index_add(0, batch.sample[valid], logprobs[valid])

@@ -102,29 +102,39 @@ def check_tokenizer_extends(model_dir: str, tokenizer_dir: str | None) -> None:
     from tokenizers import Tokenizer
 
     new = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json")).get_vocab()
-    moved = [(token, index) for token, index in Tokenizer.from_file(old_file).get_vocab().items()
-             if new.get(token) != index]
+    moved = [
+        (token, index) for token, index in Tokenizer.from_file(old_file).get_vocab().items() if new.get(token) != index
+    ]
     if moved:
         token, index = moved[0]
-        raise ValueError(f"the data's tokenizer ({tokenizer_dir}) is not an extension of {old_file}: {len(moved)} "
-                         f"of its tokens have another id or none (e.g. {token!r}: {index} -> {new.get(token)}); "
-                         "extend the model's tokenizer (python -m tokenizer.extend) instead of training a new one")
+        raise ValueError(
+            f"the data's tokenizer ({tokenizer_dir}) is not an extension of {old_file}: {len(moved)} "
+            f"of its tokens have another id or none (e.g. {token!r}: {index} -> {new.get(token)}); "
+            "extend the model's tokenizer (python -m tokenizer.extend) instead of training a new one"
+        )
 
 
-def read_initial_weights(directory: str, config: ModelConfig, tokenizer_dir: str | None = None
-                         ) -> dict[str, torch.Tensor]:
+def read_initial_weights(
+    directory: str, config: ModelConfig, tokenizer_dir: str | None = None
+) -> dict[str, torch.Tensor]:
     """The saved model at `directory` (a model folder or a checkpoint) as the starting weights of a run
     of `config`: the same shape except a vocabulary that may grow (`extend_vocabulary`)."""
     saved = read_model_config(directory)
-    differ = [f"{field.name} {getattr(saved, field.name)} vs {getattr(config, field.name)}"
-              for field in dataclasses.fields(ModelConfig)
-              if field.name not in INIT_FREE_FIELDS and getattr(saved, field.name) != getattr(config, field.name)]
+    differ = [
+        f"{field.name} {getattr(saved, field.name)} vs {getattr(config, field.name)}"
+        for field in dataclasses.fields(ModelConfig)
+        if field.name not in INIT_FREE_FIELDS and getattr(saved, field.name) != getattr(config, field.name)
+    ]
     if differ:
-        raise ValueError(f"init_from {directory}: the model differs from this run's ({', '.join(differ)}); "
-                         "set the run's model keys to the saved model's")
+        raise ValueError(
+            f"init_from {directory}: the model differs from this run's ({', '.join(differ)}); "
+            "set the run's model keys to the saved model's"
+        )
     if saved.vocab_size > config.vocab_size:
-        raise ValueError(f"init_from {directory}: its vocabulary ({saved.vocab_size}) is larger than the data's "
-                         f"({config.vocab_size}); train on shards written with its tokenizer or an extension of it")
+        raise ValueError(
+            f"init_from {directory}: its vocabulary ({saved.vocab_size}) is larger than the data's "
+            f"({config.vocab_size}); train on shards written with its tokenizer or an extension of it"
+        )
     check_tokenizer_extends(directory, tokenizer_dir)
     return extend_vocabulary(read_weights(directory, saved), config.vocab_size)
 
@@ -148,8 +158,12 @@ def failpoint(name: str, step: int) -> None:
 def lr_schedule(optim: OptimConfig, max_steps: int) -> dict[str, float | int]:
     """What `runtime.lr_at` depends on, recorded in each checkpoint: resuming under another
     schedule would jump the learning rate (e.g. train.max_steps moves the end of the cosine)."""
-    return {"lr": optim.lr, "min_lr_ratio": optim.min_lr_ratio, "warmup_steps": optim.warmup_steps,
-            "decay_steps": optim.decay_steps or max_steps}
+    return {
+        "lr": optim.lr,
+        "min_lr_ratio": optim.min_lr_ratio,
+        "warmup_steps": optim.warmup_steps,
+        "decay_steps": optim.decay_steps or max_steps,
+    }
 
 
 def check_schedule(path: str, saved: dict[str, float | int], current: dict[str, float | int], allow: bool) -> None:
@@ -163,7 +177,8 @@ def check_schedule(path: str, saved: dict[str, float | int], current: dict[str, 
         f"cannot resume from {path}: its learning-rate schedule differs from this run's ({described}; "
         "decay_steps defaults to train.max_steps), so the learning rate would jump. To train longer on the "
         f"old schedule (at its final learning rate after its end), add{keep or ' the old optim/train values'}; "
-        "to resume under the new schedule on purpose, add --set checkpoint.allow_schedule_change=true")
+        "to resume under the new schedule on purpose, add --set checkpoint.allow_schedule_change=true"
+    )
 
 
 def _fsync(path: str) -> None:
@@ -201,8 +216,15 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def save_checkpoint(directory: str, model: nn.Module, config: ModelConfig, optimizer: torch.optim.Optimizer,
-                    trainer_state: dict[str, Any], rank: int, keep: int) -> str:
+def save_checkpoint(
+    directory: str,
+    model: nn.Module,
+    config: ModelConfig,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
+    rank: int,
+    keep: int,
+) -> str:
     """Write `directory/step_NNNNNNN` (all ranks must call: FSDP gathers), keep the newest `keep`.
     The folder appears complete or not at all (module docstring)."""
     step = trainer_state["step"]
@@ -215,8 +237,9 @@ def save_checkpoint(directory: str, model: nn.Module, config: ModelConfig, optim
         remove_partial_checkpoints(directory)
         save_weights(state, config, partial)
         failpoint("checkpoint_write", step)
-        _save_synced({**trainer_state, "world_size": world_size, "optimizer": optim_state},
-                     os.path.join(partial, "trainer.pt"))
+        _save_synced(
+            {**trainer_state, "world_size": world_size, "optimizer": optim_state}, os.path.join(partial, "trainer.pt")
+        )
     _barrier()  # the folder exists before other ranks write into it
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -239,20 +262,29 @@ def latest_checkpoint(directory: str) -> str | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: str, model: nn.Module, config: ModelConfig, optimizer: torch.optim.Optimizer,
-                    rank: int, schedule: dict[str, float | int], allow_schedule_change: bool = False
-                    ) -> dict[str, Any]:
+def load_checkpoint(
+    path: str,
+    model: nn.Module,
+    config: ModelConfig,
+    optimizer: torch.optim.Optimizer,
+    rank: int,
+    schedule: dict[str, float | int],
+    allow_schedule_change: bool = False,
+) -> dict[str, Any]:
     """Restore weights, optimizer and this rank's RNG; returns the trainer state (step, loader, ...).
     `schedule` (`lr_schedule`) must be the checkpoint's unless `allow_schedule_change`."""
     saved = read_model_config(path)
     if saved != config:
-        raise ValueError(f"cannot resume from {path}: its model config differs from this run's "
-                         f"({dataclasses.asdict(saved)} vs {dataclasses.asdict(config)})")
+        raise ValueError(
+            f"cannot resume from {path}: its model config differs from this run's "
+            f"({dataclasses.asdict(saved)} vs {dataclasses.asdict(config)})"
+        )
     trainer_state = torch.load(os.path.join(path, "trainer.pt"), weights_only=True)
     check_schedule(path, trainer_state["schedule"], schedule, allow_schedule_change)
     set_model_state_dict(model, read_weights(path, config), options=StateDictOptions(full_state_dict=True))
-    set_optimizer_state_dict(model, optimizer, trainer_state.pop("optimizer"),
-                             options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(
+        model, optimizer, trainer_state.pop("optimizer"), options=StateDictOptions(full_state_dict=True)
+    )
     rng_path = os.path.join(path, f"rng-rank{rank}.pt")
     saved_processes = trainer_state.get("world_size")
     if os.path.exists(rng_path):
@@ -263,10 +295,15 @@ def load_checkpoint(path: str, model: nn.Module, config: ModelConfig, optimizer:
     elif saved_processes is not None and rank >= saved_processes:
         # More processes than saved (the data loader continues the same global order): this
         # rank had no RNG state; it keeps the one train.seed gave it.
-        print(f"rank {rank}: {path} was saved by {saved_processes} process(es) and holds no RNG state for "
-              "this rank; it continues from train.seed (dropout differs from an uninterrupted run)", file=sys.stderr)
+        print(
+            f"rank {rank}: {path} was saved by {saved_processes} process(es) and holds no RNG state for "
+            "this rank; it continues from train.seed (dropout differs from an uninterrupted run)",
+            file=sys.stderr,
+        )
     else:
-        raise FileNotFoundError(f"cannot resume from {path}: {os.path.basename(rng_path)} is missing "
-                                f"(saved by {saved_processes or 'an unknown number of'} process(es)); "
-                                "the checkpoint is incomplete, delete it to resume from the one before")
+        raise FileNotFoundError(
+            f"cannot resume from {path}: {os.path.basename(rng_path)} is missing "
+            f"(saved by {saved_processes or 'an unknown number of'} process(es)); "
+            "the checkpoint is incomplete, delete it to resume from the one before"
+        )
     return trainer_state

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from dataclasses import field
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
@@ -42,8 +43,9 @@ class OptimConfig(Section):
     min_lr_ratio: Fraction = 0.1
     warmup_steps: NonNegativeInt = 100
     decay_steps: PositiveInt | None = None  # end of the cosine (default: train.max_steps)
-    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=lambda: [0.9, 0.95], min_length=2,
-                                                             max_length=2)
+    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default_factory=lambda: [0.9, 0.95], min_length=2, max_length=2
+    )
     eps: PositiveFloat = 1e-8
     weight_decay: NonNegativeFloat = 0.1  # on matrices (linear and embedding weights) only, not norms
     grad_clip: NonNegativeFloat = 1.0  # max global gradient norm; 0 = off
@@ -136,8 +138,11 @@ def data_vocab_size(data: DataConfig) -> int:
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read a YAML config and apply `overrides` ({"train.max_steps": 10, ...})."""
     config = validated(TrainConfig, read_yaml(path, overrides))
-    problems = [("data.text", f"{config.data.text} not found")] if config.data.text and not os.path.exists(
-        config.data.text) else []
+    problems = (
+        [("data.text", f"{config.data.text} not found")]
+        if config.data.text and not os.path.exists(config.data.text)
+        else []
+    )
     if config.init_from and not os.path.exists(os.path.join(config.init_from, "model_config.json")):
         problems.append(("init_from", f"{config.init_from} holds no model_config.json (a saved model or checkpoint)"))
     try:
@@ -151,16 +156,25 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> TrainConf
     return config
 
 
-def parse_run_arguments(argv: list[str] | None, prog: str, description: str, example: str,
-                        load: Callable[[str, dict[str, Any]], Any]) -> tuple[Any, bool]:
+def parse_run_arguments(
+    argv: list[str] | None, prog: str, description: str, example: str, load: Callable[[str, dict[str, Any]], Any]
+) -> tuple[Any, bool]:
     """The training entry points' command line: --config, --set KEY=VALUE..., --resume.
     Returns (the loaded config, resume); a bad config exits with status 2 naming each problem."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", required=True, help=f"YAML config, e.g. {example}")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.max_steps=20 (repeatable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest checkpoint in <checkpoint.dir>/checkpoints, if any")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.max_steps=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in <checkpoint.dir>/checkpoints, if any",
+    )
     args = parser.parse_args(argv)
     try:
         return load(args.config, parse_set(args.set)), args.resume

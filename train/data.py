@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -111,8 +112,11 @@ class TokenArray:
         if index != 0:
             raise IndexError(f"a TokenArray has one file, not {index + 1}")
         if self._array is None:
-            self._array = (np.load(self.path, mmap_mode="r") if self.path.endswith(".npy")
-                           else np.memmap(self.path, dtype=self.dtype, mode="r"))
+            self._array = (
+                np.load(self.path, mmap_mode="r")
+                if self.path.endswith(".npy")
+                else np.memmap(self.path, dtype=self.dtype, mode="r")
+            )
         return self._array
 
     def __getstate__(self) -> dict:
@@ -128,7 +132,7 @@ def read_tokens(path: str) -> tuple[np.ndarray, np.ndarray]:
     column = reader.get_batch(0).column("tokens")
     offsets = column.offsets.to_numpy()
     values = column.values.to_numpy(zero_copy_only=True)
-    return values[offsets[0]: offsets[-1]], offsets - offsets[0]
+    return values[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
 class WindowDataset(Dataset):
@@ -153,7 +157,7 @@ class WindowDataset(Dataset):
         starts = (indices - self.first[files]) * self.seq_len
         out = np.empty((len(indices), self.seq_len + 1), dtype=np.int64)
         for row, (file, start) in enumerate(zip(files.tolist(), starts.tolist())):
-            out[row] = self.source.tokens(file)[start: start + self.seq_len + 1]
+            out[row] = self.source.tokens(file)[start : start + self.seq_len + 1]
         return torch.from_numpy(out)
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -179,7 +183,7 @@ class _RankBatches(Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         step = self.batch_size * self.world_size
         for start in range(self.consumed, self.consumed + len(self) * step, step):
-            yield self.order[start + self.rank: start + step: self.world_size].tolist()
+            yield self.order[start + self.rank : start + step : self.world_size].tolist()
 
 
 def _as_is(batch: torch.Tensor) -> torch.Tensor:
@@ -193,9 +197,21 @@ class TokenLoader:
     `source`: a shard folder (its `split`, default "train") or a `TokenSource` such as
     `TokenArray`. `loop=False` stops at the end of the current epoch (e.g. validation)."""
 
-    def __init__(self, source: str | os.PathLike | TokenSource, seq_len: int, batch_size: int, *,
-                 split: str | None = None, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, loop: bool = True, num_workers: int = 0, **dataloader_kwargs: Any):
+    def __init__(
+        self,
+        source: str | os.PathLike | TokenSource,
+        seq_len: int,
+        batch_size: int,
+        *,
+        split: str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+        loop: bool = True,
+        num_workers: int = 0,
+        **dataloader_kwargs: Any,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} not in [0, {world_size})")
         if isinstance(source, (str, os.PathLike)):
@@ -209,8 +225,10 @@ class TokenLoader:
         self.num_workers, self.dataloader_kwargs = num_workers, dataloader_kwargs
         self.epoch, self.consumed = 0, 0  # consumed: windows of this epoch taken by all ranks
         if len(self) == 0:
-            raise ValueError(f"{len(self.dataset)} windows of {seq_len + 1} tokens, fewer than one global "
-                             f"batch of {batch_size} x {world_size}")
+            raise ValueError(
+                f"{len(self.dataset)} windows of {seq_len + 1} tokens, fewer than one global "
+                f"batch of {batch_size} x {world_size}"
+            )
 
     def __len__(self) -> int:
         """Steps per epoch."""
@@ -221,8 +239,13 @@ class TokenLoader:
             order = epoch_order(len(self.dataset), self.seed, self.epoch, self.shuffle)
             batches = _RankBatches(order, self.consumed, self.batch_size, self.rank, self.world_size)
             if self.num_workers or self.dataloader_kwargs:
-                loader = DataLoader(self.dataset, batch_sampler=batches, collate_fn=_as_is,
-                                    num_workers=self.num_workers, **self.dataloader_kwargs)
+                loader = DataLoader(
+                    self.dataset,
+                    batch_sampler=batches,
+                    collate_fn=_as_is,
+                    num_workers=self.num_workers,
+                    **self.dataloader_kwargs,
+                )
             else:  # the DataLoader's per-batch bookkeeping would cost as much as the copy at small batches
                 loader = map(self.dataset.__getitems__, batches)
             for batch in loader:
@@ -233,8 +256,13 @@ class TokenLoader:
                 return
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed, "seq_len": self.seq_len,
-                "num_windows": len(self.dataset)}
+        return {
+            "epoch": self.epoch,
+            "consumed": self.consumed,
+            "seed": self.seed,
+            "seq_len": self.seq_len,
+            "num_windows": len(self.dataset),
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         # A different seed, window length or data would silently give other batches.

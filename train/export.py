@@ -23,14 +23,25 @@ from train.model import ModelConfig
 
 def hf_config(config: ModelConfig, special_ids: dict[str, int]) -> dict:
     return {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "vocab_size": config.vocab_size, "hidden_size": config.dim, "intermediate_size": config.ffn_dim,
-        "num_hidden_layers": config.n_layers, "num_attention_heads": config.n_heads,
-        "num_key_value_heads": config.n_kv_heads, "head_dim": config.head_dim,
-        "max_position_embeddings": config.max_seq_len, "rope_theta": config.rope_theta,
-        "rms_norm_eps": config.norm_eps, "tie_word_embeddings": config.tie_embeddings,
-        "hidden_act": "silu", "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0,
-        "initializer_range": 0.02, "torch_dtype": "float32",
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.dim,
+        "intermediate_size": config.ffn_dim,
+        "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads,
+        "num_key_value_heads": config.n_kv_heads,
+        "head_dim": config.head_dim,
+        "max_position_embeddings": config.max_seq_len,
+        "rope_theta": config.rope_theta,
+        "rms_norm_eps": config.norm_eps,
+        "tie_word_embeddings": config.tie_embeddings,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "attention_dropout": 0.0,
+        "initializer_range": 0.02,
+        "torch_dtype": "float32",
         **{f"{name}_token_id": token_id for name, token_id in special_ids.items()},
     }
 
@@ -52,15 +63,22 @@ def special_token_ids(tokenizer_dir: str | None) -> dict[str, int]:
     return ids
 
 
-def export_hf(state: dict[str, torch.Tensor], config: ModelConfig, out_dir: str,
-              tokenizer_dir: str | None = None, stop_ids: Sequence[int] = ()) -> str:
+def export_hf(
+    state: dict[str, torch.Tensor],
+    config: ModelConfig,
+    out_dir: str,
+    tokenizer_dir: str | None = None,
+    stop_ids: Sequence[int] = (),
+) -> str:
     """Write config.json, generation_config.json, model.safetensors and the tokenizer files.
 
     stop_ids: more tokens that end generation besides EOS (a chat model's end of turn)."""
     os.makedirs(out_dir, exist_ok=True)
-    tensors = {(key if key.startswith("lm_head.") else f"model.{key}"): value.contiguous()
-               for key, value in state.items()
-               if not (config.tie_embeddings and key == "lm_head.weight")}
+    tensors = {
+        (key if key.startswith("lm_head.") else f"model.{key}"): value.contiguous()
+        for key, value in state.items()
+        if not (config.tie_embeddings and key == "lm_head.weight")
+    }
     save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     special_ids = special_token_ids(tokenizer_dir)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as handle:

@@ -40,12 +40,34 @@ from tqdm import tqdm
 
 from stages.base import ConfigError, Section, section, validated
 from tokenizer.config import read_yaml
-from train.chat import (ChatTokenizer, Example, load_conversations, load_preferences, make_batch, sequence_logprobs,
-                        truncate)
-from train.checkpoint import (latest_checkpoint, load_checkpoint, load_model, lr_schedule, model_state,
-                              remove_partial_checkpoints, save_checkpoint, save_weights)
-from train.config import (CheckpointConfig, EvalConfig, LogConfig, LoopConfig, OptimConfig, SampleConfig,
-                          parse_run_arguments)
+from train.chat import (
+    ChatTokenizer,
+    Example,
+    load_conversations,
+    load_preferences,
+    make_batch,
+    sequence_logprobs,
+    truncate,
+)
+from train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    lr_schedule,
+    model_state,
+    remove_partial_checkpoints,
+    save_checkpoint,
+    save_weights,
+)
+from train.config import (
+    CheckpointConfig,
+    EvalConfig,
+    LogConfig,
+    LoopConfig,
+    OptimConfig,
+    SampleConfig,
+    parse_run_arguments,
+)
 from train.data import epoch_order
 from train.export import export_hf
 from train.lora import LoraConfig, apply_lora, merge_lora, save_adapter
@@ -95,17 +117,20 @@ class FinetuneConfig(Section):
     @classmethod
     def _lora_ranges(cls, lora: LoraConfig) -> LoraConfig:
         if lora.rank < 1 or lora.alpha <= 0 or not 0 <= lora.dropout < 1:
-            raise ValueError(f"needs rank >= 1, alpha > 0 and dropout in [0, 1); got {lora.rank}, {lora.alpha}, "
-                             f"{lora.dropout}")
+            raise ValueError(
+                f"needs rank >= 1, alpha > 0 and dropout in [0, 1); got {lora.rank}, {lora.alpha}, {lora.dropout}"
+            )
         return lora
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
     """Read a YAML config and apply `overrides`; then check that the files it names exist."""
     config = validated(FinetuneConfig, read_yaml(path, overrides))
-    needed = [*((f"data.files[{i}]", file) for i, file in enumerate(config.data.files)),
-              ("base", os.path.join(config.base, "model_config.json")),
-              ("tokenizer", os.path.join(config.tokenizer_dir, "tokenizer_config.json"))]
+    needed = [
+        *((f"data.files[{i}]", file) for i, file in enumerate(config.data.files)),
+        ("base", os.path.join(config.base, "model_config.json")),
+        ("tokenizer", os.path.join(config.tokenizer_dir, "tokenizer_config.json")),
+    ]
     problems = [(key, f"{file} not found") for key, file in needed if not os.path.exists(file)]
     if not config.data.files:
         problems.append(("data.files", "list at least one JSON / JSONL file"))
@@ -164,8 +189,9 @@ class DPO:
     def compute_reference(self, model: torch.nn.Module, batch_size: int, runtime: Runtime) -> None:
         model.eval()
         indices = list(range(len(self.pairs)))
-        self.reference = torch.cat([self.logprobs(model, indices[i:i + batch_size], runtime)
-                                    for i in range(0, len(indices), batch_size)])
+        self.reference = torch.cat(
+            [self.logprobs(model, indices[i : i + batch_size], runtime) for i in range(0, len(indices), batch_size)]
+        )
         model.train()
 
     def __call__(self, model: torch.nn.Module, items: list[int], runtime: Runtime) -> tuple[torch.Tensor, dict]:
@@ -173,10 +199,14 @@ class DPO:
         rewards = self.beta * (policy - self.reference[items].to(policy.device))
         margin = rewards[:, 0] - rewards[:, 1]
         loss = -F.logsigmoid(margin).sum()
-        return loss, {"loss": loss.item(), "chosen_reward": rewards[:, 0].sum().item(),
-                      "rejected_reward": rewards[:, 1].sum().item(), "margin": margin.sum().item(),
-                      "accuracy": (margin > 0).sum().item(),
-                      "tokens": sum(len(self.pairs[i][k].ids) - 1 for i in items for k in (0, 1))}
+        return loss, {
+            "loss": loss.item(),
+            "chosen_reward": rewards[:, 0].sum().item(),
+            "rejected_reward": rewards[:, 1].sum().item(),
+            "margin": margin.sum().item(),
+            "accuracy": (margin > 0).sum().item(),
+            "tokens": sum(len(self.pairs[i][k].ids) - 1 for i in items for k in (0, 1)),
+        }
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -189,8 +219,9 @@ def split(count: int, fraction: float, seed: int) -> tuple[list[int], list[int]]
     return sorted(order[held:]), sorted(order[:held])
 
 
-def build_objective(config: FinetuneConfig, chat: ChatTokenizer,
-                    row_len: int) -> tuple[SFT | DPO, list[int], list[int], int]:
+def build_objective(
+    config: FinetuneConfig, chat: ChatTokenizer, row_len: int
+) -> tuple[SFT | DPO, list[int], list[int], int]:
     """The objective over all usable records, train and validation items, and the number dropped."""
     cut = row_len + 1  # a sequence of n tokens gives n - 1 inputs
     if config.method == "sft":
@@ -203,9 +234,13 @@ def build_objective(config: FinetuneConfig, chat: ChatTokenizer,
         for path in config.data.files:
             for prompt, chosen, rejected in load_preferences(path, config.data.limit):
                 # Only the final answer is a target: earlier assistant turns are part of the prompt.
-                pair = tuple(truncate(Example(*chat.encode(prompt + [{"role": "assistant", "content": answer}],
-                                                          last_turn_only=True)), cut)
-                             for answer in (chosen, rejected))
+                pair = tuple(
+                    truncate(
+                        Example(*chat.encode(prompt + [{"role": "assistant", "content": answer}], last_turn_only=True)),
+                        cut,
+                    )
+                    for answer in (chosen, rejected)
+                )
                 pairs.append(pair if all(pair) else None)
         kept = [pair for pair in pairs if pair]
         objective, dropped = DPO(kept, config, row_len, chat.pad_id), len(pairs) - len(kept)
@@ -236,17 +271,18 @@ class ItemStream:
 # ---------------------------------------------------------------------------------------- loop
 
 
-def evaluate(model: torch.nn.Module, objective: SFT | DPO, items: list[int], config: FinetuneConfig,
-             runtime: Runtime) -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module, objective: SFT | DPO, items: list[int], config: FinetuneConfig, runtime: Runtime
+) -> dict[str, float]:
     """Mean validation metrics over the held-out items (the first `eval.batches` batches; 0 = all),
     each process taking its share. `model` is the unwrapped model: no collective in its forward."""
     batch_size = config.data.batch_size * runtime.world_size
-    items = items[:config.eval.batches * batch_size] if config.eval.batches else items
+    items = items[: config.eval.batches * batch_size] if config.eval.batches else items
     model.eval()
     sums: Counter = Counter()
     with torch.no_grad():
         for start in range(0, len(items), batch_size):
-            if share := items[start:start + batch_size][runtime.rank::runtime.world_size]:
+            if share := items[start : start + batch_size][runtime.rank :: runtime.world_size]:
                 sums.update(objective(model, share, runtime)[1])
     model.train()
     totals = reduce_stats(sums, objective, runtime)
@@ -266,18 +302,25 @@ def generate_answer(model: Transformer, chat: ChatTokenizer, config: FinetuneCon
     model.eval()
     generator = torch.Generator(runtime.device).manual_seed(config.train.seed)
     with runtime.autocast():
-        out = model.generate(torch.tensor([prompt], device=runtime.device), sample.tokens,
-                             temperature=sample.temperature, top_k=sample.top_k, eos_id=chat.stop_id,
-                             generator=generator)
+        out = model.generate(
+            torch.tensor([prompt], device=runtime.device),
+            sample.tokens,
+            temperature=sample.temperature,
+            top_k=sample.top_k,
+            eos_id=chat.stop_id,
+            generator=generator,
+        )
     model.train()
-    return chat.decode(out[0, len(prompt):].tolist())
+    return chat.decode(out[0, len(prompt) :].tolist())
 
 
 def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     runtime = init_runtime(config.train)
     if runtime.world_size > 1 and config.train.parallel != "ddp":
-        raise ValueError("train.parallel: fine-tuning under torchrun uses ddp (LoRA merging and the export "
-                         "read whole weights); fsdp is for pretraining")
+        raise ValueError(
+            "train.parallel: fine-tuning under torchrun uses ddp (LoRA merging and the export "
+            "read whole weights); fsdp is for pretraining"
+        )
     torch.manual_seed(config.train.seed)
     chat = ChatTokenizer(config.tokenizer_dir)
     raw_model = load_model(config.base, runtime.device)
@@ -300,8 +343,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     if runtime.is_main:
         remove_partial_checkpoints(checkpoints)  # a save that was killed before it completed
     if resume and (path := latest_checkpoint(checkpoints)):
-        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank, schedule,
-                                config.checkpoint.allow_schedule_change)
+        state = load_checkpoint(
+            path, model, model_config, optimizer, runtime.rank, schedule, config.checkpoint.allow_schedule_change
+        )
         step, stream.consumed, metric_rows = state["step"], state["consumed"], state["metric_rows"]
         saved_step = step
         if runtime.is_main:
@@ -309,20 +353,35 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     log = MetricsLog(out_dir, runtime, config.log.tensorboard, step, metric_rows)
 
     def checkpoint() -> None:
-        save_checkpoint(checkpoints, model, model_config, optimizer,
-                        {"step": step, "consumed": stream.consumed, "schedule": schedule, "metric_rows": log.rows},
-                        runtime.rank, config.checkpoint.keep)
+        save_checkpoint(
+            checkpoints,
+            model,
+            model_config,
+            optimizer,
+            {"step": step, "consumed": stream.consumed, "schedule": schedule, "metric_rows": log.rows},
+            runtime.rank,
+            config.checkpoint.keep,
+        )
+
     loop, batch_size = config.train, config.data.batch_size
     say = print if runtime.is_main else lambda *args, **kwargs: None
-    say(f"{config.method}: {len(train_items)} train / {len(val_items)} validation "
+    say(
+        f"{config.method}: {len(train_items)} train / {len(val_items)} validation "
         f"{'pairs' if config.method == 'dpo' else 'examples'} ({dropped} dropped: no response token within "
         f"{row_len + 1} tokens); {sum(p.numel() for p in trainable) / 1e6:.3f}M of "
         f"{raw_model.num_params() / 1e6:.2f}M parameters train{' (LoRA)' if config.lora.enabled else ''}; "
         f"{batch_size * runtime.world_size * loop.grad_accum} per step in {runtime.world_size} process(es)",
-        file=sys.stderr)
+        file=sys.stderr,
+    )
 
-    progress = tqdm(total=loop.max_steps, initial=step, disable=not (runtime.is_main and config.log.progress),
-                    desc=config.method, unit="step", dynamic_ncols=True)
+    progress = tqdm(
+        total=loop.max_steps,
+        initial=step,
+        disable=not (runtime.is_main and config.log.progress),
+        desc=config.method,
+        unit="step",
+        dynamic_ncols=True,
+    )
     first: dict[str, float] = {}  # the first and the last logged training metrics, for the summary
     last: dict[str, float] = {}
     window: Counter = Counter()
@@ -338,7 +397,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
         sums: Counter = Counter()
         for micro, items in enumerate(micro_items):
             with gradient_sync(model, micro == loop.grad_accum - 1):
-                loss, stats = objective(model, items[runtime.rank::runtime.world_size], runtime)
+                loss, stats = objective(model, items[runtime.rank :: runtime.world_size], runtime)
                 (loss * runtime.world_size / total).backward()
             sums.update(stats)
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.optim.grad_clip or float("inf"))
@@ -389,9 +448,12 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     config, resume = parse_run_arguments(
-        argv, "python -m train.finetune",
+        argv,
+        "python -m train.finetune",
         "Fine-tune a saved model with SFT (response-only loss) or DPO, fully or with LoRA.",
-        "configs/finetune/sft.yaml", load_config)
+        "configs/finetune/sft.yaml",
+        load_config,
+    )
     result = finetune(config, resume=resume)
     if int(os.environ.get("RANK", "0")):
         return 0

@@ -29,8 +29,9 @@ class LoraConfig:
     rank: int = 8
     alpha: float = 16.0  # the update is scaled by alpha / rank
     dropout: float = 0.05  # on the adapter's input only
-    targets: list[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])  # nn.Linear names in the blocks
+    targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )  # nn.Linear names in the blocks
 
 
 class LoraLinear(nn.Module):
@@ -57,8 +58,12 @@ class LoraLinear(nn.Module):
 
 def _targets(model: nn.Module, names: list[str]) -> list[tuple[nn.Module, str]]:
     """(parent, attribute) of every nn.Linear in the blocks whose attribute name is listed."""
-    found = [(parent, name) for parent in model.layers.modules() for name, child in parent.named_children()
-             if name in names and isinstance(child, nn.Linear)]
+    found = [
+        (parent, name)
+        for parent in model.layers.modules()
+        for name, child in parent.named_children()
+        if name in names and isinstance(child, nn.Linear)
+    ]
     missing = set(names) - {name for _, name in found}
     if missing:
         raise ValueError(f"lora.targets: {sorted(missing)} name no nn.Linear in the transformer blocks")
@@ -100,10 +105,18 @@ def save_adapter(model: nn.Module, config: LoraConfig, directory: str, base_hf: 
     os.makedirs(directory, exist_ok=True)
     weights = {f"{PEFT_PREFIX}{name}{PEFT_SUFFIX}": tensor for name, tensor in adapter_state(model).items()}
     save_file(weights, os.path.join(directory, ADAPTER_WEIGHTS))
-    peft_config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_hf,
-                   "r": config.rank, "lora_alpha": config.alpha, "lora_dropout": config.dropout,
-                   "target_modules": list(config.targets), "bias": "none", "fan_in_fan_out": False,
-                   "inference_mode": True}
+    peft_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_hf,
+        "r": config.rank,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "target_modules": list(config.targets),
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+    }
     with open(os.path.join(directory, ADAPTER_CONFIG), "w", encoding="utf-8") as handle:
         json.dump(peft_config, handle, indent=2)
 
@@ -114,12 +127,25 @@ def load_adapter(model: nn.Module, directory: str) -> nn.Module:
         saved = json.load(handle)
     if saved.get("peft_type") != "LORA" or saved.get("use_rslora") or saved.get("use_dora"):
         raise ValueError(f"{directory}: not a plain LoRA adapter (peft_type {saved.get('peft_type')!r})")
-    apply_lora(model, LoraConfig(enabled=True, rank=saved["r"], alpha=saved["lora_alpha"],
-                                 dropout=saved.get("lora_dropout", 0.0), targets=list(saved["target_modules"])))
+    apply_lora(
+        model,
+        LoraConfig(
+            enabled=True,
+            rank=saved["r"],
+            alpha=saved["lora_alpha"],
+            dropout=saved.get("lora_dropout", 0.0),
+            targets=list(saved["target_modules"]),
+        ),
+    )
     weights = load_file(os.path.join(directory, ADAPTER_WEIGHTS))
-    state = {name[len(PEFT_PREFIX):-len(PEFT_SUFFIX)]: tensor for name, tensor in weights.items()
-             if name.startswith(PEFT_PREFIX) and name.endswith(PEFT_SUFFIX)}
+    state = {
+        name[len(PEFT_PREFIX) : -len(PEFT_SUFFIX)]: tensor
+        for name, tensor in weights.items()
+        if name.startswith(PEFT_PREFIX) and name.endswith(PEFT_SUFFIX)
+    }
     missing, unexpected = model.load_state_dict(state, strict=False)
     if len(state) != len(weights) or unexpected or any(".lora_" in name for name in missing):
-        raise ValueError(f"{directory}: adapter does not fit this model (unexpected {sorted(set(weights) - set(state)) or unexpected})")
+        raise ValueError(
+            f"{directory}: adapter does not fit this model (unexpected {sorted(set(weights) - set(state)) or unexpected})"
+        )
     return model

@@ -46,9 +46,13 @@ class ModelConfig:
         if self.dim % self.n_heads:
             raise ValueError(f"model.dim ({self.dim}) must be divisible by model.n_heads ({self.n_heads})")
         if (self.dim // self.n_heads) % 2:
-            raise ValueError(f"model: head size dim/n_heads = {self.dim // self.n_heads} must be even (RoPE rotates pairs)")
+            raise ValueError(
+                f"model: head size dim/n_heads = {self.dim // self.n_heads} must be even (RoPE rotates pairs)"
+            )
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"model.n_heads ({self.n_heads}) must be a multiple of model.n_kv_heads ({self.n_kv_heads})")
+            raise ValueError(
+                f"model.n_heads ({self.n_heads}) must be a multiple of model.n_kv_heads ({self.n_kv_heads})"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"model.dropout: must be in [0, 1), got {self.dropout}")
 
@@ -93,8 +97,8 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + k.shape[2]
-        self.keys[layer][:, :, self.length:end] = k
-        self.values[layer][:, :, self.length:end] = v
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
@@ -117,8 +121,9 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.dim, config.n_kv_heads * config.head_dim, bias=False)
         self.o_proj = nn.Linear(config.n_heads * config.head_dim, config.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                mask: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None
+    ) -> torch.Tensor:
         batch, time, _ = x.shape
         q, k, v = stacked_linear(x, self.q_proj, self.k_proj, self.v_proj)
         if x.is_cpu:  # torch's CPU attention kernels are several times slower in bf16 than in fp32
@@ -137,9 +142,14 @@ class Attention(nn.Module):
         # Query head h attends with key/value head h // (n_heads / n_kv_heads), as HF's repeat_kv.
         with torch.autocast("cpu", enabled=False):  # CPU autocast would take q, k, v back to bf16
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=mask is None and time > 1,
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                is_causal=mask is None and time > 1,
                 dropout_p=self.config.dropout if self.training else 0.0,
-                enable_gqa=self.n_kv_heads != self.n_heads)
+                enable_gqa=self.n_kv_heads != self.n_heads,
+            )
         return self.o_proj(out.transpose(1, 2).reshape(batch, time, -1))
 
 
@@ -206,8 +216,12 @@ class ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return (None if grad_hidden is None else grad_hidden * grad_loss.to(grad_hidden.dtype),
-                None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype), None, None)
+        return (
+            None if grad_hidden is None else grad_hidden * grad_loss.to(grad_hidden.dtype),
+            None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype),
+            None,
+            None,
+        )
 
 
 class Transformer(nn.Module):
@@ -234,9 +248,15 @@ class Transformer(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None, *,
-                positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """tokens (batch, time) -> (logits (batch, time, vocab), None), or with targets (batch, time)
         -> (None, mean loss over targets != IGNORE_INDEX), computed without the full logits.
 
@@ -249,7 +269,7 @@ class Transformer(nn.Module):
         if past + time > self.config.max_seq_len:
             raise ValueError(f"sequence of {past + time} tokens exceeds model.max_seq_len {self.config.max_seq_len}")
         if positions is None:
-            cos, sin = self.rope_cos[None, None, past:past + time], self.rope_sin[None, None, past:past + time]
+            cos, sin = self.rope_cos[None, None, past : past + time], self.rope_sin[None, None, past : past + time]
         else:
             cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
         x = self.embed_tokens(tokens)
@@ -280,9 +300,16 @@ class Transformer(nn.Module):
         return 6 * matmul_weights + 12 * c.n_layers * c.dim * seq_len
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-                 top_k: int | None = None, eos_id: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        eos_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Sample continuations of prompt (batch, time) with a KV cache; temperature 0 = greedy."""
         max_new_tokens = min(max_new_tokens, self.config.max_seq_len - prompt.shape[1])
         param = next(self.parameters())

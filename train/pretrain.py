@@ -15,22 +15,39 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from train.checkpoint import (failpoint, latest_checkpoint, load_checkpoint, lr_schedule, model_state,
-                              read_initial_weights, remove_partial_checkpoints, save_checkpoint, save_weights)
+from train.checkpoint import (
+    failpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    lr_schedule,
+    model_state,
+    read_initial_weights,
+    remove_partial_checkpoints,
+    save_checkpoint,
+    save_weights,
+)
 from train.config import TrainConfig, load_config, parse_run_arguments
 from train.data import TokenArray, TokenLoader, TokenShards, TokenSource, WindowDataset
 from train.export import export_hf
 from train.model import Transformer
-from train.runtime import (MetricsLog, Runtime, build_optimizer, gradient_sync, init_runtime, lr_at,
-                           parallelize, peak_flops)
+from train.runtime import (
+    MetricsLog,
+    Runtime,
+    build_optimizer,
+    gradient_sync,
+    init_runtime,
+    lr_at,
+    parallelize,
+    peak_flops,
+)
 
 BYTES_PER_TOKEN_SAMPLE = 1_000_000  # validation tokens decoded to measure bytes per token
 
@@ -64,8 +81,16 @@ def load_data(config: TrainConfig, runtime: Runtime) -> Data:
         split = int(len(raw) * (1 - data.text_val_fraction))
         train = TokenLoader(TokenArray(raw[:split]), data.seq_len, data.batch_size, **common)
         val = TokenArray(raw[split:])
-        return Data(train, val, 1.0, lambda text: list(text.encode()), lambda ids: bytes(ids).decode(errors="replace"),
-                    list(b"\n"), None, val_batch_size(val, config, runtime))
+        return Data(
+            train,
+            val,
+            1.0,
+            lambda text: list(text.encode()),
+            lambda ids: bytes(ids).decode(errors="replace"),
+            list(b"\n"),
+            None,
+            val_batch_size(val, config, runtime),
+        )
     from tokenizers import Tokenizer
 
     folder = tokenizer_dir(data.shards)
@@ -73,8 +98,16 @@ def load_data(config: TrainConfig, runtime: Runtime) -> Data:
     train = TokenLoader(data.shards, data.seq_len, data.batch_size, split="train", **common)
     val = TokenShards(data.shards, "val")
     batch_size = val_batch_size(val, config, runtime)
-    return Data(train, val, bytes_per_token(val, tokenizer.decode), lambda text: tokenizer.encode(text).ids,
-                tokenizer.decode, [train.source.manifest["eos_id"]], folder, batch_size)
+    return Data(
+        train,
+        val,
+        bytes_per_token(val, tokenizer.decode),
+        lambda text: tokenizer.encode(text).ids,
+        tokenizer.decode,
+        [train.source.manifest["eos_id"]],
+        folder,
+        batch_size,
+    )
 
 
 def val_batch_size(val: TokenSource, config: TrainConfig, runtime: Runtime) -> int:
@@ -83,14 +116,19 @@ def val_batch_size(val: TokenSource, config: TrainConfig, runtime: Runtime) -> i
     so a split too small for one window per process fails now, not after the last step."""
     windows = len(WindowDataset(val, config.data.seq_len))
     if windows < runtime.world_size:
-        raise ValueError(f"the validation split holds {windows} window(s) of data.seq_len + 1 = "
-                         f"{config.data.seq_len + 1} tokens, fewer than one per process ({runtime.world_size}); "
-                         "hold out more validation text (shards.val_fraction, data.text_val_fraction) or "
-                         "shorten data.seq_len")
+        raise ValueError(
+            f"the validation split holds {windows} window(s) of data.seq_len + 1 = "
+            f"{config.data.seq_len + 1} tokens, fewer than one per process ({runtime.world_size}); "
+            "hold out more validation text (shards.val_fraction, data.text_val_fraction) or "
+            "shorten data.seq_len"
+        )
     batch_size = min(config.data.batch_size, windows // runtime.world_size)
     if batch_size < config.data.batch_size and runtime.is_main:
-        print(f"validation: {windows} windows, fewer than one batch of {config.data.batch_size} x "
-              f"{runtime.world_size}; evaluating in batches of {batch_size}", file=sys.stderr)
+        print(
+            f"validation: {windows} windows, fewer than one batch of {config.data.batch_size} x "
+            f"{runtime.world_size}; evaluating in batches of {batch_size}",
+            file=sys.stderr,
+        )
     return batch_size
 
 
@@ -111,9 +149,16 @@ def bytes_per_token(source: TokenShards, decode: Callable[[list[int]], str]) -> 
 def evaluate(model: torch.nn.Module, data: Data, config: TrainConfig, runtime: Runtime) -> dict[str, float]:
     """Mean validation loss over `eval.batches` batches (0 = all). A budget takes windows from all of
     the split, drawn at random once (the train seed): the same windows in every pass."""
-    loader = TokenLoader(data.val, config.data.seq_len, data.val_batch_size, rank=runtime.rank,
-                         world_size=runtime.world_size, seed=config.train.seed, shuffle=config.eval.batches > 0,
-                         loop=False)
+    loader = TokenLoader(
+        data.val,
+        config.data.seq_len,
+        data.val_batch_size,
+        rank=runtime.rank,
+        world_size=runtime.world_size,
+        seed=config.train.seed,
+        shuffle=config.eval.batches > 0,
+        loop=False,
+    )
     model.eval()
     total, count = 0.0, 0
     for batch, (inputs, targets) in enumerate(loader):
@@ -135,10 +180,11 @@ def generate_sample(model: Transformer, data: Data, config: TrainConfig, runtime
     model.eval()
     generator = torch.Generator(runtime.device).manual_seed(config.train.seed)
     with runtime.autocast():
-        out = model.generate(tokens, sample.tokens, temperature=sample.temperature, top_k=sample.top_k,
-                             generator=generator)
+        out = model.generate(
+            tokens, sample.tokens, temperature=sample.temperature, top_k=sample.top_k, generator=generator
+        )
     model.train()
-    return sample.prompt + data.decode(out[0, len(prompt):].tolist())
+    return sample.prompt + data.decode(out[0, len(prompt) :].tolist())
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
@@ -158,8 +204,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
     if runtime.is_main:
         remove_partial_checkpoints(checkpoints)  # a save that was killed before it completed
     if path:
-        state = load_checkpoint(path, model, model_config, optimizer, runtime.rank, schedule,
-                                config.checkpoint.allow_schedule_change)
+        state = load_checkpoint(
+            path, model, model_config, optimizer, runtime.rank, schedule, config.checkpoint.allow_schedule_change
+        )
         step, tokens_seen, metric_rows = state["step"], state["tokens"], state["metric_rows"]
         saved_step = step
         data.train.load_state_dict(state["loader"])
@@ -170,18 +217,39 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
     tokens_per_step = config.data.batch_size * config.data.seq_len * accum * runtime.world_size
     flops_per_token, peak = raw_model.flops_per_token(config.data.seq_len), peak_flops(runtime.device)
     if runtime.is_main:
-        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters ({raw_model.num_params(False) / 1e6:.2f}M "
-              f"without embeddings); {tokens_per_step:,} tokens per step; {runtime.world_size} process(es) on "
-              f"{runtime.device.type}{' with bf16 autocast' if runtime.autocast_dtype else ''}", file=sys.stderr)
+        print(
+            f"model: {raw_model.num_params() / 1e6:.2f}M parameters ({raw_model.num_params(False) / 1e6:.2f}M "
+            f"without embeddings); {tokens_per_step:,} tokens per step; {runtime.world_size} process(es) on "
+            f"{runtime.device.type}{' with bf16 autocast' if runtime.autocast_dtype else ''}",
+            file=sys.stderr,
+        )
 
     def checkpoint(state_step: int) -> None:
-        save_checkpoint(checkpoints, model, model_config, optimizer,
-                        {"step": state_step, "tokens": tokens_seen, "loader": data.train.state_dict(),
-                         "schedule": schedule, "metric_rows": log.rows}, runtime.rank, config.checkpoint.keep)
+        save_checkpoint(
+            checkpoints,
+            model,
+            model_config,
+            optimizer,
+            {
+                "step": state_step,
+                "tokens": tokens_seen,
+                "loader": data.train.state_dict(),
+                "schedule": schedule,
+                "metric_rows": log.rows,
+            },
+            runtime.rank,
+            config.checkpoint.keep,
+        )
 
     batches = iter(data.train)
-    progress = tqdm(total=loop.max_steps, initial=step, disable=not (runtime.is_main and config.log.progress),
-                    desc="pretrain", unit="step", dynamic_ncols=True)
+    progress = tqdm(
+        total=loop.max_steps,
+        initial=step,
+        disable=not (runtime.is_main and config.log.progress),
+        desc="pretrain",
+        unit="step",
+        dynamic_ncols=True,
+    )
     train_seconds, trained_tokens, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     while step < loop.max_steps:
         lr = lr_at(step, config.optim, loop.max_steps)
@@ -191,12 +259,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
         for micro in range(accum):
             inputs, targets = next(batches)
             with gradient_sync(model, micro == accum - 1), runtime.autocast():
-                _, loss = model(inputs.to(runtime.device, non_blocking=True),
-                                targets.to(runtime.device, non_blocking=True))
+                _, loss = model(
+                    inputs.to(runtime.device, non_blocking=True), targets.to(runtime.device, non_blocking=True)
+                )
                 (loss / accum).backward()
             loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip or float("inf"),
-                                                   foreach=True)  # one call for all tensors, also on CPU
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            model.parameters(), config.optim.grad_clip or float("inf"), foreach=True
+        )  # one call for all tensors, also on CPU
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step, tokens_seen, window_tokens = step + 1, tokens_seen + tokens_per_step, window_tokens + tokens_per_step
@@ -206,8 +276,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
             loss_value = runtime.all_reduce_sum([loss_sum.item() / accum])[0] / runtime.world_size
             elapsed = time.perf_counter() - window_start
             train_seconds += elapsed
-            metrics = {"loss": loss_value, "lr": lr, "grad_norm": float(grad_norm), "tokens": tokens_seen,
-                       "tokens_per_s": window_tokens / elapsed}
+            metrics = {
+                "loss": loss_value,
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "tokens": tokens_seen,
+                "tokens_per_s": window_tokens / elapsed,
+            }
             if peak:
                 metrics["mfu"] = flops_per_token * metrics["tokens_per_s"] / (peak * runtime.world_size)
             log.write(step, **metrics)
@@ -244,9 +319,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     config, resume = parse_run_arguments(
-        argv, "python -m train.pretrain",
+        argv,
+        "python -m train.pretrain",
         "Pretrain the LLaMA-style decoder on token shards (make corpus) or a text file. "
-        "Runs on CPU or GPU; under torchrun with DDP or FSDP2.", "configs/train/tiny.yaml", load_config)
+        "Runs on CPU or GPU; under torchrun with DDP or FSDP2.",
+        "configs/train/tiny.yaml",
+        load_config,
+    )
     final = train(config, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"val_loss {final['val_loss']:.4f} tokens_per_s {final['tokens_per_s']:.0f}")

@@ -93,10 +93,13 @@ def build_optimizer(model: nn.Module, optim: OptimConfig, device: torch.device) 
     kernel per parameter) where torch has it: on CPU too, where the per-tensor loop costs a small
     model ~10 % of its step."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
-                             fused=device.type in ("cpu", "cuda"))
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": optim.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=device.type in ("cpu", "cuda")
+    )
 
 
 def lr_at(step: int, optim: OptimConfig, max_steps: int) -> float:
@@ -113,8 +116,15 @@ def lr_at(step: int, optim: OptimConfig, max_steps: int) -> float:
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by substring of the CUDA device name;
 # the first match wins, so specific variants come before their family.
 PEAK_BF16_FLOPS = [
-    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
 ]
 
 

@@ -2,10 +2,8 @@
 
 import pytest
 
-pytest.importorskip("torch")
-
-from bench import mfu, vs_nanogpt  # noqa: E402
-from tests.train.train_helpers import write_run_config  # noqa: E402
+from bench import mfu, vs_nanogpt
+from tests.train.train_helpers import write_run_config
 
 TINY = {
     "model": {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2},  # no vocab_size: --vocab-size applies

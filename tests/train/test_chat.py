@@ -2,19 +2,30 @@ import json
 import os
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from train.chat import (ChatTokenizer, Example, conversation, load_conversations, load_preferences,  # noqa: E402
-                        make_batch, preference, sequence_logprobs, truncate)
-from train.model import IGNORE_INDEX, ModelConfig, Transformer  # noqa: E402
-
-from tests.train.train_helpers import ROOT  # noqa: E402
+from tests.train.train_helpers import ROOT
+from train.chat import (
+    ChatTokenizer,
+    Example,
+    conversation,
+    load_conversations,
+    load_preferences,
+    make_batch,
+    preference,
+    sequence_logprobs,
+    truncate,
+)
+from train.model import IGNORE_INDEX, ModelConfig, Transformer
 
 SLICES = os.path.join(ROOT, "data", "finetune")
-MULTI_TURN = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"},
-              {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "2+2?"},
-              {"role": "assistant", "content": "4, 就是四。"}]
+MULTI_TURN = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi!"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "2+2?"},
+    {"role": "assistant", "content": "4, 就是四。"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +37,28 @@ def test_alpaca_chat_and_sharegpt_records_give_the_same_messages():
     expected = [{"role": "user", "content": "Translate.\nGuten Tag"}, {"role": "assistant", "content": "Good day"}]
     assert conversation({"instruction": "Translate.", "input": "Guten Tag", "output": "Good day"}) == expected
     assert conversation({"messages": expected}) == expected
-    assert conversation({"conversations": [{"from": "human", "value": "Translate.\nGuten Tag"},
-                                           {"from": "gpt", "value": "Good day"}]}) == expected
-    assert conversation({"instruction": "Hi", "input": "", "output": "Yo", "system": "S"})[0] == \
-        {"role": "system", "content": "S"}
+    assert (
+        conversation(
+            {
+                "conversations": [
+                    {"from": "human", "value": "Translate.\nGuten Tag"},
+                    {"from": "gpt", "value": "Good day"},
+                ]
+            }
+        )
+        == expected
+    )
+    assert conversation({"instruction": "Hi", "input": "", "output": "Yo", "system": "S"})[0] == {
+        "role": "system",
+        "content": "S",
+    }
 
 
 def test_prompt_tokens_are_masked_and_response_targets_are_the_response_ids(chat):
-    messages = [{"role": "user", "content": "写一首诗 about spring"},
-                {"role": "assistant", "content": "春眠不觉晓, dawn."}]
+    messages = [
+        {"role": "user", "content": "写一首诗 about spring"},
+        {"role": "assistant", "content": "春眠不觉晓, dawn."},
+    ]
     ids, targets = chat.encode(messages)
     prompt = chat.prompt_ids(messages[:1])
     response = chat.tokenizer.encode("春眠不觉晓, dawn.", add_special_tokens=False).ids + [chat.stop_id]
@@ -60,8 +84,9 @@ def test_special_token_text_in_content_stays_text(chat):
     ids, targets = chat.encode(messages)
     special = {chat.tokenizer.token_to_id(t) for t in ("<|end|>", "<|assistant|>", "<|user|>")}
     # Exactly the template's own markers: <|user|>, its <|end|>, <|assistant|>, the response's <|end|>.
-    assert [i for i in ids if i in special] == [chat.tokenizer.token_to_id(t) for t in
-                                                 ("<|user|>", "<|end|>", "<|assistant|>", "<|end|>")]
+    assert [i for i in ids if i in special] == [
+        chat.tokenizer.token_to_id(t) for t in ("<|user|>", "<|end|>", "<|assistant|>", "<|end|>")
+    ]
     assert chat.decode([i for i, t in zip(ids, targets) if t]) == "No <|end|> here."
     assert chat.decode(chat.prompt_ids(messages[:1])) == injected
 
@@ -69,38 +94,64 @@ def test_special_token_text_in_content_stays_text(chat):
 def test_rendering_equals_transformers_apply_chat_template(chat, tokenizer_dir):
     transformers = pytest.importorskip("transformers")
     theirs = transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
-    samples = [MULTI_TURN] + [messages for name in ("alpaca_en.json", "alpaca_zh.json")
-                              for messages in load_conversations(os.path.join(SLICES, name), limit=20)]
+    samples = [MULTI_TURN] + [
+        messages
+        for name in ("alpaca_en.json", "alpaca_zh.json")
+        for messages in load_conversations(os.path.join(SLICES, name), limit=20)
+    ]
     for prompt, chosen, _ in load_preferences(os.path.join(SLICES, "dpo_en.json"), limit=10):
         samples.append(prompt + [{"role": "assistant", "content": chosen}])
     for messages in samples:
         assert chat.encode(messages)[0] == theirs.apply_chat_template(messages, tokenize=True)["input_ids"]
-        assert chat.prompt_ids(messages[:-1]) == theirs.apply_chat_template(
-            messages[:-1], tokenize=True, add_generation_prompt=True)["input_ids"]
+        assert (
+            chat.prompt_ids(messages[:-1])
+            == theirs.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)["input_ids"]
+        )
         assert chat.render(messages) == theirs.apply_chat_template(messages, tokenize=False)
 
 
 def test_preferences_read_both_forms():
-    conversations = {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}],
-                     "chosen": {"from": "gpt", "value": "good"}, "rejected": {"from": "gpt", "value": "bad"}}
+    conversations = {
+        "conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}],
+        "chosen": {"from": "gpt", "value": "good"},
+        "rejected": {"from": "gpt", "value": "bad"},
+    }
     plain = {"prompt": "Q", "chosen": "good", "rejected": "bad"}
-    assert preference(conversations) == ([{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}],
-                                         "good", "bad")
+    assert preference(conversations) == (
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}],
+        "good",
+        "bad",
+    )
     assert preference(plain) == ([{"role": "user", "content": "Q"}], "good", "bad")
     assert len(load_preferences(os.path.join(SLICES, "dpo_zh.json"))) == 100
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("bad.jsonl", '{"instruction": "a", "output": "b"}\n\n{"instruction": "a", "output": 3}\n',
-     r"bad.jsonl:3: output must be a string"),
-    ("bad.jsonl", '{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"\n',
-     r"bad.jsonl:2: invalid JSON"),
-    ("bad.jsonl", '{"messages": [{"role": "robot", "content": "x"}]}\n',
-     r"bad.jsonl:1: messages\[0\] has role 'robot'"),
-    ("bad.jsonl", '{"text": "no format"}\n', r"bad.jsonl:1: unknown record format"),
-    ("bad.json", json.dumps([{"instruction": "a", "output": "b"}, {"messages": [{"role": "user", "content": "q"}]}]),
-     r"bad.json record 1: the last message must be the assistant's"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "bad.jsonl",
+            '{"instruction": "a", "output": "b"}\n\n{"instruction": "a", "output": 3}\n',
+            r"bad.jsonl:3: output must be a string",
+        ),
+        (
+            "bad.jsonl",
+            '{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": "b"\n',
+            r"bad.jsonl:2: invalid JSON",
+        ),
+        (
+            "bad.jsonl",
+            '{"messages": [{"role": "robot", "content": "x"}]}\n',
+            r"bad.jsonl:1: messages\[0\] has role 'robot'",
+        ),
+        ("bad.jsonl", '{"text": "no format"}\n', r"bad.jsonl:1: unknown record format"),
+        (
+            "bad.json",
+            json.dumps([{"instruction": "a", "output": "b"}, {"messages": [{"role": "user", "content": "q"}]}]),
+            r"bad.json record 1: the last message must be the assistant's",
+        ),
+    ],
+)
 def test_malformed_records_name_the_file_and_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")

@@ -8,19 +8,16 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from tokenizers import Tokenizer
 
-torch = pytest.importorskip("torch")
-
-from tokenizers import Tokenizer  # noqa: E402
-
-from tests.train.test_pretrain import TINY_MODEL, write_config  # noqa: E402
-from tests.train.train_helpers import ROOT, sample_texts, write_shards, write_tokenized_shards  # noqa: E402
-from tokenizer.config import TokenizerConfig  # noqa: E402
-from tokenizer.extend import extend  # noqa: E402
-from tokenizer.models import new_tokenizer  # noqa: E402
-from train import pretrain  # noqa: E402
-from train.checkpoint import (FAILPOINT_ENV, extend_vocabulary, latest_checkpoint, load_model,  # noqa: E402
-                              read_initial_weights)
+from tests.train.test_pretrain import TINY_MODEL, write_config
+from tests.train.train_helpers import ROOT, sample_texts, write_shards, write_tokenized_shards
+from tokenizer.config import TokenizerConfig
+from tokenizer.extend import extend
+from tokenizer.models import new_tokenizer
+from train import pretrain
+from train.checkpoint import FAILPOINT_ENV, extend_vocabulary, latest_checkpoint, load_model, read_initial_weights
 
 TIMING = ("tokens_per_s", "time")  # the only metrics that differ between identical runs
 
@@ -41,8 +38,9 @@ def assert_same_weights(a_dir, b_dir) -> None:
 def kill_at(config: str, point: str, log, resume: bool) -> None:
     """Run the trainer in a child process until it reaches failpoint `point`, then SIGKILL it there."""
     command = [sys.executable, "-m", "train.pretrain", "--config", config] + (["--resume"] if resume else [])
-    child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, FAILPOINT_ENV: point},
-                             stdout=subprocess.DEVNULL, stderr=log)
+    child = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, FAILPOINT_ENV: point}, stdout=subprocess.DEVNULL, stderr=log
+    )
     _, status = os.waitpid(child.pid, os.WUNTRACED)  # the child stops itself (SIGSTOP) at the failpoint
     if not os.WIFSTOPPED(status):
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -52,8 +50,12 @@ def kill_at(config: str, point: str, log, resume: bool) -> None:
 
 
 def test_killed_at_three_moments_and_resumed_equals_an_uninterrupted_run(tmp_path):
-    sections = dict(model={**TINY_MODEL, "dropout": 0.1},  # dropout: the RNG states must resume too
-                    train={"max_steps": 12}, eval={"every": 4, "batches": 2}, checkpoint={"every": 4})
+    sections = dict(
+        model={**TINY_MODEL, "dropout": 0.1},  # dropout: the RNG states must resume too
+        train={"max_steps": 12},
+        eval={"every": 4, "batches": 2},
+        checkpoint={"every": 4},
+    )
     straight = write_config(tmp_path, "straight", **sections)
     assert pretrain.main(["--config", straight]) == 0
     config = write_config(tmp_path, "killed", **sections)
@@ -88,8 +90,9 @@ def test_resume_truncates_metrics_and_tensorboard_to_the_checkpoint(tmp_path):
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     assert [event.step for event in events.Scalars("loss")] == list(range(1, 9))
-    assert [event.value for event in events.Scalars("loss")] == pytest.approx([r["loss"] for r in uninterrupted
-                                                                               if "loss" in r])
+    assert [event.value for event in events.Scalars("loss")] == pytest.approx(
+        [r["loss"] for r in uninterrupted if "loss" in r]
+    )
 
 
 def test_a_partial_checkpoint_is_ignored_and_removed(tmp_path):
@@ -123,8 +126,17 @@ def test_resuming_under_another_schedule_is_refused_unless_asked(tmp_path):
     longer = rows(run_dir)
     assert [row["step"] for row in longer if "loss" in row] == list(range(1, 11))
     assert longer[-2]["lr"] == pytest.approx(3e-4)  # lr * min_lr_ratio
-    pretrain.main(["--config", config, "--set", "train.max_steps=12", "--set", "checkpoint.allow_schedule_change=true",
-                   "--resume"])
+    pretrain.main(
+        [
+            "--config",
+            config,
+            "--set",
+            "train.max_steps=12",
+            "--set",
+            "checkpoint.allow_schedule_change=true",
+            "--resume",
+        ]
+    )
     assert [row["step"] for row in rows(run_dir) if "loss" in row] == list(range(1, 13))
 
 
@@ -132,8 +144,9 @@ def test_a_validation_split_smaller_than_a_batch(tmp_path, capsys):
     # 30 validation bytes: 3 windows of 9 + 1 tokens, fewer than one batch of 4
     text = tmp_path / "small.txt"
     text.write_bytes(b"abcdefghij" * 297 + b"x" * 30)
-    config = write_config(tmp_path, data={"text": str(text), "text_val_fraction": 0.01, "seq_len": 9},
-                          train={"max_steps": 2})
+    config = write_config(
+        tmp_path, data={"text": str(text), "text_val_fraction": 0.01, "seq_len": 9}, train={"max_steps": 2}
+    )
     pretrain.main(["--config", config])
     assert "validation: 3 windows, fewer than one batch of 4 x 1; evaluating in batches of 3" in capsys.readouterr().err
     assert rows(tmp_path / "run")[-1]["val_loss"] > 0
@@ -147,8 +160,7 @@ def test_a_validation_split_smaller_than_a_batch(tmp_path, capsys):
 def test_new_rows_are_the_mean_and_old_rows_are_kept_bit_for_bit():
     torch.manual_seed(0)
     embed, head = torch.randn(10, 4), torch.randn(10, 4)
-    grown = extend_vocabulary({"embed_tokens.weight": embed, "lm_head.weight": head, "norm.weight": torch.ones(4)},
-                              13)
+    grown = extend_vocabulary({"embed_tokens.weight": embed, "lm_head.weight": head, "norm.weight": torch.ones(4)}, 13)
     for key, old in (("embed_tokens.weight", embed), ("lm_head.weight", head)):
         assert grown[key].shape == (13, 4)
         assert torch.equal(grown[key][:10], old)
@@ -160,24 +172,34 @@ def test_new_rows_are_the_mean_and_old_rows_are_kept_bit_for_bit():
 def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, tied):
     shards = write_tokenized_shards(str(tmp_path / "base"))
     model = {**TINY_MODEL, "tie_embeddings": tied}
-    base = write_config(tmp_path, "base_run", model=model, data={"text": None, "shards": shards},
-                        train={"max_steps": 4})
+    base = write_config(
+        tmp_path, "base_run", model=model, data={"text": None, "shards": shards}, train={"max_steps": 4}
+    )
     pretrain.main(["--config", base])
     base_tokenizer = Tokenizer.from_file(str(tmp_path / "base" / "tokenizer" / "tokenizer.json"))
     zh = ["床前明月光，疑是地上霜。举头望明月，低头思故乡。", "明月几时有？把酒问青天。"] * 20
     extended, added = extend(base_tokenizer, zh, add=16)
     assert len(added) == 16
     new_shards = write_shards(str(tmp_path / "extended"), extended, zh)
-    config = write_config(tmp_path, "continued", model=model, data={"text": None, "shards": new_shards},
-                          train={"max_steps": 2}, init_from=str(tmp_path / "base_run"))
+    config = write_config(
+        tmp_path,
+        "continued",
+        model=model,
+        data={"text": None, "shards": new_shards},
+        train={"max_steps": 2},
+        init_from=str(tmp_path / "base_run"),
+    )
     old = load_model(str(tmp_path / "base_run")).state_dict()
-    initial = read_initial_weights(str(tmp_path / "base_run"), pretrain.load_config(config).model_config(),
-                                   os.path.dirname(new_shards) + "/tokenizer")
+    initial = read_initial_weights(
+        str(tmp_path / "base_run"),
+        pretrain.load_config(config).model_config(),
+        os.path.dirname(new_shards) + "/tokenizer",
+    )
     vocab = extended.get_vocab_size()
     for key in ("embed_tokens.weight", "lm_head.weight"):
         assert initial[key].shape[0] == vocab
-        assert torch.equal(initial[key][:len(old[key])], old[key])  # bit for bit
-        assert torch.equal(initial[key][len(old[key]):], old[key].mean(0).expand(16, -1))
+        assert torch.equal(initial[key][: len(old[key])], old[key])  # bit for bit
+        assert torch.equal(initial[key][len(old[key]) :], old[key].mean(0).expand(16, -1))
     for key in old:
         if key not in ("embed_tokens.weight", "lm_head.weight"):
             assert torch.equal(initial[key], old[key]), key
@@ -188,7 +210,13 @@ def test_continued_pretraining_with_an_extended_tokenizer(tmp_path, tied):
     retrained, trainer = new_tokenizer(TokenizerConfig(vocab_size=600), show_progress=False)
     retrained.train_from_iterator(texts, trainer)
     other = write_shards(str(tmp_path / "other"), retrained, texts)
-    wrong = write_config(tmp_path, "wrong", model=model, data={"text": None, "shards": other},
-                         train={"max_steps": 2}, init_from=str(tmp_path / "base_run"))
+    wrong = write_config(
+        tmp_path,
+        "wrong",
+        model=model,
+        data={"text": None, "shards": other},
+        train={"max_steps": 2},
+        init_from=str(tmp_path / "base_run"),
+    )
     with pytest.raises(ValueError, match="not an extension"):
         pretrain.main(["--config", wrong])

@@ -4,11 +4,10 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")  # the `train` extra
-
-from pipelines.shards import shard_schema, write_arrow  # noqa: E402
-from train.data import TokenArray, TokenLoader, TokenShards  # noqa: E402
+from pipelines.shards import shard_schema, write_arrow
+from train.data import TokenArray, TokenLoader, TokenShards
 
 SEQ_LEN, BATCH = 16, 4
 UINT32 = pa.uint32()
@@ -22,8 +21,9 @@ def write_shards(directory: str, sizes: list[int], dtype: pa.DataType = UINT32, 
         values = np.arange(position, position + size) % (1 << (8 * dtype.byte_width))
         cut = np.linspace(0, size, 6, dtype=np.int32)  # five documents per file
         tokens = pa.ListArray.from_arrays(pa.array(cut), pa.array(values, dtype))
-        table = pa.Table.from_arrays([pa.array([f"d{index}.{i}" for i in range(5)]), pa.array(["s"] * 5), tokens],
-                                     schema=shard_schema(dtype))
+        table = pa.Table.from_arrays(
+            [pa.array([f"d{index}.{i}" for i in range(5)]), pa.array(["s"] * 5), tokens], schema=shard_schema(dtype)
+        )
         name = f"{split}-{index:05d}.arrow"
         write_arrow(os.path.join(directory, name), table)
         entries.append({"split": split, "path": name, "tokens": size, "documents": 5})
@@ -73,8 +73,9 @@ def test_ranks_and_workers_never_overlap(shards):
     # The same global batches, whatever the split across ranks.
     single = take(TokenLoader(shards, SEQ_LEN, BATCH * world, seed=5), 14)
     for step in range(14):
-        assert set(single[step][:, 0].tolist()) == set().union(*(set(per_rank[r][step][:, 0].tolist())
-                                                                  for r in range(world)))
+        assert set(single[step][:, 0].tolist()) == set().union(
+            *(set(per_rank[r][step][:, 0].tolist()) for r in range(world))
+        )
     # DataLoader workers split the batches of a rank between them without overlap or reordering.
     with_workers = take(TokenLoader(shards, SEQ_LEN, BATCH, rank=1, world_size=world, seed=5, num_workers=2), 14)
     assert all(torch.equal(a, b) for a, b in zip(with_workers, per_rank[1]))

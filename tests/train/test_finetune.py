@@ -3,17 +3,15 @@ import os
 import shutil
 
 import pytest
+import torch
 import yaml
 
-torch = pytest.importorskip("torch")
-
-from train import finetune  # noqa: E402
-from train.chat import ChatTokenizer  # noqa: E402
-from train.checkpoint import load_model, model_state  # noqa: E402
-from train.export import export_hf  # noqa: E402
-from train.lora import load_adapter  # noqa: E402
-
-from tests.train.train_helpers import ROOT, torchrun_two_processes, write_run_config  # noqa: E402
+from tests.train.train_helpers import ROOT, torchrun_two_processes, write_run_config
+from train import finetune
+from train.chat import ChatTokenizer
+from train.checkpoint import load_model, model_state
+from train.export import export_hf
+from train.lora import load_adapter
 
 SLICES = os.path.join(ROOT, "data", "finetune")
 LORA = {"enabled": True, "rank": 4, "alpha": 8, "dropout": 0.0}
@@ -24,8 +22,13 @@ def write_config(tmp_path, base: str, name: str = "run", **sections) -> str:
     config = {
         "method": "sft",
         "base": base,
-        "data": {"files": [f"{SLICES}/alpaca_en.json", f"{SLICES}/alpaca_zh.json"], "limit": 24,
-                 "seq_len": 96, "batch_size": 4, "val_fraction": 0.1},
+        "data": {
+            "files": [f"{SLICES}/alpaca_en.json", f"{SLICES}/alpaca_zh.json"],
+            "limit": 24,
+            "seq_len": 96,
+            "batch_size": 4,
+            "val_fraction": 0.1,
+        },
         "lora": LORA,
         "optim": {"lr": 1e-2, "warmup_steps": 2, "weight_decay": 0.0},
         "train": {"max_steps": 8, "seed": 3},
@@ -52,17 +55,28 @@ def validation(run_dir: str) -> list[float]:
 def test_full_sft_learns_and_writes_model_export_and_answer(tmp_path, base_model, capsys):
     # Full fine-tuning: the random base's tiny embeddings bound its logits, which LoRA on the
     # linear layers cannot lift much (a pretrained base has no such limit).
-    config = write_config(tmp_path, base_model, train={"max_steps": 30}, checkpoint={"every": 0},
-                          lora={"enabled": False}, optim={"lr": 1e-2},
-                          sample={"prompt": "Hi", "tokens": 8, "temperature": 0})
+    config = write_config(
+        tmp_path,
+        base_model,
+        train={"max_steps": 30},
+        checkpoint={"every": 0},
+        lora={"enabled": False},
+        optim={"lr": 1e-2},
+        sample={"prompt": "Hi", "tokens": 8, "temperature": 0},
+    )
     assert finetune.main(["--config", config]) == 0
     out, err = capsys.readouterr()
     seen = metrics(str(tmp_path / "run"))
     assert seen[30]["loss"] < seen[1]["loss"] - 1.0
     assert out.startswith("sft: loss ") and "val_loss" in out
     assert "--- Hi ---\n" in err and "39 train / 4 validation examples (5 dropped" in err
-    for name in ("model.safetensors", "model_config.json", "hf/config.json", "hf/tokenizer_config.json",
-                 "checkpoints/step_0000030/trainer.pt"):
+    for name in (
+        "model.safetensors",
+        "model_config.json",
+        "hf/config.json",
+        "hf/tokenizer_config.json",
+        "checkpoints/step_0000030/trainer.pt",
+    ):
         assert os.path.exists(tmp_path / "run" / name), name
     assert not os.path.exists(tmp_path / "run" / "adapter")
 
@@ -83,9 +97,15 @@ def test_resume_continues_with_exactly_the_uninterrupted_losses(tmp_path, base_m
 
 
 def test_dpo_loss_falls_and_the_reward_margin_rises_on_a_fixed_set(tmp_path, base_model):
-    config = write_config(tmp_path, base_model, method="dpo",
-                          data={"files": [f"{SLICES}/dpo_en.json"], "limit": 8, "val_fraction": 0, "batch_size": 8},
-                          dpo={"beta": 0.5}, train={"max_steps": 12}, checkpoint={"every": 0})
+    config = write_config(
+        tmp_path,
+        base_model,
+        method="dpo",
+        data={"files": [f"{SLICES}/dpo_en.json"], "limit": 8, "val_fraction": 0, "batch_size": 8},
+        dpo={"beta": 0.5},
+        train={"max_steps": 12},
+        checkpoint={"every": 0},
+    )
     finetune.main(["--config", config])
     seen = metrics(str(tmp_path / "run"))
     # Step 1 runs the reference model itself: log(2) loss, zero rewards.
@@ -96,8 +116,9 @@ def test_dpo_loss_falls_and_the_reward_margin_rises_on_a_fixed_set(tmp_path, bas
 
 def test_packing_does_not_change_the_sft_losses(tmp_path, base_model):
     packed = write_config(tmp_path, base_model, "packed", train={"max_steps": 3}, checkpoint={"every": 0})
-    padded = write_config(tmp_path, base_model, "padded", train={"max_steps": 3}, checkpoint={"every": 0},
-                          data={"packing": False})
+    padded = write_config(
+        tmp_path, base_model, "padded", train={"max_steps": 3}, checkpoint={"every": 0}, data={"packing": False}
+    )
     finetune.main(["--config", packed])
     finetune.main(["--config", padded])
     one, two = metrics(str(tmp_path / "packed")), metrics(str(tmp_path / "padded"))
@@ -147,12 +168,22 @@ def test_adapter_applies_with_peft_to_the_base_models_hf_export(tmp_path, base_m
 @pytest.mark.parametrize("method", ["sft", "dpo"])
 def test_two_ddp_processes_equal_one_process_with_the_same_global_batch(tmp_path, base_model, method):
     data = {"files": [f"{SLICES}/dpo_zh.json"], "limit": 24} if method == "dpo" else {}
-    common = {"method": method, "checkpoint": {"every": 0}, "lora": {**LORA, "dropout": 0.0},
-              "eval": {"every": 3}, "train": {"max_steps": 5, "seed": 3, "grad_accum": 2}}
+    common = {
+        "method": method,
+        "checkpoint": {"every": 0},
+        "lora": {**LORA, "dropout": 0.0},
+        "eval": {"every": 3},
+        "train": {"max_steps": 5, "seed": 3, "grad_accum": 2},
+    }
     single = write_config(tmp_path, base_model, "single", data={**data, "batch_size": 4}, **common)
     finetune.main(["--config", single])
-    double = write_config(tmp_path, base_model, "double", data={**data, "batch_size": 2},
-                          **{**common, "train": {**common["train"], "parallel": "ddp"}})
+    double = write_config(
+        tmp_path,
+        base_model,
+        "double",
+        data={**data, "batch_size": 2},
+        **{**common, "train": {**common["train"], "parallel": "ddp"}},
+    )
     result = torchrun_two_processes("train.finetune", double)
     assert result.stdout.count(f"{method}: loss") == 1 and "in 2 process(es)" in result.stderr  # rank 0 reports
     one, two = metrics(str(tmp_path / "single")), metrics(str(tmp_path / "double"))
@@ -167,15 +198,18 @@ def test_two_ddp_processes_equal_one_process_with_the_same_global_batch(tmp_path
         assert torch.allclose(x, y, atol=1e-5), name
 
 
-@pytest.mark.parametrize("override, message", [
-    ("method=ppo", "method"),
-    ("data.files=[]", "data.files"),
-    ("data.files=[/nonexistent.json]", "/nonexistent.json not found"),
-    ("data.seq_len=4096", "exceeds the base model's max_seq_len"),
-    ("dpo.beta=0", "dpo.beta"),
-    ("lora.targets=[wq]", "lora.targets"),
-    ("optim.lr=-1", "optim.lr"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method=ppo", "method"),
+        ("data.files=[]", "data.files"),
+        ("data.files=[/nonexistent.json]", "/nonexistent.json not found"),
+        ("data.seq_len=4096", "exceeds the base model's max_seq_len"),
+        ("dpo.beta=0", "dpo.beta"),
+        ("lora.targets=[wq]", "lora.targets"),
+        ("optim.lr=-1", "optim.lr"),
+    ],
+)
 def test_bad_config_values_get_a_clear_error(tmp_path, base_model, override, message):
     config = write_config(tmp_path, base_model)
     with pytest.raises(ValueError) as error:

@@ -2,12 +2,10 @@ import copy
 import os
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from train.lora import (LoraConfig, LoraLinear, adapter_state, apply_lora, load_adapter, merge_lora,  # noqa: E402
-                        save_adapter)
-from train.model import ModelConfig, Transformer  # noqa: E402
+from train.lora import LoraConfig, LoraLinear, adapter_state, apply_lora, load_adapter, merge_lora, save_adapter
+from train.model import ModelConfig, Transformer
 
 CONFIG = ModelConfig(vocab_size=97, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32)
 
@@ -17,9 +15,12 @@ def base() -> Transformer:
     return Transformer(CONFIG).eval()
 
 
-def adapted(config: LoraConfig = LoraConfig(enabled=True, rank=4, alpha=8, dropout=0.0)) -> Transformer:
+ADAPTER = LoraConfig(enabled=True, rank=4, alpha=8, dropout=0.0)
+
+
+def adapted(config: LoraConfig = ADAPTER) -> Transformer:
     model = apply_lora(base(), config)
-    for name, param in adapter_state(model).items():  # as after some training: B no longer zero
+    for name in adapter_state(model):  # as after some training: B no longer zero
         if name.endswith("lora_B"):
             dict(model.named_parameters())[name].data.normal_(0, 0.05)
     return model.eval()

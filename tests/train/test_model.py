@@ -1,10 +1,8 @@
 import pytest
+import torch
+import torch.nn.functional as F
 
-torch = pytest.importorskip("torch")
-
-import torch.nn.functional as F  # noqa: E402
-
-from train.model import IGNORE_INDEX, ChunkedCrossEntropy, ModelConfig, Transformer  # noqa: E402
+from train.model import IGNORE_INDEX, ChunkedCrossEntropy, ModelConfig, Transformer
 
 SMALL = dict(vocab_size=97, dim=64, n_layers=2, n_heads=4, max_seq_len=32)
 
@@ -128,12 +126,15 @@ def test_packed_samples_with_block_mask_and_position_reset_equal_separate_runs()
     assert torch.allclose(logits[:, 7:], net(second)[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"dim": 66}, "divisible by model.n_heads"),
-    ({"n_kv_heads": 3}, "multiple of model.n_kv_heads"),
-    ({"n_layers": 0}, "model.n_layers"),
-    ({"dropout": 1.5}, "model.dropout"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"dim": 66}, "divisible by model.n_heads"),
+        ({"n_kv_heads": 3}, "multiple of model.n_kv_heads"),
+        ({"n_layers": 0}, "model.n_layers"),
+        ({"dropout": 1.5}, "model.dropout"),
+    ],
+)
 def test_bad_config_values_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(**{**SMALL, **overrides})

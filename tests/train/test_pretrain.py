@@ -6,8 +6,13 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from tests.train.train_helpers import (sample_texts, torchrun_two_processes, write_run_config, write_text,
-                                      write_tokenized_shards)
+from tests.train.train_helpers import (
+    sample_texts,
+    torchrun_two_processes,
+    write_run_config,
+    write_text,
+    write_tokenized_shards,
+)
 from train import pretrain
 from train.checkpoint import load_model
 from train.config import load_config
@@ -41,8 +46,9 @@ def losses(run_dir: str) -> dict[int, float]:
 
 
 def test_loss_goes_down_when_overfitting_a_small_text(tmp_path, capsys):
-    config = write_config(tmp_path, train={"max_steps": 60}, checkpoint={"every": 0},
-                          sample={"tokens": 20, "prompt": "Der "})
+    config = write_config(
+        tmp_path, train={"max_steps": 60}, checkpoint={"every": 0}, sample={"tokens": 20, "prompt": "Der "}
+    )
     assert pretrain.main(["--config", config]) == 0
     out, err = capsys.readouterr()
     seen = losses(str(tmp_path / "run"))
@@ -89,8 +95,13 @@ def test_schedule_warms_up_then_decays_to_ten_percent(tmp_path):
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, parallel):
     single = write_config(tmp_path, "single", train={"max_steps": 5}, data={"batch_size": 4}, checkpoint={"every": 0})
     pretrain.main(["--config", single])
-    double = write_config(tmp_path, "double", train={"max_steps": 5, "parallel": parallel},
-                          data={"batch_size": 2}, checkpoint={"every": 0})
+    double = write_config(
+        tmp_path,
+        "double",
+        train={"max_steps": 5, "parallel": parallel},
+        data={"batch_size": 2},
+        checkpoint={"every": 0},
+    )
     result = torchrun_two_processes("train.pretrain", double)
     assert result.stdout.count("val_loss") == 1  # only rank 0 reports
     one, two = losses(str(tmp_path / "single")), losses(str(tmp_path / "double"))
@@ -105,8 +116,12 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, pa
 def test_hf_export_loads_in_transformers_with_matching_logits(tmp_path):
     transformers = pytest.importorskip("transformers")
     shards = write_tokenized_shards(str(tmp_path / "data"))
-    config = write_config(tmp_path, data={"text": None, "shards": shards, "seq_len": 32, "batch_size": 4},
-                          train={"max_steps": 3}, model={**TINY_MODEL, "tie_embeddings": False})
+    config = write_config(
+        tmp_path,
+        data={"text": None, "shards": shards, "seq_len": 32, "batch_size": 4},
+        train={"max_steps": 3},
+        model={**TINY_MODEL, "tie_embeddings": False},
+    )
     pretrain.main(["--config", config])
     ours = load_model(str(tmp_path / "run"))
     hf_dir = str(tmp_path / "run" / "hf")
@@ -133,14 +148,17 @@ def test_metrics_report_bits_per_byte_from_the_validation_text(tmp_path):
     assert final["val_bpb"] == pytest.approx(final["val_loss"] / 0.6931471805599453 / bytes_per_token)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.lr=-1", "optim.lr"),
-    ("model.n_heads=5", "model.dim"),
-    ("train.parallel=tp", "train.parallel"),
-    ("data.seq_len=0", "data.seq_len"),
-    ("optim.betaz=[0.9,0.9]", "unknown key"),
-    ("data.text=/nonexistent.txt", "data.text"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=-1", "optim.lr"),
+        ("model.n_heads=5", "model.dim"),
+        ("train.parallel=tp", "train.parallel"),
+        ("data.seq_len=0", "data.seq_len"),
+        ("optim.betaz=[0.9,0.9]", "unknown key"),
+        ("data.text=/nonexistent.txt", "data.text"),
+    ],
+)
 def test_bad_config_values_get_a_clear_error(tmp_path, capsys, override, message):
     with pytest.raises(SystemExit) as exit_info:
         pretrain.main(["--config", write_config(tmp_path), "--set", override])
@@ -162,8 +180,13 @@ def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(tmp_path):
     """The GPU settings (bf16 autocast, compiled blocks) exercised on CPU: same losses within bf16 noise."""
     one_layer = {**TINY_MODEL, "n_layers": 1}  # one block to compile
     fp32 = write_config(tmp_path, "fp32", model=one_layer, train={"max_steps": 4}, checkpoint={"every": 0})
-    fast = write_config(tmp_path, "fast", model=one_layer, train={"max_steps": 4, "dtype": "bf16", "compile": True},
-                        checkpoint={"every": 0})
+    fast = write_config(
+        tmp_path,
+        "fast",
+        model=one_layer,
+        train={"max_steps": 4, "dtype": "bf16", "compile": True},
+        checkpoint={"every": 0},
+    )
     pretrain.main(["--config", fp32])
     pretrain.main(["--config", fast])
     reference, compiled = losses(str(tmp_path / "fp32")), losses(str(tmp_path / "fast"))

@@ -71,13 +71,19 @@ def write_shards(root: str, tokenizer, texts: list[str]) -> str:
         ids = [tokenizer.encode(text).ids + [eos] for text in docs]
         offsets = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int32)
         tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(ids), pa.uint16()))
-        table = pa.Table.from_arrays([pa.array([f"{split}{i}" for i in range(len(ids))]),
-                                      pa.array(["sample"] * len(ids)), tokens], schema=shard_schema(pa.uint16()))
+        table = pa.Table.from_arrays(
+            [pa.array([f"{split}{i}" for i in range(len(ids))]), pa.array(["sample"] * len(ids)), tokens],
+            schema=shard_schema(pa.uint16()),
+        )
         name = f"{split}-00000.arrow"
         write_arrow(os.path.join(shards, name), table)
         files.append({"split": split, "path": name, "tokens": int(offsets[-1]), "documents": len(ids)})
-    manifest = {"files": files, "vocab_size": tokenizer.get_vocab_size(), "eos_id": eos,
-                "tokenizer": {"path": os.path.join(config.dir, "tokenizer.json")}}
+    manifest = {
+        "files": files,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "eos_id": eos,
+        "tokenizer": {"path": os.path.join(config.dir, "tokenizer.json")},
+    }
     with open(os.path.join(shards, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return shards
@@ -85,8 +91,18 @@ def write_shards(root: str, tokenizer, texts: list[str]) -> str:
 
 def torchrun_two_processes(module: str, config: str) -> subprocess.CompletedProcess:
     """`torchrun --nproc_per_node 2 -m MODULE --config CONFIG` on CPU (gloo), checked for exit 0."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", module, "--config", config]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        module,
+        "--config",
+        config,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
