@@ -420,7 +420,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
             window, window_start = Counter(), time.perf_counter()
         paused = time.perf_counter()  # evaluation and checkpoints do not count towards tokens/s
         if val_items and config.eval.every and step % config.eval.every == 0 and step < loop.max_steps:
-            log.write(step, **evaluate(raw_model, objective, val_items, config, runtime))
+            log.evaluation(step, evaluate(raw_model, objective, val_items, config, runtime))
         if config.checkpoint.every and step % config.checkpoint.every == 0 and step < loop.max_steps:
             checkpoint()
         window_start += time.perf_counter() - paused
@@ -428,7 +428,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict[str, float]:
     if step != saved_step:  # the final state is safe before the final evaluation
         checkpoint()
     final = evaluate(raw_model, objective, val_items, config, runtime) if val_items else {}
-    log.write(step, **final)
+    log.evaluation(step, final)
     if runtime.is_main:  # under DDP every process holds the same whole weights
         if config.lora.enabled:
             save_adapter(raw_model, config.lora, os.path.join(out_dir, "adapter"), os.path.join(config.base, "hf"))

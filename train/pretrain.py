@@ -291,7 +291,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
         paused = time.perf_counter()  # evaluation and checkpoints do not count as training time
         failpoint("step", step)
         if config.eval.every and step % config.eval.every == 0 and step < loop.max_steps:
-            log.write(step, **evaluate(model, data, config, runtime))
+            log.evaluation(step, evaluate(model, data, config, runtime))
         if config.checkpoint.every and step % config.checkpoint.every == 0 and step < loop.max_steps:
             checkpoint(step)
         window_start += time.perf_counter() - paused
@@ -300,7 +300,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, float]:
         checkpoint(step)
     failpoint("final", step)
     final = evaluate(model, data, config, runtime)
-    log.write(step, **final)
+    log.evaluation(step, final)
     state = model_state(model, model_config)
     if runtime.is_main:
         save_weights(state, model_config, out_dir)

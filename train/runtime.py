@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm import tqdm
 
 from train.config import LoopConfig, OptimConfig
 
@@ -179,6 +181,13 @@ class MetricsLog:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, step)
+
+    def evaluation(self, step: int, metrics: dict[str, Any]) -> None:
+        """Write an evaluation's metrics, and print them as one line (above the progress bar)."""
+        self.write(step, **metrics)
+        shown = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, float))
+        if self.active and shown:
+            tqdm.write(f"step {step}: {shown}", file=sys.stderr)
 
     def close(self) -> None:
         if self.writer:

@@ -192,3 +192,10 @@ def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(tmp_path):
     reference, compiled = losses(str(tmp_path / "fp32")), losses(str(tmp_path / "fast"))
     for step in reference:
         assert compiled[step] == pytest.approx(reference[step], rel=0.02), step
+
+
+def test_each_evaluation_prints_one_summary_line(tmp_path, capfd):
+    pretrain.main(["--config", write_config(tmp_path, eval={"every": 4, "batches": 2})])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 4", "step 8"]  # periodic, then final
+    assert all("val_loss " in line for line in lines)
