@@ -59,10 +59,13 @@ class Decontaminate(Filter):
 
     def __init__(self, **params):
         self.params = make_params(DecontaminateParams, params)
+        # Read once here (eval sets are small): the check below needs them where the run starts, and
+        # setup() indexes the same texts instead of reading the files again.
+        self.eval_texts: dict[str, list[str]] = {}
         for path in self.params.files:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"decontaminate: eval file {path!r} not found (cwd {os.getcwd()})")
-            texts = read_eval_texts(path, self.params.text_field)
+            texts = self.eval_texts[path] = read_eval_texts(path, self.params.text_field)
             short = sum(
                 len(units) < n
                 for units, n, _ in (ngram_units(text, is_unspaced(text, None), self.params) for text in texts)
@@ -78,8 +81,8 @@ class Decontaminate(Filter):
 
     def setup(self) -> None:
         self.index = {}
-        for path in self.params.files:
-            for number, text in enumerate(read_eval_texts(path, self.params.text_field)):
+        for path, texts in self.eval_texts.items():
+            for number, text in enumerate(texts):
                 for key in ngram_hashes(text, is_unspaced(text, None), self.params):
                     self.index.setdefault(key, f"{os.path.basename(path)}#{number}")
 
