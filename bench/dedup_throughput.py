@@ -1,6 +1,6 @@
 """Fuzzy dedup throughput: `python -m bench.dedup_throughput [--mb 100] [--cores 2] [--rss-base-mb 4]`.
 
-Input (built once, cached under bench/work/, git-ignored): real text from
+Input (built once by bench/inputs.py, cached under bench/work/, git-ignored): real text from
 ../shared/data (C4 and CCNet pages, Wikipedia articles cut into 2-5k-character
 documents at sentence ends, the Chinese Debian Reference cut into 2-5k-character
 documents at blank lines) repeated until `--mb` MB of UTF-8 text. Copy 0 of
@@ -50,26 +50,15 @@ MB = 10^6 bytes of UTF-8 text. `--profile` runs py-spy on the minhash run.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import random
-import re
 import subprocess
 import sys
 import time
 
-from bench.pipeline_throughput import start_ray
-from bench.procs import TreeMonitor, loadavg
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORK = os.path.join(REPO, "bench", "work")
-DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
-BUILD_VERSION = 1
-MB = 1e6
-DOC_MIN, DOC_MAX = 2000, 5000
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+from bench.inputs import DEFAULT_SHARED, MB, REPO, build_dedup_input
+from bench.monitor import TreeMonitor, loadavg
+from bench.ours_runner import start_ray
 
 
 def log(message: str) -> None:
@@ -77,136 +66,6 @@ def log(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- input
-
-
-def pieces(text: str, rng: random.Random, separator: re.Pattern) -> list[str]:
-    """Cut `text` into documents of DOC_MIN..DOC_MAX characters at `separator` matches."""
-    out, start = [], 0
-    cuts = [m.end() for m in separator.finditer(text)] + [len(text)]
-    target = rng.randint(DOC_MIN, DOC_MAX)
-    for cut in cuts:
-        if cut - start >= target:
-            out.append(text[start:cut].strip())
-            start, target = cut, rng.randint(DOC_MIN, DOC_MAX)
-    if len(text) - start > DOC_MIN // 2:
-        out.append(text[start:].strip())
-    return [p for p in out if p]
-
-
-def base_documents(shared: str) -> list[tuple[str, str]]:
-    """(lang, text) of every real document, in a fixed order."""
-    rng = random.Random(0)
-    docs = []
-    with open(os.path.join(shared, "web", "c4_sample.jsonl"), encoding="utf-8") as handle:
-        docs += [("en", json.loads(line)["text"]) for line in handle if line.strip()]
-    for name in sorted(os.listdir(os.path.join(shared, "web"))):
-        if name.startswith("multiple_files_cc_en_head-") and name.endswith(".jsonl"):
-            with open(os.path.join(shared, "web", name), encoding="utf-8") as handle:
-                docs += [("en", json.loads(line)["text"]) for line in handle if line.strip()]
-    with open(os.path.join(shared, "web", "wikipedia_en_sample.txt"), encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                docs += [("en", p) for p in pieces(line.strip(), rng, _SENTENCE_END)]
-    with gzip.open(os.path.join(shared, "zh", "debian-reference.zh-cn.txt.gz"), "rt", encoding="utf-8") as handle:
-        docs += [("zh", p) for p in pieces(handle.read(), rng, re.compile(r"\n\s*\n"))]
-    return docs
-
-
-def changed_copy(text: str, lang: str, rng: random.Random, vocab: list[str], cjk: list[str]) -> str:
-    rate = rng.uniform(0.0, 0.10)
-    if lang == "zh":
-        chars = list(text)
-        positions = [i for i, ch in enumerate(chars) if _CJK.match(ch)]
-        for i in rng.sample(positions, max(1, round(rate * len(positions)))) if positions else []:
-            chars[i] = rng.choice(cjk)
-        return "".join(chars)
-    words = text.split(" ")
-    for i in rng.sample(range(len(words)), max(1, round(rate * len(words)))):
-        words[i] = rng.choice(vocab)
-    return " ".join(words)
-
-
-def build_input(shared: str, mb: float, concat: int = 1) -> dict:
-    """Parquet shards of >= `mb` MB of text under bench/work/ (cached); `concat` > 1 joins that many
-    consecutive documents into one (same text, fewer, longer documents)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from stages.base import DOCUMENT_SCHEMA
-
-    name = f"dedup-{mb:g}mb{f'-x{concat}' if concat > 1 else ''}-v{BUILD_VERSION}"
-    folder = os.path.join(WORK, name)
-    manifest_path = os.path.join(folder, "manifest.json")
-    if os.path.exists(manifest_path):
-        with open(manifest_path, encoding="utf-8") as handle:
-            return json.load(handle)
-    log(f"building {folder}")
-    base = base_documents(shared)
-    vocab = sorted({w for lang, t in base if lang == "en" for w in re.findall(r"[a-z]{3,12}", t.lower())})
-    cjk = sorted({ch for lang, t in base if lang == "zh" for ch in _CJK.findall(t)})
-    base_bytes = sum(len(t.encode()) for _, t in base)
-    copies = max(1, -int(-mb * MB // base_bytes))
-    rng = random.Random(0)
-    order = list(range(len(base)))
-    rows: dict[str, list] = {"id": [], "text": [], "lang": []}
-    text_bytes = 0
-    for copy in range(copies):
-        rng.shuffle(order)  # mix languages and copies across blocks
-        for index in order:
-            lang, text = base[index]
-            if copy:
-                text = changed_copy(text, lang, rng, vocab, cjk)
-            rows["id"].append(f"{index}/c{copy}")
-            rows["text"].append(text)
-            rows["lang"].append(lang)
-            text_bytes += len(text.encode())
-            if text_bytes >= mb * MB:
-                break
-        if text_bytes >= mb * MB:
-            break
-    if concat > 1:  # join documents of the same language, `concat` at a time
-        joined: dict[str, list] = {"id": [], "text": [], "lang": []}
-        for lang in ("en", "zh"):
-            idx = [i for i, doc_lang in enumerate(rows["lang"]) if doc_lang == lang]
-            for k in range(0, len(idx), concat):
-                group = idx[k : k + concat]
-                joined["id"].append("+".join(rows["id"][i] for i in group))
-                joined["text"].append("\n\n".join(rows["text"][i] for i in group))
-                joined["lang"].append(lang)
-        rows = joined
-    n = len(rows["id"])
-    columns = {
-        "id": rows["id"],
-        "source": ["bench"] * n,
-        "text": rows["text"],
-        "url": [None] * n,
-        "metadata": ["{}"] * n,
-        "drop_stage": [None] * n,
-        "drop_reason": [None] * n,
-    }
-    schema = DOCUMENT_SCHEMA.append(pa.field("lang", pa.string()))
-    table = pa.table({**columns, "lang": rows["lang"]}, schema=schema)
-    os.makedirs(folder, exist_ok=True)
-    shards = 8
-    step = -(-n // shards)
-    files = []
-    for k in range(shards):
-        path = os.path.join(folder, f"part-{k:03d}.parquet")
-        pq.write_table(table.slice(k * step, step), path)
-        files.append(path)
-    manifest = {
-        "name": name,
-        "folder": folder,
-        "files": files,
-        "documents": n,
-        "copies": copies,
-        "base_documents": len(base),
-        "text_bytes": sum(len(t.encode()) for t in rows["text"]),
-        "zh_documents": rows["lang"].count("zh"),
-    }
-    with open(manifest_path, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2)
-    return manifest
 
 
 def read_texts(manifest: dict, limit: int | None = None) -> tuple[list[str], list[str]]:
@@ -357,63 +216,60 @@ def run_end_to_end(manifest: dict, cores: int, profile: str | None = None) -> di
     from stages import build_stage
     from stages.base import RunContext
 
-    monitor = TreeMonitor()
-    monitor.start()
-    ray_start = start_ray(cores)
-    specs, batch_size, seed = dedup_specs()
-    context = RunContext(source_priority={"bench": 1}, batch_size=batch_size, seed=seed)
-    result = {
-        "ray_start_s": ray_start,
-        "documents": manifest["documents"],
-        "text_bytes": manifest["text_bytes"],
-        "load_before": loadavg(),
-    }
-    ray.data.DataContext.get_current().execution_options.preserve_order = True  # as pipelines/corpus.py
-    t0 = time.perf_counter()
-    # Blocks of `batch_size` documents, as the pipeline's stage chain hands them to the dedup stages
-    # (read_parquet alone would make one block of everything: one task, one core).
-    ds = ray.data.read_parquet(manifest["files"]).repartition(target_num_rows_per_block=batch_size).materialize()
-    result["read_s"] = time.perf_counter() - t0
-    result["blocks"] = ds.num_blocks()
-    cpu_start = monitor.cpu_total()
-    t_start = time.perf_counter()
-    spy = None
-    for name, params in specs:
-        stage = build_stage(name, params)
-        if profile and name == "minhash_dedup":
-            spy = subprocess.Popen(
-                [
-                    os.path.join(os.path.dirname(sys.executable), "py-spy"),
-                    "record",
-                    "--subprocesses",
-                    "--idle",
-                    "-r",
-                    "50",
-                    "-f",
-                    "raw",
-                    "-o",
-                    profile,
-                    "-p",
-                    str(os.getpid()),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        t0, c0 = time.perf_counter(), monitor.cpu_total()
-        # `find` is the global work (keys, shuffles, components); marking a file's rows by id is a
-        # cheap pass the pipeline fuses with its next read, so the next stage reads `ds` as it was.
-        stage.find(ds, context).materialize()
-        result[f"{name}_s"] = time.perf_counter() - t0
-        result[f"{name}_cpu_s"] = monitor.cpu_total() - c0
-        result[f"{name}_stats"] = {k: v for k, v in stage.stats.items() if k == "duplicates"}
-    result["total_s"] = time.perf_counter() - t_start
-    result["cpu_s"] = monitor.cpu_total() - cpu_start
-    if spy is not None:
-        spy.send_signal(2)  # SIGINT: py-spy writes the profile and exits
-        spy.wait(timeout=120)
-    result["load_after"] = loadavg()
-    monitor.stop.set()
-    monitor.join()
+    with TreeMonitor() as monitor:  # before Ray starts, so that its processes are in the tree
+        ray_start = start_ray(cores)
+        specs, batch_size, seed = dedup_specs()
+        context = RunContext(source_priority={"bench": 1}, batch_size=batch_size, seed=seed)
+        result = {
+            "ray_start_s": ray_start,
+            "documents": manifest["documents"],
+            "text_bytes": manifest["text_bytes"],
+            "load_before": loadavg(),
+        }
+        ray.data.DataContext.get_current().execution_options.preserve_order = True  # as pipelines/corpus.py
+        t0 = time.perf_counter()
+        # Blocks of `batch_size` documents, as the pipeline's stage chain hands them to the dedup stages
+        # (read_parquet alone would make one block of everything: one task, one core).
+        ds = ray.data.read_parquet(manifest["files"]).repartition(target_num_rows_per_block=batch_size).materialize()
+        result["read_s"] = time.perf_counter() - t0
+        result["blocks"] = ds.num_blocks()
+        cpu_start = monitor.cpu_total()
+        t_start = time.perf_counter()
+        spy = None
+        for name, params in specs:
+            stage = build_stage(name, params)
+            if profile and name == "minhash_dedup":
+                spy = subprocess.Popen(
+                    [
+                        os.path.join(os.path.dirname(sys.executable), "py-spy"),
+                        "record",
+                        "--subprocesses",
+                        "--idle",
+                        "-r",
+                        "50",
+                        "-f",
+                        "raw",
+                        "-o",
+                        profile,
+                        "-p",
+                        str(os.getpid()),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            t0, c0 = time.perf_counter(), monitor.cpu_total()
+            # `find` is the global work (keys, shuffles, components); marking a file's rows by id is a
+            # cheap pass the pipeline fuses with its next read, so the next stage reads `ds` as it was.
+            stage.find(ds, context).materialize()
+            result[f"{name}_s"] = time.perf_counter() - t0
+            result[f"{name}_cpu_s"] = monitor.cpu_total() - c0
+            result[f"{name}_stats"] = {k: v for k, v in stage.stats.items() if k == "duplicates"}
+        result["total_s"] = time.perf_counter() - t_start
+        result["cpu_s"] = monitor.cpu_total() - cpu_start
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes the profile and exits
+            spy.wait(timeout=120)
+        result["load_after"] = loadavg()
     result["peak"] = monitor.peak
     ray.shutdown()
     return result
@@ -476,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     specs, batch_size, _ = dedup_specs()
     params = MinHashParams(**dict(specs)["minhash_dedup"])
-    manifest = build_input(args.shared, args.mb)
+    manifest = build_dedup_input(args.shared, args.mb)
     print(
         f"input: {manifest['text_bytes'] / MB:.1f} MB of text, {manifest['documents']:,} documents "
         f"({manifest['zh_documents']:,} zh) from {manifest['base_documents']} real documents x {manifest['copies']} "
@@ -531,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             ("16x", 16 * base, 1),
             ("4x text, 1x docs", 4 * base, 4),
         ):
-            m = build_input(args.shared, mb, concat)
+            m = build_dedup_input(args.shared, mb, concat)
             rows.append((label, m, run_child(m, args.cores)))
         print(f"\n### Peak memory, driver + Ray processes ({args.cores} cores; MiB)\n")
         print(

@@ -39,12 +39,13 @@ def decisions_of(table: pa.Table) -> pa.Table:
 
 
 def dump_bench_input(mb: float, cores: int) -> pa.Table:
-    from bench.pipeline_throughput import DEFAULT_SHARED, WORK, build_input, ours_config
+    from bench.inputs import DEFAULT_SHARED, WORK, build_pipeline_input
+    from bench.ours_runner import ours_config
     from pipelines.corpus import StageChain
     from stages.base import document_batch
 
     os.makedirs(WORK, exist_ok=True)
-    manifest = build_input(DEFAULT_SHARED, mb, cores)
+    manifest = build_pipeline_input(DEFAULT_SHARED, mb, cores)
     config = ours_config(os.path.dirname(manifest["files"][0]), os.path.join(WORK, "unused"), 1)
     chain = StageChain(
         [(spec.name, spec.params) for spec in config.stages], config.execution.batch_size, config.ingest.max_batch_bytes

@@ -42,7 +42,7 @@ Measured per scale:
 - driver peak RSS: /proc/PID/status VmHWM of the pipeline process (read every 0.25 s; the kernel's
   own peak), and its peak RssAnon (heap, without object-store pages it mapped).
 - process tree: driver + raylet + GCS + workers, from /proc/PID/smaps_rollup every 0.25 s
-  (bench/procs.py: TreeMonitor): peak of summed PSS (shared pages counted once), split into
+  (bench/monitor.py: TreeMonitor): peak of summed PSS (shared pages counted once), split into
   anonymous (heaps) and shmem (object store pages touched); CPU seconds of the whole tree.
 - object store, from inside the driver: a Ray Data execution callback (RAY_DATA_EXECUTION_CALLBACKS
   = bench.scale.StatsCallback, loaded by Ray Data in the pipeline process; the pipeline's code is
@@ -77,7 +77,6 @@ driver_rss_mib_large Y rss_ratio Z spilled_mib_large S input_over_store Q`.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
@@ -89,14 +88,24 @@ import tempfile
 import threading
 import time
 
-from bench.procs import loadavg
+from bench.inputs import (
+    CJK,
+    DEFAULT_SHARED,
+    MB,
+    REPO,
+    WORK,
+    cached_manifest,
+    replace_units,
+    save_manifest,
+    shared_texts,
+    vocabulary,
+)
+from bench.markdown import table
+from bench.monitor import TreeMonitor, loadavg, wait_quiet
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORK = os.path.join(REPO, "bench", "work")
-DEFAULT_SHARED = os.path.join(REPO, "..", "shared", "data")
 BUILD_VERSION = 1  # bump when the corpus recipe changes (invalidates the cache)
 GLOBAL_STAGES = ("exact_dedup", "minhash_dedup", "sentence_dedup")
-MB, MIB = 1e6, 2**20
+MIB = 2**20
 STATS_ENV = "LMFORGE_SCALE_STATS"  # where StatsCallback appends its JSON lines (pipeline process)
 
 # Corpus recipe.
@@ -104,8 +113,6 @@ P_EXACT, P_NEAR, P_ZH, P_BOILERPLATE = 0.04, 0.12, 0.15, 0.25
 DOC_BYTES = (1000, 2000)  # text of an original, before its boilerplate
 COPY_WINDOW = 20_000  # copies are of one of the last this many originals
 SITES_EN, SITES_ZH, SITE_SENTENCES = 500, 100, 4
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_WORDS = re.compile(r"[a-z]{3,12}")
 
 
 def log(message: str) -> None:
@@ -124,23 +131,12 @@ class Pools:
         def sentences(text: str) -> list[str]:
             return [text[a:b] for a, b in sentence_spans(text)]
 
-        en: list[str] = []
-        web = os.path.join(shared, "web")
-        with open(os.path.join(web, "c4_sample.jsonl"), encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    en += sentences(json.loads(line)["text"])
-        for name in sorted(os.listdir(web)):
-            if name.startswith("multiple_files_cc_en_head-") and name.endswith(".jsonl"):
-                with open(os.path.join(web, name), encoding="utf-8") as handle:
-                    en += [s for line in handle if line.strip() for s in sentences(json.loads(line)["text"])]
-        with open(os.path.join(web, "wikipedia_en_sample.txt"), encoding="utf-8") as handle:
-            en += [s for line in handle for s in sentences(line.strip())]
-        with gzip.open(os.path.join(shared, "zh", "debian-reference.zh-cn.txt.gz"), "rt", encoding="utf-8") as handle:
-            zh = sentences(handle.read())
+        texts = shared_texts(shared)
+        en = [s for origin in ("c4", "ccnet", "wikipedia") for text in texts[origin] for s in sentences(text)]
+        zh = sentences(texts["zh"][0])
         # Unique sentences of a useful size, in a fixed order.
         en = sorted({s for s in en if 40 <= len(s.encode()) <= 400 and len(s.split()) >= 6})
-        zh = sorted({s for s in zh if len(_CJK.findall(s)) >= 10 and len(s.encode()) <= 400})
+        zh = sorted({s for s in zh if len(CJK.findall(s)) >= 10 and len(s.encode()) <= 400})
         rng = random.Random(1)
         rng.shuffle(en)
         rng.shuffle(zh)
@@ -150,13 +146,12 @@ class Pools:
             "zh": [zh[i : i + SITE_SENTENCES] for i in range(0, n_zh, SITE_SENTENCES)],
         }
         self.body = {"en": en[n_en:], "zh": zh[n_zh:]}
-        self.vocab = sorted({w for s in en for w in _WORDS.findall(s.lower())})
-        self.cjk = sorted({ch for s in zh for ch in _CJK.findall(s)})
+        self.vocab, self.cjk = vocabulary(en, zh)
 
     def mutate(self, sentence: str, lang: str, rng: random.Random) -> str:
         """One word (Chinese: one CJK character) replaced by a random one."""
         if lang == "zh":
-            positions = [m.start() for m in _CJK.finditer(sentence)]
+            positions = [m.start() for m in CJK.finditer(sentence)]
             i = rng.choice(positions)
             return sentence[:i] + rng.choice(self.cjk) + sentence[i + 1 :]
         words = sentence.split(" ")
@@ -188,19 +183,6 @@ class Pools:
             paragraphs = [block] + paragraphs if rng.random() < 0.5 else paragraphs + [block]
         return "\n\n".join(paragraphs), site
 
-    def near_copy(self, text: str, lang: str, rng: random.Random) -> str:
-        rate = rng.uniform(0.01, 0.05)
-        if lang == "zh":
-            chars = list(text)
-            positions = [i for i, ch in enumerate(chars) if _CJK.match(ch)]
-            for i in rng.sample(positions, max(1, round(rate * len(positions)))):
-                chars[i] = rng.choice(self.cjk)
-            return "".join(chars)
-        words = text.split(" ")
-        for i in rng.sample(range(len(words)), max(1, round(rate * len(words)))):
-            words[i] = rng.choice(self.vocab)
-        return " ".join(words)
-
 
 def exact_copy(text: str, rng: random.Random) -> str:
     if rng.random() < 0.5:
@@ -220,7 +202,7 @@ def documents(pools: Pools, seed: int = 0):
             yield exact_copy(text, rng), "exact", lang, site
         elif recent and draw < P_EXACT + P_NEAR:
             text, lang, site = rng.choice(recent)
-            yield pools.near_copy(text, lang, rng), "near", lang, site
+            yield replace_units(text, lang, rng.uniform(0.01, 0.05), rng, pools.vocab, pools.cjk), "near", lang, site
         else:
             lang = "zh" if rng.random() < P_ZH else "en"
             text, site = pools.original(lang, rng)
@@ -234,19 +216,11 @@ def corpus_folder(docs: int) -> str:
     return os.path.join(WORK, f"scale-{docs}docs-v{BUILD_VERSION}")
 
 
-def read_manifest(docs: int) -> dict | None:
-    path = os.path.join(corpus_folder(docs), "manifest.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    return manifest if all(os.path.exists(p) for p in manifest["files"]) else None
-
-
 def build_corpora(shared: str, sizes: list[int], files: int) -> dict[int, dict]:
     """The manifest of each size (document count), building the missing ones in one pass over
     the stream (smaller sizes are prefixes of larger ones)."""
-    manifests = {n: m for n in sizes if (m := read_manifest(n)) is not None and len(m["files"]) == files}
+    cached = {n: cached_manifest(os.path.join(corpus_folder(n), "manifest.json")) for n in sizes}
+    manifests = {n: m for n, m in cached.items() if m is not None and len(m["files"]) == files}
     missing = sorted(n for n in sizes if n not in manifests)
     if not missing:
         return manifests
@@ -302,8 +276,7 @@ def build_corpora(shared: str, sizes: list[int], files: int) -> dict[int, dict]:
                 "sites": len(pools.sites["en"]) + len(pools.sites["zh"]),
             },
         }
-        with open(os.path.join(out["paths"][0].rsplit("/", 1)[0], "manifest.json"), "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
+        save_manifest(os.path.join(corpus_folder(n), "manifest.json"), manifest)
         manifests[n] = manifest
     log(f"built in {seconds:.0f} s")
     return manifests
@@ -529,9 +502,6 @@ def die_with_parent() -> None:
 
 
 def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> dict:
-    from bench.pipeline_throughput import CpuMonitor
-    from bench.procs import TreeMonitor
-
     docs = manifest["documents"]
     out_dir = os.path.join(WORK, f"scale-out-{docs}")
     config = bench_config(manifest, out_dir, cores, object_store_mb)
@@ -561,7 +531,9 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
                 log(f"  {line.strip()}")
 
     load_before = loadavg()
-    with CpuMonitor() as cpu:
+    # The CPU of this process's tree (this process, the pipeline's) vs the rest of the machine; the
+    # pipeline's own tree is sampled more often, with its memory.
+    with TreeMonitor(interval=1.0, memory=False) as cpu:
         started = time.time()
         process = subprocess.Popen(
             command,
@@ -573,21 +545,20 @@ def run_once(manifest: dict, cores: int, object_store_mb: int, keep: bool) -> di
             errors="replace",
             preexec_fn=die_with_parent,
         )
-        tree = TreeMonitor(interval=0.25, root=process.pid)
-        spill = SpillMonitor(ray_tmp)
-        readers = [
-            threading.Thread(target=reader, args=(process.stdout, "stdout"), daemon=True),
-            threading.Thread(target=reader, args=(process.stderr, "stderr"), daemon=True),
-        ]
-        for thread in (tree, spill, *readers):
-            thread.start()
-        code = process.wait()
-        ended = time.time()
-        for thread in readers:
-            thread.join()
-        for monitor in (tree, spill):
-            monitor.stop.set()
-            monitor.join()
+        with TreeMonitor(root=process.pid, interval=0.25) as tree:
+            spill = SpillMonitor(ray_tmp)
+            readers = [
+                threading.Thread(target=reader, args=(process.stdout, "stdout"), daemon=True),
+                threading.Thread(target=reader, args=(process.stderr, "stderr"), daemon=True),
+            ]
+            for thread in (spill, *readers):
+                thread.start()
+            code = process.wait()
+            ended = time.time()
+            for thread in readers:
+                thread.join()
+            spill.stop.set()
+            spill.join()
     if code:
         tail = "\n".join(line for _, _, line in lines[-60:])
         shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -745,15 +716,6 @@ def spilled_total(result: dict) -> int:
 
 def mib(n: float) -> str:
     return f"{n / MIB:,.0f}"
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(" ---: " if i else " --- " for i in range(len(header))) + "|",
-    ]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def removed_by(result: dict, stage: str) -> int:
@@ -1120,8 +1082,6 @@ def projection(results, args, target_docs: float = 250e6, target_bytes: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.pipeline_throughput import wait_quiet
-
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=25_000, help="documents at 1x (default: %(default)s)")
     parser.add_argument("--scales", default="1,4,16", help="multiples of --docs to run (default: %(default)s)")
