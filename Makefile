@@ -11,7 +11,7 @@ TRAIN_CONFIG ?= configs/train/tiny.yaml
 # Runs a part's command and records it (command, wall time, versions) in $(OUT)/logs/runs.jsonl for report.html.
 RECORD = $(PY) -m pipelines.report.record --out $(OUT)
 
-.PHONY: install corpus test test-fast lint bench sample quality-model train finetune report clean
+.PHONY: install corpus test test-fast lint bench sample quality-model perplexity-model train finetune report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: install  ## throughput and accuracy benchmarks; writes docs/BENCHMARKS.md
 
 quality-model: install  ## retrain models/quality/ (the classifier quality filter) from configs/quality_model.yaml
 	$(PY) -m pipelines.quality_model --config configs/quality_model.yaml
+
+perplexity-model: install  ## retrain models/perplexity/ (the perplexity filter's n-gram models) from configs/perplexity_model.yaml
+	$(PY) -m pipelines.perplexity_model --config configs/perplexity_model.yaml
 
 sample: install  ## rebuild data/sample and tests/fixtures from ../shared/data
 	$(PY) scripts/build_sample.py

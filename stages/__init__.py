@@ -18,6 +18,7 @@ STAGES = {
     "fineweb_quality": "stages.fineweb_quality:FineWebQuality",
     "keywords": "stages.keywords:Keywords",
     "quality_classifier": "stages.quality_classifier:QualityClassifier",
+    "perplexity": "stages.perplexity:Perplexity",
     "pii": "stages.pii:PiiScrubber",
     "exact_dedup": "stages.exact_dedup:ExactDedup",
     "minhash_dedup": "stages.minhash_dedup:MinHashDedup",
