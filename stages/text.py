@@ -5,7 +5,8 @@ default tokenizer keeps a whole Chinese clause as one "word", so the Gopher
 rules reject every Chinese document. Here a document is segmented once
 (`analyses`: one `Analysis` per document, shared by every filter of the chain)
 and words are counted the way each script needs:
-- Chinese: jieba segmentation (offline, dictionary ships in the wheel);
+- Chinese: jieba's segmentation (offline, dictionary ships in the wheel), computed mostly
+  by jieba-rs with the same words (`_chinese_line_words`);
 - Japanese, Thai, Lao, Khmer, Burmese (no spaces between words): one word
   per character, so thresholds for these are set per language in configs;
 - everything else: runs of word characters, as a whitespace+punctuation
@@ -70,14 +71,110 @@ def _jieba():
     return jieba
 
 
+# Chinese words are jieba's (`jieba.lcut`, its default mode: the most probable route through the
+# dictionary, an HMM for the stretches it does not know), computed mostly by jieba-rs (`rjieba`),
+# the same algorithm with the same dictionary and HMM in Rust. jieba is pure Python: ~0.7 MB/s of
+# Chinese text per core, more than half of the row stages' time on a mix with 30 % Chinese.
+# jieba-rs alone is ~6x faster but gives other words on 17 % of the lines of ../shared/data's
+# Chinese text, all outside runs of the ideographs U+4E00..U+9FD5, for three reasons:
+# - ASCII. Both cut text into blocks of ideographs and [a-zA-Z0-9+#&._%-] and hand each unknown
+#   stretch of a block (consecutive one-character steps of its route) to the HMM, which cuts its
+#   non-ideograph parts at matches of [a-zA-Z0-9]+(?:\.\d+)?%?; jieba-rs's pattern has an
+#   unescaped dot, so `1.1.1` or `2013-2021` stay whole. Here each ASCII run reaches jieba-rs as
+#   one character, `_ASCII_STAND_IN`, which is in no dictionary word: like the run, it is a
+#   one-character step that joins its neighbours' stretch and splits it at the same places. Its
+#   words are cut here with jieba's pattern.
+# - Dictionary words that contain ASCII (T恤, X光, C语言, AT&T, C++: 70 of 349,046), which the
+#   stand-in would break: a line containing one is cut by jieba.
+# - Ideographs outside U+4E00..U+9FD5 (extension A, compatibility ideographs, planes 2 and 3):
+#   jieba-rs puts them in its blocks, jieba cuts them one by one and so starts a new block, which
+#   can change its neighbours' words. A line containing one is cut by jieba. (`_JIEBA_RS_ONLY_HAN`
+#   holds exactly the characters that jieba-rs 0.11 treats so, found by cutting "1" + c + "1"
+#   with `rjieba.cut_all` for every code point c.)
+# Tested equal to jieba on every line of the Chinese text in ../shared/data and tests/fixtures
+# (60,673 lines; docs/BENCHMARKS.md), and ~6x faster.
+_JIEBA_ASCII = "a-zA-Z0-9+#&._%\\-"  # the ASCII of jieba's blocks
+_JIEBA_HAN = "\u4e00-\u9fd5"
+_ASCII_RUN = re.compile(f"[{_JIEBA_ASCII}]+")
+_ASCII_STAND_IN = "0"
+# The words of an ASCII run that our word filter keeps: jieba's pattern's matches, and the
+# punctuation between them where it holds a "_".
+_ASCII_WORD = re.compile(r"[a-zA-Z0-9]+(?:\.\d+)?%?|[+#&.%\-]*_[+#&._%\-]*")
+_JIEBA_RS_ONLY_HAN = re.compile(
+    "[\u3400-\u4dbf\u9fd6-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ebef\U0002f800-\U0002fa1f]"
+)
+
+
+@lru_cache(maxsize=1)
+def _jieba_ascii_words() -> re.Pattern:
+    """jieba's dictionary words that contain ASCII and fit in its blocks (the others can never be
+    one of its words), any of them."""
+    from jieba import dt
+
+    with dt.get_dict_file() as handle:
+        entries = handle.read().decode("utf-8")
+    block = _JIEBA_HAN + _JIEBA_ASCII
+    words = re.findall(f"^([{block}]*[{_JIEBA_ASCII}][{block}]*) ", entries, re.M)
+    return re.compile("|".join(map(re.escape, sorted(set(words)))))
+
+
+@lru_cache(maxsize=1)
+def _rjieba_cut() -> Callable[[str], list[str]]:
+    import rjieba
+
+    return rjieba.cut
+
+
+def _jieba_words(line: str) -> list[str]:
+    return list(filter(_WORD.search, _jieba().lcut(line)))
+
+
+def _chinese_line_words(lines: list[str], text: str) -> list[list[str]]:
+    """jieba's words of each line of `text` (its `lines`) that `_WORD` keeps."""
+    jieba_only = _jieba_ascii_words().search
+    if not (_JIEBA_RS_ONLY_HAN.search(text) or jieba_only(text)):
+        return _jieba_rs_words(lines, text)
+    by_jieba = [bool(_JIEBA_RS_ONLY_HAN.search(line) or jieba_only(line)) for line in lines]
+    others = [line for line, jieba in zip(lines, by_jieba) if not jieba]
+    others_words = iter(_jieba_rs_words(others, "\n".join(others)) if others else [])
+    return [_jieba_words(line) if jieba else next(others_words) for line, jieba in zip(lines, by_jieba)]
+
+
+def _jieba_rs_words(lines: list[str], text: str) -> list[list[str]]:
+    """`_chinese_line_words` by jieba-rs, for a text without dictionary words with ASCII or
+    ideographs outside U+4E00..U+9FD5."""
+    try:
+        # jieba-rs's tokens here are ideograph words or single characters (never "_"), so `_WORD`
+        # keeps those that are alphanumeric.
+        cut, isalnum = _rjieba_cut(), str.isalnum
+        runs = _ASCII_RUN.findall(text)
+        if not runs:
+            return [list(filter(isalnum, cut(line))) for line in lines]
+        run_words = map(_ASCII_WORD.findall, runs)
+        out = []
+        for line in _ASCII_RUN.sub(_ASCII_STAND_IN, "\n".join(lines)).split("\n"):
+            words = list(filter(isalnum, cut(line)))
+            if _ASCII_STAND_IN in words:
+                restored, start = [], 0
+                for end, word in enumerate(words):
+                    if word == _ASCII_STAND_IN:
+                        restored += words[start:end]
+                        restored += next(run_words)
+                        start = end + 1
+                words = restored + words[start:]
+            out.append(words)
+        return out
+    except UnicodeEncodeError:  # a lone surrogate, which Rust strings cannot hold (Arrow text has none)
+        return [_jieba_words(line) for line in lines]
+
+
 def line_words_of(text: str, lang: str | None) -> list[list[str]]:
     """Words of each line of `text.splitlines()`, segmented according to `lang` (an ISO 639-1
     code). No word spans a line break (none is a word character, and jieba cuts at them), so the
     lines' words together are the text's."""
     lines = text.splitlines()
     if lang == "zh":
-        cut = _jieba().lcut
-        return [list(filter(_WORD.search, cut(line))) for line in lines]
+        return _chinese_line_words(lines, text) if lines else []
     findall = (_CHAR_WORD if lang in CHARACTER_WORD_LANGS else _WORD).findall
     return [findall(line) for line in lines]
 

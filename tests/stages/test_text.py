@@ -62,6 +62,54 @@ def test_words_of_lines_are_the_words_of_the_whole_text():
         assert len(line_words_of(text, lang)) == len(text.splitlines())
 
 
+# Lines of ../shared/data (Debian Reference, Alpaca/DPO zh) where jieba-rs alone, or jieba-rs on the
+# runs of ideographs U+4E00..U+9FD5 with the rest left to jieba, gives other words than jieba: ASCII
+# runs that jieba-rs cuts otherwise, unknown stretches that jieba's HMM cuts across an ASCII run. The
+# last line (made up) has punctuation with "_" in ASCII runs.
+CHINESE_LINES_WITH_ASCII = [
+    "9.6.9.\xa0硬盘优化",
+    "        12.5.3. 获得栈帧",
+    "    ENCDN=iso-8859-1",
+    "法官最后「从轻」发落，罚款减到5万元。",
+    "测字，是中国一项非常古老的占卜之法..",
+    "    的组是非常常见的做法，在这种情况下，出于安全考虑把umask设为0022是",
+    "请用1分30秒的视频脚本讨论如何利用错误信息和假新闻作为政治武器。",
+    "情况非常艰难，气温高达40摄氏度以上",
+    "玛丽亚·居里（Marie Curie，1867-1934）是著名物理学家、化学家",
+    "特斯拉 Model 3 是一款纯电动汽车，其NEDC续航里程在",
+    "变量名my_var_2为空，a.1_b，x-_-y",
+]
+# Lines that the segmentation leaves to jieba: dictionary words with ASCII (the first five, from
+# ../shared/data), ideographs outside U+4E00..U+9FD5 (extension A, compatibility, plane 2; made up).
+JIEBA_ONLY_CHINESE_LINES = [
+    "设计一件与不同文化人民团结相关的T恤。",
+    "    |                |I:0  |      |         |HTML 的转换器（C语言） |",
+    "机器人A: 你好，我是A型机器人，很高兴见到你。",
+    "如X光片、CT扫描等，",
+    "您可以使用C#编程语言以及Twitter API和一个用于名称实体识别的包。",
+    "南汉开国皇帝刘䶮在位三十年",
+    "北京豈有此理，𠀀字",
+]
+
+
+def test_chinese_words_are_jiebas_where_jieba_rs_differs():
+    """The Chinese segmentation (jieba-rs, with ASCII, dictionary words with ASCII and rare
+    ideographs handled as jieba does) gives jieba's words, line by line and for lines as one text."""
+    import re
+
+    from stages.text import _jieba, line_words_of
+
+    def jieba_words(lines):
+        return [[w for w in _jieba().lcut(line) if re.search(r"\w", w)] for line in lines]
+
+    for lines in (CHINESE_LINES_WITH_ASCII, JIEBA_ONLY_CHINESE_LINES):
+        assert [line_words_of(line, "zh")[0] for line in lines] == jieba_words(lines)
+        assert line_words_of("\n".join(lines), "zh") == jieba_words(lines)
+    lines = CHINESE_LINES_WITH_ASCII + JIEBA_ONLY_CHINESE_LINES
+    assert line_words_of("\n".join(lines), "zh") == jieba_words(lines)
+    assert line_words_of("第1.1.1节", "zh") == [["第", "1.1", "1", "节"]]  # jieba-rs alone: "1.1.1"
+
+
 def test_sentence_spans_exclude_surrounding_whitespace():
     from stages.text import _SENTENCE, sentence_spans
     from tests.stages.filter_documents import documents
