@@ -34,13 +34,24 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import ray
 
 from pipelines.config import CorpusConfig, StageSpec, load_config
 from pipelines.console import PhaseProgress, log_dir, print_summary, quiet_ray
-from pipelines.output import DIRS, STATS_SCHEMA, with_unit, write_final, write_marks, write_phase
+from pipelines.output import (
+    DIRS,
+    STATS_SCHEMA,
+    TIMING,
+    TIMING_TYPE,
+    with_unit,
+    write_final,
+    write_marks,
+    write_phase,
+)
 from pipelines.report import write_report
 from pipelines.stats import collect_stats
 from pipelines.workdir import WorkDir, absolute, unit_key, write_atomic
@@ -60,9 +71,17 @@ def ingest_files(
     for row in files.to_pylist():
         file = InputFile(**row)
         documents = 0
-        for batch in read_file(file, batch_rows, max_doc_bytes=max_doc_bytes, max_batch_bytes=max_batch_bytes):
+        batches = read_file(file, batch_rows, max_doc_bytes=max_doc_bytes, max_batch_bytes=max_batch_bytes)
+        while True:  # each batch's reading timed as a stage's work is (BatchTiming), the yield outside it
+            cpu, wall = time.process_time_ns(), time.perf_counter_ns()
+            batch = next(batches, None)
+            if batch is None:
+                break
+            timing = BatchTiming(batch)
+            everyone = np.ones(batch.num_rows, dtype=bool)  # malformed input too: reading it took time
+            timing.add("ingest", batch, everyone, time.process_time_ns() - cpu, time.perf_counter_ns() - wall)
             documents += batch.num_rows
-            yield batch
+            yield timing.attach(batch)
         work.record_input(f"{file.source}/{file.relpath}", file.source, file.path, documents)
 
 
@@ -88,7 +107,10 @@ class StageChain:
 
     A stage that raises on a batch gets it again document by document: the documents that still
     raise are quarantined as `stage_error:<stage>` (exception in their metadata `error`), the
-    others go on. Bad data never stops the run; an actor that dies is restarted by Ray."""
+    others go on. Bad data never stops the run; an actor that dies is restarted by Ray.
+
+    Each stage is timed per batch (BatchTiming): the figures go with the rows (column TIMING) to
+    the run's per-part counts, and from there to stats.json's `stage_timing`."""
 
     def __init__(self, specs: list[tuple[str, dict]], batch_rows: int, batch_bytes: int):
         self.stages = [build_stage(name, params) for name, params in specs]
@@ -99,10 +121,84 @@ class StageChain:
     def __call__(self, block: pa.Table) -> pa.Table:
         outputs = []
         for batch in slices(block, self.batch_rows, self.batch_bytes):
+            carried = batch[TIMING] if TIMING in batch.column_names else None  # ingest's, earlier phases'
+            if carried is not None:
+                batch = batch.drop_columns([TIMING])  # the stages never see it
+            timing = BatchTiming(batch)
             for stage in self.stages:
+                alive = pc.is_null(batch["drop_stage"]).to_numpy(zero_copy_only=False)
+                before = batch
+                cpu, wall = time.process_time_ns(), time.perf_counter_ns()
                 batch = apply_isolated(stage, batch)
-            outputs.append(batch)
-        return pa.concat_tables(outputs) if outputs else block
+                timing.add(stage.name, before, alive, time.process_time_ns() - cpu, time.perf_counter_ns() - wall)
+            outputs.append(timing.attach(batch, carried))
+        if outputs:
+            return pa.concat_tables(outputs)
+        return block if TIMING in block.column_names else block.append_column(TIMING, pa.nulls(0, TIMING_TYPE))
+
+
+class BatchTiming:
+    """The per-stage figures of one batch, split by input file: the documents a stage got alive
+    (the ones it works on) and their text bytes, and the stage's CPU and wall time shared among
+    the files in proportion to those documents. The first row of each file in the batch carries
+    its file's figures (column TIMING), so they stay with the file's rows through every phase.
+
+    CPU time is the process's (time.process_time), not the thread's: a stage's libraries may
+    compute on threads of their own (Arrow, tokenizers, model runtimes), and an actor runs one
+    batch at a time, so nothing else of ours runs in the process meanwhile; Ray's own background
+    threads add a little. Two clock reads per stage and batch, no per-document timing."""
+
+    def __init__(self, batch: pa.Table):
+        units = pc.list_element(pc.split_pattern(batch["id"], "#", max_splits=1, reverse=True), 0)
+        distinct = pc.unique(units)
+        if len(distinct) == 1:  # the usual batch: rows of one input file
+            self.files, self.carriers = np.zeros(batch.num_rows, dtype=np.int64), np.zeros(1, dtype=np.int64)
+        else:
+            self.files = pc.index_in(units, distinct).to_numpy()  # per row: its file's index in the batch
+            self.carriers = np.unique(self.files, return_index=True)[1]  # each file's first row
+        self.stages: list[str] = []
+        self.figures: list[np.ndarray] = []  # per stage: documents, bytes, cpu_ns, wall_ns of each file
+
+    def add(self, stage: str, batch: pa.Table, counted: np.ndarray, cpu_ns: int, wall_ns: int) -> None:
+        """Record `stage`'s time on `batch`, of which it worked on the `counted` rows."""
+        files = len(self.carriers)
+        sizes = pc.binary_length(batch["text"]).fill_null(0).to_numpy(zero_copy_only=False)
+        documents = np.bincount(self.files, weights=counted, minlength=files).astype(np.int64)
+        size = np.bincount(self.files, weights=sizes * counted, minlength=files).astype(np.int64)
+        weights = documents if documents.any() else np.bincount(self.files, minlength=files)
+        self.stages.append(stage)
+        self.figures.append(np.stack([documents, size, shares(cpu_ns, weights), shares(wall_ns, weights)], axis=1))
+
+    def attach(self, batch: pa.Table, carried: pa.ChunkedArray | None = None) -> pa.Table:
+        """`batch` (the rows this was built on, in the same order) with its TIMING column: the
+        `carried` figures of earlier steps, then this batch's on each file's first row. Built
+        with arrays, not per row or per file in Python: a batch may hold many files."""
+        files, stages = len(self.carriers), len(self.stages)
+        figures = np.stack(self.figures, axis=1).reshape(-1, 4)  # file by file, stage by stage
+        names = pa.array(self.stages, pa.string()).take(pa.array(np.tile(np.arange(stages), files)))
+        values = pa.StructArray.from_arrays(
+            [names, *(pa.array(figures[:, k]) for k in range(4))], fields=list(TIMING_TYPE.value_type)
+        )
+        owners = np.repeat(self.carriers, stages)  # the row each entry goes to
+        if carried is not None:
+            carried = carried.combine_chunks()
+            values = pa.concat_arrays([pc.list_flatten(carried), values])
+            owners = np.concatenate([pc.list_parent_indices(carried).to_numpy(), owners])
+        order = np.argsort(owners, kind="stable")  # a row's carried entries first, then the new ones
+        counts = np.bincount(owners, minlength=batch.num_rows)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
+        column = pa.ListArray.from_arrays(
+            offsets, values.take(pa.array(order)), TIMING_TYPE, mask=pa.array(counts == 0)
+        )
+        return batch.append_column(TIMING, column)
+
+
+def shares(total: int, weights: np.ndarray) -> np.ndarray:
+    """`total` split by `weights` in whole units; the first share takes the remainder, so the
+    shares add up to `total` exactly."""
+    parts = total * weights // weights.sum()
+    parts[0] += total - parts.sum()
+    return parts
 
 
 def slices(block: pa.Table, max_rows: int, max_bytes: int) -> Iterator[pa.Table]:
@@ -232,6 +328,8 @@ class CorpusRun:
         self.workers = config.execution.workers or cpus
         self.cpus = cpus
         self.timing: list[dict] = []  # wall time of each phase this attempt ran (stats.json `timing`)
+        # Wall time of each global stage's find, this attempt's or the one recorded with its marks
+        self.global_seconds: dict[str, float] = {}
 
     def run(self) -> dict:
         started = time.perf_counter()
@@ -292,14 +390,20 @@ class CorpusRun:
             ray_remote_args_fn=self.retries(),
         )
 
-    def consume(self, ds, phase: Phase, what: str = "documents", total: int | None = None) -> None:
-        """Run the phase; only part counts come back to the driver (and show as its progress)."""
+    def consume(
+        self, ds, phase: Phase, what: str = "documents", total: int | None = None, started: float | None = None
+    ) -> dict:
+        """Run the phase; only part counts come back to the driver (and show as its progress).
+        Returns its `timing` record, timed from `started` (time.perf_counter) when given."""
         with PhaseProgress(phase.describe(), total, what) as progress:
+            if started is not None:
+                progress.started = started
             for parts in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for documents, size in zip(parts["documents"].to_pylist(), parts["bytes"].to_pylist()):
                     progress.update(documents, size)
                     failpoint(f"phase{phase.index}.part")
         self.timing.append(progress.figures())
+        return self.timing[-1]
 
     def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None):
         """The rows `phase` wrote for `units` (a task per file: our parts are many and small,
@@ -390,9 +494,13 @@ class CorpusRun:
         found = self.work.marks_found(phase.index)
         if found is not None:
             phase.stage.stats = found["stats"]
+            self.global_seconds[phase.stage.name] = found.get("seconds")
             return
         self.work.discard_marks(phase.index)
         self.work.discard_phase(phase.output)
+        # Most of a global stage's work runs inside `find` (its shuffles and rounds execute as it
+        # builds the marks), before the marks stream: its time counts from here.
+        started = time.perf_counter()
         marks = phase.stage.find(self.read_phase(phase.index - 1, sorted(self.units)), self.context)
         written = shuffle(marks.map_batches(with_unit, batch_format="pyarrow"), ["unit"]).map_batches(
             write_marks,
@@ -402,9 +510,12 @@ class CorpusRun:
             num_cpus=0,
             ray_remote_args_fn=self.retries(),
         )
-        self.consume(written, phase, what="marks found")
+        seconds = self.consume(written, phase, what="marks found", started=started)["seconds"]
         failpoint(f"phase{phase.index}.found")
-        self.work.record_marks_found(phase.index, {"stage": phase.stage.name, "stats": phase.stage.stats})
+        self.global_seconds[phase.stage.name] = seconds
+        self.work.record_marks_found(
+            phase.index, {"stage": phase.stage.name, "stats": phase.stage.stats, "seconds": seconds}
+        )
 
     # Results
     def write_stats(self, seconds: float) -> dict:
@@ -415,7 +526,7 @@ class CorpusRun:
         paths = [path for spans in self.work.parts("final").values() for _, _, path in spans]
         batches = pads.dataset(paths, filesystem=fs, schema=STATS_SCHEMA).to_batches() if paths else []
         rows = (row for batch in batches for row in batch.to_pylist())
-        stats = collect_stats(rows, dict(inputs), self.config, seconds)
+        stats = collect_stats(rows, dict(inputs), self.config, seconds, self.global_seconds)
         stats.update({phase.stage.name: phase.stage.stats for phase in self.phases if phase.stage})
         stats["timing"] = self.timing
         return stats

@@ -40,6 +40,23 @@ STATS_SCHEMA = pa.schema(
     ]
 )
 BINS = 10  # binned signals are scores in [0, 1]
+# Per-stage time and volume (pipelines/corpus.py StageChain, ingest_files): one row per input file
+# and batch carries the figures of its file's documents in that batch, through every phase's parts,
+# until the last phase folds them into the part's counts (category TIMING: documents and bytes in,
+# signals cpu_ns and wall_ns) and drops the column. A resumed run keeps the parts done before, and
+# with them the time they took.
+TIMING = "stage_timing"
+TIMING_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("stage", pa.string()),
+            ("documents", pa.int64()),
+            ("bytes", pa.int64()),
+            ("cpu_ns", pa.int64()),
+            ("wall_ns", pa.int64()),
+        ]
+    )
+)
 
 
 def unit_runs(block: pa.Table) -> Iterator[tuple[str, int, pa.Table]]:
@@ -124,6 +141,9 @@ def write_final(
     for unit, start, rows in unit_runs(block):
         key = unit_key(unit)
         stats = []
+        if TIMING in rows.column_names:
+            stats.append(summarise_timing(rows[TIMING], rows["source"][0].as_py()))
+            rows = rows.drop_columns([TIMING])
         for category, part in categories(rows).items():
             if not part.num_rows:
                 continue
@@ -186,6 +206,34 @@ def summarise(rows: pa.Table, category: str, summed: tuple[str, ...] = (), binne
                 ]
                 if signals
                 else [[]] * grouped.num_rows,
+                pa.map_(pa.string(), pa.int64()),
+            ),
+        },
+        schema=STATS_SCHEMA,
+    )
+
+
+def summarise_timing(timing: pa.ChunkedArray, source: str) -> pa.Table:
+    """One TIMING counts row per stage of a part's carried figures (see TIMING)."""
+    figures = pa.Table.from_struct_array(pc.list_flatten(timing)).group_by("stage", use_threads=False)
+    summed = figures.aggregate([(name, "sum") for name in ("documents", "bytes", "cpu_ns", "wall_ns")])
+    n = summed.num_rows
+    return pa.table(
+        {
+            "category": pa.array([TIMING] * n, pa.string()),
+            "source": pa.array([source] * n, pa.string()),
+            "stage": summed["stage"],
+            "reason": pa.nulls(n, pa.string()),
+            "lang": pa.nulls(n, pa.string()),
+            "documents": summed["documents_sum"],
+            "bytes": summed["bytes_sum"],
+            "example_ids": pa.array([[]] * n, pa.list_(pa.string())),
+            "example_texts": pa.array([[]] * n, pa.list_(pa.string())),
+            "signals": pa.array(
+                [
+                    [("cpu_ns", cpu), ("wall_ns", wall)]
+                    for cpu, wall in zip(summed["cpu_ns_sum"].to_pylist(), summed["wall_ns_sum"].to_pylist())
+                ],
                 pa.map_(pa.string(), pa.int64()),
             ),
         },

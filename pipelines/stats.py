@@ -1,4 +1,5 @@
-"""stats.json: the last phase's per-part counts folded into one summary, with the accounting check."""
+"""stats.json: the last phase's per-part counts folded into one summary, with the accounting check,
+and the time each stage took."""
 
 from __future__ import annotations
 
@@ -6,15 +7,23 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from pipelines.config import CorpusConfig
-from pipelines.output import BINS, KEPT, QUARANTINED, REMOVED
+from pipelines.output import BINS, KEPT, QUARANTINED, REMOVED, TIMING
+from pipelines.report.sources import funnel
+from stages.base import GlobalStage
 
 EXAMPLES = 3  # removed documents shown per (stage, reason)
 
 
-def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusConfig, seconds: float) -> dict:
+def collect_stats(
+    rows: Iterable[dict],
+    inputs: dict[str, int],
+    config: CorpusConfig,
+    seconds: float,
+    global_seconds: dict[str, float | None] | None = None,
+) -> dict:
     """Fold per-part counts into stats.json and check that every input is accounted for. `rows`
     is consumed once, as a stream: memory grows with the groups (source, stage, reason, lang),
-    not with the number of parts."""
+    not with the number of parts. `global_seconds`: each global stage's wall time."""
     totals: Counter = Counter()
     removed: dict = defaultdict(Counter)
     removed_bytes: Counter = Counter()
@@ -25,7 +34,11 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
     examples: dict = defaultdict(list)
     sums: Counter = Counter()
     histograms: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0] * BINS)))
+    timed: dict = defaultdict(Counter)  # stage -> documents, bytes, cpu_ns, wall_ns
     for row in rows:
+        if row["category"] == TIMING:
+            timed[row["stage"]].update({"documents": row["documents"], "bytes": row["bytes"], **dict(row["signals"])})
+            continue
         for name, value in row["signals"]:
             column, _, b = name.partition("#")
             if b:
@@ -91,6 +104,7 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
         f"{stage}/{reason}": [{"id": i, "text": t} for i, t in pairs]
         for (stage, reason), pairs in sorted(examples.items())
     }
+    stats["stage_timing"] = stage_timing(stats, timed, global_seconds or {}, config)
     accounted = stats["kept_documents"] + stats["removed_documents"] + stats["quarantined_documents"]
     if accounted != input_documents:
         raise RuntimeError(
@@ -98,3 +112,38 @@ def collect_stats(rows: Iterable[dict], inputs: dict[str, int], config: CorpusCo
             f"{stats['removed_documents']} removed + {stats['quarantined_documents']} quarantined = {accounted}"
         )
     return stats
+
+
+def stage_timing(stats: dict, timed: dict[str, Counter], global_seconds: dict, config: CorpusConfig) -> list[dict]:
+    """stats.json `stage_timing`, in pipeline order: ingest and the row stages as timed per batch
+    (CPU and wall seconds summed over the workers that ran them, documents and bytes as each got
+    them); a global stage's wall time on the cluster and, from the funnel, the documents it got
+    and their text bytes as written. Ray gives no complete CPU time of a global stage: its
+    per-task figures miss the work of the shuffles' aggregators, where dedup does most of its."""
+    steps = funnel(stats)
+    entering = {step["step"]: before for before, step in zip(steps, steps[1:])}  # what the step before left
+    table = [timing_row("ingest", "row", timed["ingest"])] if "ingest" in timed else []
+    for name, stage in zip(stats["stages"], config.built_stages):
+        if isinstance(stage, GlobalStage):
+            got = entering[name]
+            table.append(timing_row(name, "global", got, global_seconds.get(name)))
+        elif name in timed:
+            table.append(timing_row(name, "row", timed[name]))
+    return table
+
+
+def timing_row(stage: str, kind: str, figures: dict, wall_seconds: float | None = None) -> dict:
+    """One row of `stage_timing`; `figures`: documents, bytes, and cpu_ns and wall_ns when timed."""
+    cpu = figures["cpu_ns"] / 1e9 if "cpu_ns" in figures else None
+    wall = figures["wall_ns"] / 1e9 if "wall_ns" in figures else wall_seconds
+    mb = figures["bytes"] / 1e6
+    return {
+        "stage": stage,
+        "kind": kind,
+        "documents": figures["documents"],
+        "mb": round(mb, 3),
+        "cpu_seconds": None if cpu is None else round(cpu, 3),
+        "wall_seconds": None if wall is None else round(wall, 3),
+        "docs_per_s": round(figures["documents"] / wall, 1) if wall else None,
+        "mb_per_cpu_second": round(mb / cpu, 3) if cpu else None,
+    }

@@ -252,6 +252,44 @@ def phase_times(timing: list[dict]) -> str:
 
 
 @styled
+def stage_times(rows: Sequence[dict]) -> str:
+    """CPU and wall seconds of each stage (stats.json `stage_timing`), with the rates beside them:
+    MB per CPU-second by the CPU bar, documents/s by the wall bar."""
+    fig = figure(0.5 * len(rows) + 0.8)
+    ax = fig.subplots()
+    ys = range(len(rows))
+    cpu = [r["cpu_seconds"] or 0 for r in rows]
+    wall = [r["wall_seconds"] or 0 for r in rows]
+    bars_c = ax.barh([y - 0.2 for y in ys], cpu, height=0.38, color=SERIES[0], label="CPU seconds")
+    bars_w = ax.barh([y + 0.2 for y in ys], wall, height=0.38, color=SERIES[7], label="wall seconds")
+    label_bars(
+        ax,
+        bars_c,
+        [
+            "CPU not measured"
+            if r["cpu_seconds"] is None
+            else f"{r['cpu_seconds']:.1f} s"
+            + (f" · {r['mb_per_cpu_second']:.2f} MB per CPU-second" if r["mb_per_cpu_second"] else "")
+            for r in rows
+        ],
+    )
+    label_bars(
+        ax,
+        bars_w,
+        [
+            f"{r['wall_seconds'] or 0:.1f} s" + (f" · {r['docs_per_s']:,.0f} documents/s" if r["docs_per_s"] else "")
+            for r in rows
+        ],
+    )
+    ax.set_yticks(list(ys), [r["stage"] + (" (global)" if r["kind"] == "global" else "") for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds (a row stage's summed over its workers)")
+    ax.margins(x=0.45)
+    ax.legend(loc="lower right")
+    return to_svg(fig, "stage-times")
+
+
+@styled
 def shard_shares(sources: dict[str, dict]) -> str:
     """Requested vs achieved token share per source, with the epochs each source was repeated."""
     names = list(sources)

@@ -177,27 +177,62 @@ def time_section(stats: dict) -> Section:
     section = Section(
         "time",
         "Where the time went",
-        "Wall time of each phase of the corpus run (stats.json "
-        "`timing`): the phase to tune or to give more CPUs. A resumed run lists the phases of its last "
-        "attempt only.",
+        "The time each stage and each phase of the corpus run took (stats.json `stage_timing` and `timing`).",
     )
-    section.chart(charts.phase_times(stats["timing"]))
-    section.table(
-        ["phase", "step", "count", "seconds", "per second", "MB/s"],
-        [
+    stages = stats.get("stage_timing")
+    if stages:
+        section.heading("Per stage", "Which stage is worth tuning first, and which would gain from more CPUs?")
+        section.chart(charts.stage_times(stages))
+        section.note(
+            "Tune the stage with the most CPU-seconds first. A row stage's seconds are summed over the workers "
+            "that ran it (documents/s is one worker's rate): CPU close to wall time means it computes all the "
+            "time and goes faster with more CPUs (execution.workers, --num-cpus), wall time well above CPU means "
+            "it waits (on reading, or on other work sharing its cores). A global stage shows its phase's elapsed "
+            "time on the whole cluster, and no CPU time: Ray's per-task figures miss its shuffles' work. The "
+            "figures cover every attempt of a resumed run."
+        )
+        cpu_total = sum(s["cpu_seconds"] or 0 for s in stages)
+        section.table(
+            ["stage", "kind", "documents", "MB", "CPU s", "wall s", "documents/s", "MB per CPU-s", "% of CPU"],
             [
-                t["phase"],
-                t["what"],
-                t["count"],
-                f"{t['seconds']:.1f}",
-                f"{t['count'] / t['seconds']:.1f}" if t["seconds"] else "–",
-                f"{t['bytes'] / 1e6 / t['seconds']:.2f}" if t["seconds"] and t["bytes"] else "–",
-            ]
-            for t in stats["timing"]
-        ],
-        "numbers",
-    )
+                [
+                    s["stage"],
+                    s["kind"],
+                    s["documents"],
+                    f"{s['mb']:.2f}",
+                    optional(s["cpu_seconds"], "{:.2f}"),
+                    optional(s["wall_seconds"], "{:.2f}"),
+                    optional(s["docs_per_s"], "{:,.1f}"),
+                    optional(s["mb_per_cpu_second"], "{:.3f}"),
+                    "–" if s["cpu_seconds"] is None else percent(s["cpu_seconds"], cpu_total),
+                ]
+                for s in stages
+            ],
+            "numbers",
+        )
+    if stats.get("timing"):
+        section.heading("Per phase", "How long did each phase take? (the last attempt's phases of a resumed run)")
+        section.chart(charts.phase_times(stats["timing"]))
+        section.table(
+            ["phase", "step", "count", "seconds", "per second", "MB/s"],
+            [
+                [
+                    t["phase"],
+                    t["what"],
+                    t["count"],
+                    f"{t['seconds']:.1f}",
+                    f"{t['count'] / t['seconds']:.1f}" if t["seconds"] else "–",
+                    f"{t['bytes'] / 1e6 / t['seconds']:.2f}" if t["seconds"] and t["bytes"] else "–",
+                ]
+                for t in stats["timing"]
+            ],
+            "numbers",
+        )
     return section
+
+
+def optional(value: float | None, form: str) -> str:
+    return "–" if value is None else form.format(value)
 
 
 def shards_section(manifest: dict) -> Section:
@@ -377,7 +412,7 @@ def render(outputs: RunOutputs) -> str:
     sections = []
     if outputs.stats:
         sections.append(corpus_section(outputs.stats))
-        if outputs.stats.get("timing"):
+        if outputs.stats.get("timing") or outputs.stats.get("stage_timing"):
             sections.append(time_section(outputs.stats))
     if outputs.manifest:
         sections.append(shards_section(outputs.manifest))

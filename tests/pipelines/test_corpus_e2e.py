@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import load_config
+from pipelines.report.sources import funnel
 from stages.ingest import list_input_files, read_file
 from stages.minhash_dedup import MinHashParams, shingle_hashes
 from tests.helpers import ROOT
@@ -87,6 +88,22 @@ def test_no_email_address_of_the_input_survives_anywhere_in_the_output(local_run
     # report.md quotes the examples of stats.json
     texts += [example["text"] for examples in stats["examples"].values() for example in examples]
     assert sorted(a for a in addresses if any(a in t for t in texts)) == []
+
+
+def test_every_stage_is_timed_with_the_documents_it_got(local_run):
+    _, stats = local_run
+    timing = {t["stage"]: t for t in stats["stage_timing"]}
+    assert list(timing) == ["ingest", *stats["stages"]]
+    assert timing["ingest"]["documents"] == stats["input_documents"]
+    steps = funnel(stats)  # what each stage got alive is what the step before it left
+    for before, step in zip(steps[1:], steps[2:]):
+        timed = timing[step["step"]]
+        assert timed["documents"] == before["documents"], timed
+        assert timed["wall_seconds"] > 0 and timed["docs_per_s"] > 0, timed
+        if timed["kind"] == "row":  # measured in the stage chain
+            assert timed["cpu_seconds"] > 0 and timed["mb_per_cpu_second"] > 0, timed
+        else:
+            assert timed["cpu_seconds"] is None, timed
 
 
 def test_quality_scores_are_summarised_per_source(local_run):

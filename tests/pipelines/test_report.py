@@ -116,9 +116,9 @@ def test_every_part_gets_its_section_charts_and_the_figures_of_its_files(tmp_pat
         "Versions",
     ):
         assert heading in page.headings, heading
-    # funnel, removals, sources, languages, histogram, dedup clusters, PII, quarantine, phase times,
-    # mixture, tokenizer, three training runs
-    assert page.svgs == 14
+    # funnel, removals, sources, languages, histogram, dedup clusters, PII, quarantine, stage times,
+    # phase times, mixture, tokenizer, three training runs
+    assert page.svgs == 15
     funnel_rows = page.table("documents left")[1:]
     assert [(row[0], int(row[2].replace(",", ""))) for row in funnel_rows] == [
         (s["step"], s["documents"]) for s in funnel(report_data.STATS)
@@ -138,6 +138,43 @@ def test_every_part_gets_its_section_charts_and_the_figures_of_its_files(tmp_pat
     assert "Too short &lt;b&gt;not bold&lt;/b&gt;." in text  # document text is escaped, never markup
     assert "drop_reason: gopher_short_doc" in text
     assert "Out of date" not in text
+
+
+def test_where_the_time_went_shows_each_stage_and_each_phase(tmp_path):
+    report_data.write_run(tmp_path)
+    text, page = build(tmp_path)
+    assert {"Where the time went", "Per stage", "Per phase"} <= set(page.headings)
+    assert 'aria-label="stage-times"' in text and 'aria-label="phase-times"' in text
+    stages = page.table("MB per CPU-s")
+    assert stages[0] == [
+        "stage",
+        "kind",
+        "documents",
+        "MB",
+        "CPU s",
+        "wall s",
+        "documents/s",
+        "MB per CPU-s",
+        "% of CPU",
+    ]
+    assert stages[1:] == [
+        ["ingest", "row", "115", "0.25", "1.20", "1.50", "76.7", "0.209", "12.0 %"],
+        ["langid", "row", "112", "0.25", "3.00", "3.40", "32.9", "0.084", "30.0 %"],
+        ["gopher_quality", "row", "100", "0.22", "0.80", "0.90", "111.1", "0.276", "8.0 %"],
+        ["exact_dedup", "global", "78", "0.22", "–", "2.00", "39.0", "–", "–"],  # no CPU time for a global stage
+        ["pii", "row", "70", "0.20", "5.00", "5.50", "12.7", "0.040", "50.0 %"],
+    ]
+    assert "Tune the stage with the most CPU-seconds first." in text
+    assert [row[0] for row in page.table("per second")[1:]] == [t["phase"] for t in report_data.STATS["timing"]]
+
+
+def test_stats_without_stage_timing_show_the_phases_only(tmp_path):
+    """A stats.json written before stage timing was recorded."""
+    stats = {k: v for k, v in report_data.STATS.items() if k != "stage_timing"}
+    report_data.write_json(str(tmp_path / "stats.json"), stats)
+    text, page = build(tmp_path)
+    assert "Per phase" in page.headings and "Per stage" not in page.headings
+    assert 'aria-label="stage-times"' not in text
 
 
 def test_the_page_is_self_contained_with_unique_ids(tmp_path):

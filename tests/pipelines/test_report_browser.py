@@ -58,6 +58,7 @@ def test_the_sample_runs_report_renders_in_headless_chromium(sample_run, tmp_pat
         "histogram-quality_score",
         "dedup-clusters",
         "pii",
+        "stage-times",
         "phase-times",
         "shard-shares",
         "tokenizer",

@@ -37,6 +37,12 @@ def ray_address(ray_local):
     return ray_local.get_runtime_context().gcs_address
 
 
+def stage_volumes(out):
+    """The documents and MB each stage got, from stats.json's `stage_timing` (its times vary)."""
+    with open(os.path.join(out, "stats.json")) as handle:
+        return [(t["stage"], t["documents"], t["mb"]) for t in json.load(handle)["stage_timing"]]
+
+
 # Each rerun is itself killed at the next point, as a run on a flaky cluster may be, and each
 # must pick up what the one before it finished: (where the rerun dies, what it must say it reused).
 KILLS = [
@@ -72,6 +78,7 @@ def test_a_driver_killed_at_each_point_resumes_to_the_clean_output(sample_run, r
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resuming the unfinished run" in rerun.stdout
     assert stable_stats(out) == stable_stats(clean_out)
+    assert stage_volumes(out) == stage_volumes(clean_out)  # the stages' figures of every attempt, none twice
     for sub in ("docs", "rejects", "quarantine"):
         mine, theirs = output_table(out, sub), output_table(clean_out, sub)
         assert (mine is None and theirs is None) or mine.equals(theirs), sub
