@@ -170,6 +170,17 @@ BENCHMARKS = [
         timeout=5400,
     ),
     Benchmark(
+        "perplexity",
+        "Perplexity filter: n-gram throughput and separation, vs a tiny transformer",
+        "Goal (issue 15): the `perplexity` stage >= 1 MB/s per core on the benchmark mix (the pipeline "
+        "benchmark's input). How well its models (models/perplexity, trained on the sample's 1 MB of "
+        "Wikipedia) tell held-out Wikipedia from raw web text and junk, next to the alternative the issue "
+        "names: a tiny byte-level model of our trainer on the same articles. Published anchor: CCNet's "
+        "5-gram KenLM models are trained on all of a language's Wikipedia.",
+        [["-m", "bench.perplexity", "--mb", "5", "--transformer", "--steps", "2000"]],
+        markdown=True,
+    ),
+    Benchmark(
         "sample",
         "The default run on the embedded sample corpus",
         "What `make corpus` does, written to bench/work/sample_out: the pipeline's accounting (every input "
