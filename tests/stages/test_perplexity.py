@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.perplexity_model import TrainConfig, load_config, sha256, train
 from pipelines.quality_model import documents, heldout
-from stages.perplexity import DEFAULT_MODEL, METADATA, Perplexity, line_units, load_models
+from stages.perplexity import BOS, DEFAULT_MODEL, METADATA, UNK, Perplexity, line_units, load_models
 from tests.helpers import FIXTURES, ROOT, batch, fixture_text, reasons
 
 BOILERPLATE = (
@@ -121,6 +121,22 @@ def test_training_is_deterministic_and_records_its_inputs(tmp_path):
     assert len(first["web_percentiles"]) == 101 and first["heldout"]["auc"] > 0.5
     _, models = load_models(str(tmp_path / "b"))
     assert models["en"].order == 3
+
+
+def test_unpruned_model_is_a_probability_distribution(tmp_path):
+    """Modified Kneser-Ney in backoff form: p(w | history) summed over the vocabulary is 1 for a
+    seen, a partly seen and an unseen history (up to the float16 storage)."""
+    reference = os.path.join(FIXTURES, "quality", "wiki.jsonl")
+    train(TrainConfig(languages={"en": {"reference": [{"paths": [reference]}]}}, order=3, output=str(tmp_path)))
+    model = load_models(str(tmp_path))[1]["en"]
+    words = np.array([i for i in range(len(model.vocab)) if i != BOS])
+    for history in (["of", "the"], ["zzzq", "the"], ["zzzq", "qqqz"]):
+        ids = [model.vocab.get(w, UNK) for w in history]
+        streams = np.column_stack([np.full(len(words), BOS), *(np.full(len(words), i) for i in ids), words])
+        logp = model.log10_probs(streams.ravel()).reshape(streams.shape)[:, -1]
+        unk = words == UNK  # <unk>'s probability is its class's: undo the per-word share
+        total = np.sum(10.0 ** logp[~unk]) + 10.0 ** (logp[unk] + model.unk_log10_types).sum()
+        assert total == pytest.approx(1.0, abs=2e-3), history
 
 
 def test_shipped_models_match_their_metadata():
