@@ -11,7 +11,7 @@ TRAIN_CONFIG ?= configs/train/tiny.yaml
 # Runs a part's command and records it (command, wall time, versions) in $(OUT)/logs/runs.jsonl for report.html.
 RECORD = $(PY) -m pipelines.report.record --out $(OUT)
 
-.PHONY: install corpus test test-fast lint bench sample quality-model perplexity-model train finetune report clean
+.PHONY: install corpus test test-fast lint bench sample quality-model perplexity-model train finetune ablate report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ corpus: install  ## run the corpus pipeline on the embedded sample corpus, then 
 	@$(RECORD) corpus -- $(PY) -m pipelines.corpus --config $(CONFIG) --out $(OUT)
 	@$(RECORD) shards -- $(PY) -m pipelines.shards --config configs/shards.yaml --out $(OUT)
 	@$(PY) -m pipelines.report --out $(OUT)
+
+ablate: install  ## did each stage help? proxy models on corpus variants of data/ablate (CPU, ~20 min); writes $(OUT)/ablate
+	$(PY) -m pipelines.ablate --config configs/ablate.yaml --set out=$(OUT)/ablate
 
 report: install  ## rebuild $(OUT)/report.html from what $(OUT) holds
 	$(PY) -m pipelines.report --out $(OUT)
