@@ -14,8 +14,9 @@ Tokens as in CCNet: text lower-cased, digits replaced by 0, punctuation removed,
 (`stages.text.simplify_text`), scored line by line with `<s>`/`</s>` around each line. Spaced
 languages are scored on words, languages written without spaces (`stages.text.is_unspaced`) on
 their characters (and runs of other letters, such as a Latin name inside Chinese text). Only a
-prefix of `max_chars` characters is scored: the score of a long document is stable long before,
-and it bounds the cost.
+prefix of `max_chars` characters is scored, which bounds the cost (CCNet scores whole documents):
+on the 20 documents of ../shared/data's Wikipedia, C4 and CCNet text over 25,000 characters, the
+20,000-character prefix's perplexity is within 9 % of the whole document's (median; at most 31 %).
 
 The model is an interpolated modified Kneser-Ney n-gram model stored in backoff form (as KenLM's
 ARPA/binary files), trained by `python -m pipelines.perplexity_model` (make perplexity-model) into
@@ -184,7 +185,8 @@ class Cut(Strict):
 
     keep: list[Literal["head", "middle", "tail"]] | None = None  # buckets kept (None: all)
     max_perplexity: float | None = Field(None, gt=0)
-    max_percentile: float | None = Field(None, gt=0, le=100)  # of the model's web sample of the language
+    # a percentile of the model's web sample of the language (none for a language without one)
+    max_percentile: float | None = Field(None, gt=0, le=100)
     exempt: bool = False  # scored, never removed (the reference sources the model is trained on)
 
 
