@@ -376,10 +376,33 @@ def write_report(result: dict, path: str) -> None:
         handle.write(page)
 
 
-def run(config: AblateConfig) -> dict:
-    """The whole ablation; returns what is written to `<out>/ablate.json`."""
+def heldout_set(config: AblateConfig, tokenizer_dir: str, eos_id: int) -> SimpleNamespace:
+    """The held-out text as every proxy is scored on it: tokens (with EOS after each document, as
+    in the shards), bytes per token, the word-order pairs, and the tokenizer's encode."""
     from tokenizers import Tokenizer
 
+    tokenizer = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json"))
+    texts = read_eval_texts(config.heldout, "text")
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text).ids
+
+    tokens = heldout_tokens(texts, encode, eos_id)
+    text_bytes = sum(len(text.encode()) for text in texts)
+    return SimpleNamespace(
+        documents=len(texts),
+        bytes=text_bytes,
+        tokens=tokens,
+        bytes_per_token=text_bytes / len(tokens),  # EOS counted in tokens, not bytes, as the trainer counts
+        pairs=word_order_spans(texts, config.seed),
+        encode=encode,
+        eos_id=eos_id,
+        vocab_size=tokenizer.get_vocab_size(),
+    )
+
+
+def run(config: AblateConfig) -> dict:
+    """The whole ablation; returns what is written to `<out>/ablate.json`."""
     from pipelines.corpus import init_ray
 
     started = time.perf_counter()
@@ -392,19 +415,8 @@ def run(config: AblateConfig) -> dict:
         raise RuntimeError(f"held-out text found in the variants' documents: {hits}; rebuild the input without it")
     tokenizer_dir, manifests = build_shards(config)
     shards_seconds = time.perf_counter() - started - corpus_seconds
-    tokenizer = Tokenizer.from_file(os.path.join(tokenizer_dir, "tokenizer.json"))
     eos_id = next(iter(manifests.values()))["eos_id"]
-    texts = read_eval_texts(config.heldout, "text")
-    encode = lambda text: tokenizer.encode(text).ids  # noqa: E731
-    tokens = heldout_tokens(texts, encode, eos_id)
-    text_bytes = sum(len(text.encode()) for text in texts)
-    heldout = SimpleNamespace(
-        tokens=tokens,
-        bytes_per_token=text_bytes / len(tokens),  # EOS counted in tokens, not bytes, as the trainer counts
-        pairs=word_order_spans(texts, config.seed),
-        encode=encode,
-        eos_id=eos_id,
-    )
+    heldout = heldout_set(config, tokenizer_dir, eos_id)
     variants = {}
     for name in config.variants:
         runs = []
@@ -425,15 +437,16 @@ def run(config: AblateConfig) -> dict:
         },
         "heldout": {
             "path": config.heldout,
-            "documents": len(texts),
-            "bytes": text_bytes,
-            "tokens": int(len(tokens)),
+            "documents": heldout.documents,
+            "bytes": heldout.bytes,
+            "tokens": int(len(heldout.tokens)),
             "word_order_pairs": len(heldout.pairs),
         },
         "tokenizer": {
             "dir": tokenizer_dir,
             "trained_on": config.tokenizer_variant,
-            "vocab_size": tokenizer.get_vocab_size(),
+            "vocab_size": heldout.vocab_size,
+            "eos_id": eos_id,
         },
         "baseline": config.tokenizer_variant,
         "variants": variants,
