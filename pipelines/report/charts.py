@@ -285,7 +285,7 @@ def stage_times(rows: Sequence[dict]) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("seconds (a row stage's summed over its workers)")
     ax.margins(x=0.45)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2)  # above the bars: their labels fill the right
     return to_svg(fig, "stage-times")
 
 

@@ -177,7 +177,7 @@ def time_section(stats: dict) -> Section:
     section = Section(
         "time",
         "Where the time went",
-        "The time each stage and each phase of the corpus run took (stats.json `stage_timing` and `timing`).",
+        "The time each stage and each phase of the corpus run took (stats.json: stage_timing, timing).",
     )
     stages = stats.get("stage_timing")
     if stages:

@@ -123,16 +123,17 @@ def test_a_batch_of_two_input_files_shares_each_stages_time_by_their_documents()
 
 
 def test_a_later_phase_adds_its_figures_to_those_its_rows_carry():
-    docs = in_files(batch(["a good document", "another good one", "a third good one"]), "a.jsonl")
-    first = chain(FailsOn(), batch_rows=2)(docs)  # phase 0
+    docs = in_files(batch(["a good document", "another good one", "a third good one", "and a fourth"]), "a.jsonl")
+    first = chain(FailsOn(), batch_rows=3)(docs)  # phase 0: rows 0 and 3 carry its figures
     later = FailsOn(poison="never")
     later.name = "later"
-    out = chain(later, batch_rows=3)(first)  # a phase after a global stage: other batch bounds
+    out = chain(later, batch_rows=2)(first)  # a phase after a global stage, in other batches
     assert [(row, [e["stage"] for e in entries]) for row, entries in carried(out)] == [
         (0, ["fails_on", "later"]),
-        (2, ["fails_on"]),
+        (2, ["later"]),
+        (3, ["fails_on"]),
     ]
-    assert carried(out)[1] == carried(first)[1]  # what earlier phases measured stays as it was
+    assert carried(out)[2] == carried(first)[1]  # what earlier phases measured stays as it was
     assert out.drop_columns([TIMING]).equals(chain(later)(first.drop_columns([TIMING])).drop_columns([TIMING]))
 
 
