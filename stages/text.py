@@ -106,23 +106,19 @@ _JIEBA_RS_ONLY_HAN = re.compile(
 
 
 @lru_cache(maxsize=1)
-def _jieba_ascii_words() -> re.Pattern:
-    """jieba's dictionary words that contain ASCII and fit in its blocks (the others can never be
-    one of its words), any of them."""
+def _chinese_segmenters() -> tuple[Callable[[str], list[str]], Callable[[str], re.Match | None]]:
+    """jieba-rs's cut, and a search for jieba's dictionary words that contain ASCII and fit in
+    its blocks (the others can never be one of its words). Loads jieba too (~1 s), with the other
+    dictionaries at a worker's first Chinese text rather than in the batch whose line first needs it."""
+    import rjieba
     from jieba import dt
 
     with dt.get_dict_file() as handle:
         entries = handle.read().decode("utf-8")
     block = _JIEBA_HAN + _JIEBA_ASCII
     words = re.findall(f"^([{block}]*[{_JIEBA_ASCII}][{block}]*) ", entries, re.M)
-    return re.compile("|".join(map(re.escape, sorted(set(words)))))
-
-
-@lru_cache(maxsize=1)
-def _rjieba_cut() -> Callable[[str], list[str]]:
-    import rjieba
-
-    return rjieba.cut
+    _jieba()
+    return rjieba.cut, re.compile("|".join(map(re.escape, sorted(set(words))))).search
 
 
 def _jieba_words(line: str) -> list[str]:
@@ -131,29 +127,28 @@ def _jieba_words(line: str) -> list[str]:
 
 def _chinese_line_words(lines: list[str], text: str) -> list[list[str]]:
     """jieba's words of each line of `text` (its `lines`) that `_WORD` keeps."""
-    jieba_only = _jieba_ascii_words().search
+    cut, jieba_only = _chinese_segmenters()
     if not (_JIEBA_RS_ONLY_HAN.search(text) or jieba_only(text)):
-        return _jieba_rs_words(lines, text)
+        return _jieba_rs_words(lines, text, cut)
     by_jieba = [bool(_JIEBA_RS_ONLY_HAN.search(line) or jieba_only(line)) for line in lines]
     others = [line for line, jieba in zip(lines, by_jieba) if not jieba]
-    others_words = iter(_jieba_rs_words(others, "\n".join(others)) if others else [])
+    others_words = iter(_jieba_rs_words(others, "\n".join(others), cut) if others else [])
     return [_jieba_words(line) if jieba else next(others_words) for line, jieba in zip(lines, by_jieba)]
 
 
-def _jieba_rs_words(lines: list[str], text: str) -> list[list[str]]:
+def _jieba_rs_words(lines: list[str], text: str, cut: Callable[[str], list[str]]) -> list[list[str]]:
     """`_chinese_line_words` by jieba-rs, for a text without dictionary words with ASCII or
     ideographs outside U+4E00..U+9FD5."""
     try:
         # jieba-rs's tokens here are ideograph words or single characters (never "_"), so `_WORD`
         # keeps those that are alphanumeric.
-        cut, isalnum = _rjieba_cut(), str.isalnum
         runs = _ASCII_RUN.findall(text)
         if not runs:
-            return [list(filter(isalnum, cut(line))) for line in lines]
+            return [list(filter(str.isalnum, cut(line))) for line in lines]
         run_words = map(_ASCII_WORD.findall, runs)
         out = []
         for line in _ASCII_RUN.sub(_ASCII_STAND_IN, "\n".join(lines)).split("\n"):
-            words = list(filter(isalnum, cut(line)))
+            words = list(filter(str.isalnum, cut(line)))
             if _ASCII_STAND_IN in words:
                 restored, start = [], 0
                 for end, word in enumerate(words):
