@@ -101,8 +101,21 @@ def variant_corpus(config: AblateConfig, name: str, corpus: dict) -> dict:
     }
 
 
-def build_variants(config: AblateConfig) -> tuple[dict[str, list[str]], dict[str, dict]]:
-    """Run the corpus pipeline once per variant: the stages of each, and its stats.json."""
+def finished_stats(variant) -> dict | None:
+    """stats.json of the variant's finished corpus output if its `_SUCCESS` names this config's digest."""
+    try:
+        with open(os.path.join(variant.output.dir, "_SUCCESS"), encoding="utf-8") as handle:
+            success = json.load(handle)
+        with open(os.path.join(variant.output.dir, "stats.json"), encoding="utf-8") as handle:
+            stats = json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return stats if success.get("config_digest") == variant.digest else None
+
+
+def build_variants(config: AblateConfig, reuse: bool = False) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """Run the corpus pipeline once per variant: the stages of each, and its stats.json. `reuse` keeps
+    a finished output of the same config (not checked against changed input files)."""
     from pipelines.corpus import run
 
     corpus = read_yaml(config.corpus)
@@ -112,7 +125,7 @@ def build_variants(config: AblateConfig) -> tuple[dict[str, list[str]], dict[str
     stats = {}
     for name, variant in variants.items():
         print(f"ablate: variant {name}: {', '.join(s.name for s in variant.stages)}", file=sys.stderr, flush=True)
-        stats[name] = run(variant, fresh=True)
+        stats[name] = (reuse and finished_stats(variant)) or run(variant, fresh=True)
     return {name: [s.name for s in variant.stages] for name, variant in variants.items()}, stats
 
 
@@ -401,14 +414,14 @@ def heldout_set(config: AblateConfig, tokenizer_dir: str, eos_id: int) -> Simple
     )
 
 
-def run(config: AblateConfig) -> dict:
-    """The whole ablation; returns what is written to `<out>/ablate.json`."""
+def run(config: AblateConfig, reuse: bool = False) -> dict:
+    """The whole ablation; returns what is written to `<out>/ablate.json`. `reuse`: see build_variants."""
     from pipelines.corpus import init_ray
 
     started = time.perf_counter()
     os.makedirs(config.out, exist_ok=True)
     init_ray(config.num_cpus)
-    stages, stats = build_variants(config)
+    stages, stats = build_variants(config, reuse)
     corpus_seconds = time.perf_counter() - started
     hits = {name: contamination(config, name) for name in config.variants}
     if any(hits.values()):
@@ -492,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/ablate.yaml", help="ablation YAML (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument(
+        "--reuse-corpus",
+        action="store_true",
+        help="keep a variant's finished corpus output of the same config instead of rebuilding it (to iterate on "
+        "the proxy; the input files are not checked for changes)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="Ray's own logs on the console (otherwise in <out>/logs)"
     )
     args = parser.parse_args(argv)
@@ -506,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_ray(log_dir(config.out))
         init_ray(config.num_cpus, log_to_driver=False)
-    result = run(config)
+    result = run(config, args.reuse_corpus)
     print_table(result)
     print(f"report: {os.path.join(config.out, REPORT)}")
     return 0
