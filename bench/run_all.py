@@ -177,7 +177,7 @@ BENCHMARKS = [
         "Wikipedia) tell held-out Wikipedia from raw web text and junk, next to the alternative the issue "
         "names: a tiny byte-level model of our trainer on the same articles. Published anchor: CCNet's "
         "5-gram KenLM models are trained on all of a language's Wikipedia.",
-        [["-m", "bench.perplexity", "--mb", "5", "--transformer", "--steps", "2000"]],
+        [["-m", "bench.perplexity", "--mb", "5", "--transformer", "--steps", "300"]],
         markdown=True,
     ),
     Benchmark(
