@@ -4,7 +4,7 @@ A checkpoint folder holds `model.safetensors`, `model_config.json`, `trainer.pt`
 optimizer, data-loader state, learning-rate schedule, run metadata) and `rng-rank{r}.pt` per
 process. Loading uses safetensors and `torch.load(weights_only=True)`, so a checkpoint never
 executes code. Full (unsharded) state dicts through `torch.distributed.checkpoint.state_dict`
-work the same for a plain module, DDP and FSDP2.
+work the same for a plain module, DDP and FSDP2 (a single process saves the same dicts without it).
 
 Crash safety: a checkpoint is written as `.tmp-step_N`, its files flushed to disk, then renamed
 to `step_N`; a `step_N` folder is therefore complete, and a process killed while writing leaves
@@ -26,18 +26,10 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
 
 from train.config import OptimConfig
 from train.model import ModelConfig, Transformer
 
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 STEP_DIR = re.compile(r"step_(\d+)")
 PARTIAL_PREFIX = ".tmp-"  # a checkpoint being written; renamed to step_N when complete
 FAILPOINT_ENV = "LMFORGE_FAILPOINT"
@@ -46,10 +38,40 @@ FAILPOINT_ENV = "LMFORGE_FAILPOINT"
 def model_state(model: nn.Module, config: ModelConfig) -> dict[str, torch.Tensor]:
     """Full state dict (gathered from all ranks under FSDP); a tied `lm_head.weight` is left out
     (safetensors stores no shared tensors; loading ties it again)."""
-    state = get_model_state_dict(model, options=FULL)
+    if dist.is_initialized():
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    else:  # one process, a plain module: what get_model_state_dict gives, without importing it (below)
+        state = {key: value.cpu() for key, value in model.state_dict().items()}
     if config.tie_embeddings:
         state.pop("lm_head.weight", None)
     return {key: value.contiguous() for key, value in state.items()}
+
+
+def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Full optimizer state, keyed by parameter name (not by position), as
+    `torch.distributed.checkpoint.state_dict.get_optimizer_state_dict` gives it for DDP and FSDP
+    alike. One process renames `optimizer.state_dict()` here instead: importing
+    torch.distributed.checkpoint takes ~1.5 s, a run's start-up on a small model."""
+    if dist.is_initialized():
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+    names = {param: name for name, param in model.named_parameters()}
+    name_of = [names[param] for group in optimizer.param_groups for param in group["params"]]
+    state = optimizer.state_dict()
+    return {
+        "state": {
+            name_of[index]: {key: value.cpu() if torch.is_tensor(value) else value for key, value in values.items()}
+            for index, values in state["state"].items()
+        },
+        "param_groups": [
+            {**group, "params": [name_of[index] for index in group["params"]]} for group in state["param_groups"]
+        ],
+    }
 
 
 def save_weights(state: dict[str, torch.Tensor], config: ModelConfig, directory: str) -> None:
@@ -231,7 +253,7 @@ def save_checkpoint(
     name = f"step_{step:07d}"
     path, partial = os.path.join(directory, name), os.path.join(directory, PARTIAL_PREFIX + name)
     state = model_state(model, config)
-    optim_state = get_optimizer_state_dict(model, optimizer, options=FULL)
+    optim_state = optimizer_state(model, optimizer)
     world_size = dist.get_world_size() if dist.is_initialized() else 1
     if rank == 0:
         remove_partial_checkpoints(directory)
@@ -279,6 +301,12 @@ def load_checkpoint(
             f"cannot resume from {path}: its model config differs from this run's "
             f"({dataclasses.asdict(saved)} vs {dataclasses.asdict(config)})"
         )
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
     trainer_state = torch.load(os.path.join(path, "trainer.pt"), weights_only=True)
     check_schedule(path, trainer_state["schedule"], schedule, allow_schedule_change)
     set_model_state_dict(model, read_weights(path, config), options=StateDictOptions(full_state_dict=True))

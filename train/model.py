@@ -68,6 +68,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == self.weight.dtype == torch.float32:  # the same as below, with one op fewer
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         # Normalise in fp32 (as LLaMA does) so bf16 activations keep their precision here.
         return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=self.eps).type_as(x)
 
@@ -102,13 +104,13 @@ class KVCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
-def stacked_linear(x: torch.Tensor, *layers: nn.Module) -> list[torch.Tensor]:
-    """x through several bias-free linear layers: one matmul on their stacked weights when all are
-    plain nn.Linear (fewer, wider matmuls; autocast casts x once), else one by one (e.g. LoRA)."""
+def stacked_linear(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
+    """x through several bias-free linear layers, their outputs side by side in the last dimension: one
+    matmul on their stacked weights when all are plain nn.Linear (fewer, wider matmuls; autocast casts x
+    once), else one by one (e.g. LoRA)."""
     if all(type(layer) is nn.Linear for layer in layers):
-        stacked = F.linear(x, torch.cat([layer.weight for layer in layers]))
-        return list(stacked.split([layer.out_features for layer in layers], dim=-1))
-    return [layer(x) for layer in layers]
+        return F.linear(x, torch.cat([layer.weight for layer in layers]))
+    return torch.cat([layer(x) for layer in layers], dim=-1)
 
 
 class Attention(nn.Module):
@@ -125,13 +127,14 @@ class Attention(nn.Module):
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None
     ) -> torch.Tensor:
         batch, time, _ = x.shape
-        q, k, v = stacked_linear(x, self.q_proj, self.k_proj, self.v_proj)
+        qkv = stacked_linear(x, self.q_proj, self.k_proj, self.v_proj)
         if x.is_cpu:  # torch's CPU attention kernels are several times slower in bf16 than in fp32
-            q, k, v = q.float(), k.float(), v.float()
-        q = q.view(batch, time, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.view(batch, time, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = v.view(batch, time, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            qkv = qkv.float()
+        # (batch, heads, time, head_dim) with the query heads, then the key heads, then the value heads;
+        # queries and keys are rotated together (half the RoPE ops of rotating each).
+        qkv = qkv.view(batch, time, -1, self.head_dim).transpose(1, 2)
+        qk, v = qkv.split([self.n_heads + self.n_kv_heads, self.n_kv_heads], dim=1)
+        q, k = apply_rope(qk, cos, sin).split([self.n_heads, self.n_kv_heads], dim=1)
         past = 0
         if cache is not None:
             past = cache.length
@@ -161,7 +164,7 @@ class FeedForward(nn.Module):
         self.down_proj = nn.Linear(config.ffn_dim, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = stacked_linear(x, self.gate_proj, self.up_proj)
+        gate, up = stacked_linear(x, self.gate_proj, self.up_proj).chunk(2, dim=-1)
         return self.down_proj(F.silu(gate) * up)
 
 

@@ -17,7 +17,18 @@ from tokenizer.config import TokenizerConfig
 from tokenizer.extend import extend
 from tokenizer.models import new_tokenizer
 from train import pretrain
-from train.checkpoint import FAILPOINT_ENV, extend_vocabulary, latest_checkpoint, load_model, read_initial_weights
+from train.checkpoint import (
+    FAILPOINT_ENV,
+    extend_vocabulary,
+    latest_checkpoint,
+    load_model,
+    model_state,
+    optimizer_state,
+    read_initial_weights,
+)
+from train.config import OptimConfig
+from train.model import ModelConfig, Transformer
+from train.runtime import build_optimizer
 
 TIMING = ("tokens_per_s", "time")  # the only metrics that differ between identical runs
 
@@ -152,6 +163,45 @@ def test_a_validation_split_smaller_than_a_batch(tmp_path, capsys):
     assert rows(tmp_path / "run")[-1]["val_loss"] > 0
     with pytest.raises(ValueError, match="validation split holds 0 window"):  # before any training step
         pretrain.main(["--config", config, "--set", "data.seq_len=32"])
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_one_process_saves_the_state_dicts_torch_distributed_checkpoint_gives(tied):
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2, max_seq_len=8, tie_embeddings=tied)
+    model = Transformer(config)
+    optimizer = build_optimizer(model, OptimConfig(), torch.device("cpu"))
+    tokens = torch.randint(0, 50, (2, 8))
+    model(tokens[:, :-1], tokens[:, 1:])[1].backward()
+    optimizer.step()
+    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    expected_model = get_model_state_dict(model, options=full)
+    if tied:
+        expected_model.pop("lm_head.weight")
+    assert_equal_nested(model_state(model, config), expected_model)
+    assert_equal_nested(optimizer_state(model, optimizer), get_optimizer_state_dict(model, optimizer, options=full))
+
+
+def assert_equal_nested(a, b) -> None:
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_equal_nested(a[key], b[key])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_equal_nested(x, y)
+    elif torch.is_tensor(a):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    else:
+        assert a == b
 
 
 # ------------------------------------------------------------------------- extended vocabulary
