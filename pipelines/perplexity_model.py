@@ -19,8 +19,6 @@ date, so the same input gives byte-identical files (the digests in the metadata 
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import io
 import json
 import os
@@ -29,8 +27,8 @@ import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 
+from pipelines.model_training import read_training_config, training_main
 from pipelines.quality_model import documents, heldout, roc_auc
 from stages.ingest import SourceConfig, list_input_files
 from stages.perplexity import (
@@ -44,6 +42,7 @@ from stages.perplexity import (
     ngram_keys,
     since_bos,
 )
+from tokenizer.models import file_sha256
 
 FORMAT_VERSION = 1  # of the files: bump when the stage could no longer read older ones
 
@@ -61,12 +60,7 @@ class TrainConfig:
 
 
 def load_config(path: str) -> TrainConfig:
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
-    try:
-        config = TrainConfig(**raw)
-    except TypeError as error:
-        raise ValueError(f"{path}: {error}") from None
+    config = read_training_config(path, TrainConfig)
     for lang, kinds in config.languages.items():
         if set(kinds) - {"reference", "web"} or not kinds.get("reference"):
             raise ValueError(f"{path}: languages.{lang} takes a reference source list and optionally web")
@@ -180,20 +174,12 @@ def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def source_files(specs: list[dict], name: str) -> list[dict]:
     """Each input file of the sources, relative to the cwd, with its sha256."""
     files = []
     for i, spec in enumerate(specs):
         for file in list_input_files(SourceConfig(name=f"{name}-{i}", **spec)):
-            files.append({"path": os.path.relpath(file.path), "sha256": sha256(file.path)})
+            files.append({"path": os.path.relpath(file.path), "sha256": file_sha256(file.path)})
     return files
 
 
@@ -254,7 +240,7 @@ def train(config: TrainConfig) -> dict:
         arrays, entry = train_language(lang, kinds, config)
         path = os.path.join(config.output, entry["file"])
         save_npz(path, arrays)
-        entry["sha256"], entry["size_bytes"] = sha256(path), os.path.getsize(path)
+        entry["sha256"], entry["size_bytes"] = file_sha256(path), os.path.getsize(path)
         languages[lang] = entry
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -273,28 +259,28 @@ def train(config: TrainConfig) -> dict:
     return metadata
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="perplexity_model", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--config", default="configs/perplexity_model.yaml", help="training YAML (default: %(default)s)"
-    )
-    parser.add_argument("--output", help="model directory (overrides `output`)")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"perplexity_model: config error: {error}", file=sys.stderr)
-        return 2
-    if args.output:
-        config.output = args.output
-    metadata = train(config)
-    for lang, entry in metadata["languages"].items():
-        print(
+def summary(config: TrainConfig, metadata: dict) -> list[str]:
+    return [
+        *(
             f"{lang}: {entry['train_tokens']} tokens, vocabulary {entry['vocab_size']}, n-grams kept "
             f"{entry['kept_ngrams']}, {entry['size_bytes'] / 2**20:.2f} MiB; held-out {entry['heldout']}"
-        )
-    print(f"models: {config.output}/ ({METADATA} and one .npz per language)")
-    return 0
+            for lang, entry in metadata["languages"].items()
+        ),
+        f"models: {config.output}/ ({METADATA} and one .npz per language)",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return training_main(
+        argv,
+        "perplexity_model",
+        __doc__,
+        "configs/perplexity_model.yaml",
+        "model directory (overrides `output`)",
+        load_config,
+        train,
+        summary,
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ into a threshold.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -26,8 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 
+from pipelines.model_training import read_training_config, training_main
 from stages.ingest import SourceConfig, list_input_files, read_file
 from stages.quality_classifier import NEGATIVE, POSITIVE, metadata_path, normalise
 from tokenizer.sampling import split_value
@@ -49,12 +48,7 @@ class TrainConfig:
 
 
 def load_config(path: str) -> TrainConfig:
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
-    try:
-        config = TrainConfig(**raw)
-    except TypeError as error:
-        raise ValueError(f"{path}: {error}") from None
+    config = read_training_config(path, TrainConfig)
     for lang, classes in config.languages.items():
         if set(classes) - set(LABELS):
             raise ValueError(f"{path}: languages.{lang} takes positive and negative source lists")
@@ -218,29 +212,29 @@ def train(config: TrainConfig) -> dict:
     return metadata
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="quality_model", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/quality_model.yaml", help="training YAML (default: %(default)s)")
-    parser.add_argument("--output", help="model path (overrides `output`); metadata goes beside it as .json")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"quality_model: config error: {error}", file=sys.stderr)
-        return 2
-    if args.output:
-        config.output = args.output
-    metadata = train(config)
-    for lang, result in metadata["heldout"].items():
-        print(
+def summary(config: TrainConfig, metadata: dict) -> list[str]:
+    return [
+        *(
             f"{lang}: {metadata['examples_per_class'][lang]} examples per class; held-out "
             f"chunks {result['chunks']}, documents {result['documents']}"
-        )
-    print(f"skipped (one class missing): {metadata['skipped_languages'] or 'none'}")
-    print(
-        f"model: {config.output} ({metadata['size_bytes'] / 2**20:.2f} MiB), metadata: {metadata_path(config.output)}"
+            for lang, result in metadata["heldout"].items()
+        ),
+        f"skipped (one class missing): {metadata['skipped_languages'] or 'none'}",
+        f"model: {config.output} ({metadata['size_bytes'] / 2**20:.2f} MiB), metadata: {metadata_path(config.output)}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return training_main(
+        argv,
+        "quality_model",
+        __doc__,
+        "configs/quality_model.yaml",
+        "model path (overrides `output`); metadata goes beside it as .json",
+        load_config,
+        train,
+        summary,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ import random
 import numpy as np
 import pytest
 
-from pipelines.perplexity_model import TrainConfig, load_config, sha256, train
+from pipelines.perplexity_model import TrainConfig, load_config, train
 from pipelines.quality_model import documents, heldout
 from stages.perplexity import BOS, DEFAULT_MODEL, METADATA, UNK, Perplexity, line_units, load_models
 from tests.helpers import FIXTURES, ROOT, batch, fixture_text, reasons
+from tokenizer.models import file_sha256
 
 BOILERPLATE = (
     "Home | About Us | Products | Contact Us | Privacy Policy | Terms of Service\n"
@@ -116,8 +117,8 @@ def test_training_is_deterministic_and_records_its_inputs(tmp_path):
         config.output = str(tmp_path / name)
         runs.append(train(config))
     first, second = (run["languages"]["en"] for run in runs)
-    assert first["sha256"] == second["sha256"] == sha256(str(tmp_path / "a" / "en.npz"))
-    assert first["sources"]["reference"][0]["sha256"] == sha256(os.path.join(quality, "wiki.jsonl"))
+    assert first["sha256"] == second["sha256"] == file_sha256(str(tmp_path / "a" / "en.npz"))
+    assert first["sources"]["reference"][0]["sha256"] == file_sha256(os.path.join(quality, "wiki.jsonl"))
     assert len(first["web_percentiles"]) == 101 and first["heldout"]["auc"] > 0.5
     _, models = load_models(str(tmp_path / "b"))
     assert models["en"].order == 3
@@ -146,9 +147,9 @@ def test_shipped_models_match_their_metadata():
     assert set(metadata["languages"]) == {"en", "zh"}
     for entry in metadata["languages"].values():
         path = os.path.join(DEFAULT_MODEL, entry["file"])
-        assert os.path.getsize(path) < 2 * 2**20 and sha256(path) == entry["sha256"]
+        assert os.path.getsize(path) < 2 * 2**20 and file_sha256(path) == entry["sha256"]
         for file in (f for files in entry["sources"].values() for f in files):
-            assert sha256(os.path.join(ROOT, file["path"])) == file["sha256"], f"retrain: {file['path']} changed"
+            assert file_sha256(os.path.join(ROOT, file["path"])) == file["sha256"], f"retrain: {file['path']} changed"
     assert metadata["languages"]["en"]["heldout"]["auc"] > 0.75
 
 
