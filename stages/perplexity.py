@@ -36,7 +36,7 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from stages.base import Filter, Resources, Strict, column_or_none, make_params, overridden
-from stages.text import is_unspaced, simplify_text
+from stages.text import UNSPACED_SCRIPT_CHARS, is_unspaced, simplify_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL = os.path.join(ROOT, "models", "perplexity")
@@ -48,8 +48,7 @@ BUCKET_PERCENTILES = (30, 60)  # CCNet's cuts between head, middle and tail
 
 # Characters of scripts written without spaces (CJK ideographs, kana, Thai, Lao, Myanmar, Khmer) are
 # one unit each; any other run of non-space characters is one unit.
-_UNSPACED_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
-_CHARACTER_UNITS = re.compile(f"[{_UNSPACED_CHARS}]|[^\\s{_UNSPACED_CHARS}]+")
+_CHARACTER_UNITS = re.compile(f"[{UNSPACED_SCRIPT_CHARS}]|[^\\s{UNSPACED_SCRIPT_CHARS}]+")
 
 # Hash of an n-gram: its (n-1)-gram prefix's hash and its last word id, mixed (splitmix64's
 # finaliser), modulo 2^64. Models of a few million n-grams collide with probability ~2^-40.

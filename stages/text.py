@@ -38,11 +38,9 @@ from stages.base import column_or_none
 UNSPACED_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my"})
 CHARACTER_WORD_LANGS = UNSPACED_LANGS - {"zh"}
 # Their scripts, for text whose language is not known (an eval set): kana, CJK ideographs,
-# Thai, Lao, Myanmar, Khmer.
-_UNSPACED_SCRIPT = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff"
-    r"\u1000-\u109f\u1780-\u17ff]"
-)
+# Thai, Lao, Myanmar, Khmer (character ranges, for regex classes).
+UNSPACED_SCRIPT_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+_UNSPACED_SCRIPT = re.compile(f"[{UNSPACED_SCRIPT_CHARS}]")
 
 
 def is_unspaced(text: str, lang: str | None) -> bool:
