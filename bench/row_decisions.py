@@ -33,8 +33,9 @@ def text_digests(texts: pa.ChunkedArray) -> pa.Array:
 
 
 def decisions_of(table: pa.Table) -> pa.Table:
-    """`table` without its bulky columns: text replaced by its digest."""
-    keep = [c for c in table.column_names if c not in ("text", "source", "url", "metadata")]
+    """`table` without its bulky columns (text replaced by its digest) and without the per-stage
+    timing rows carry (`stage_timing`), which differs between any two runs."""
+    keep = [c for c in table.column_names if c not in ("text", "source", "url", "metadata", "stage_timing")]
     return table.select(keep).append_column("text_sha1", text_digests(table["text"]))
 
 
