@@ -7,6 +7,25 @@ from __future__ import annotations
 import json
 import os
 
+# Section headings of the report of any run write_run writes (the page's contents).
+HEADINGS = (
+    "Corpus",
+    "Funnel",
+    "Removals by stage and reason",
+    "Kept share per source",
+    "Languages",
+    "Distribution of quality_score",
+    "Duplicate clusters",
+    "PII replacements",
+    "Quarantine",
+    "Removed examples",
+    "Where the time went",
+    "Shards",
+    "Tokenizer",
+    "Training and fine-tuning",
+    "Provenance",
+)
+
 STATS = {
     "input_documents": 115,
     "kept_documents": 70,

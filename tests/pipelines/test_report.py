@@ -92,26 +92,12 @@ def test_every_part_gets_its_section_charts_and_the_figures_of_its_files(tmp_pat
     report_data.write_run(tmp_path)
     text, page = build(tmp_path)
     for heading in (
-        "Corpus",
-        "Funnel",
-        "Removals by stage and reason",
-        "Kept share per source",
-        "Languages",
-        "Distribution of quality_score",
-        "Duplicate clusters",
-        "PII replacements",
-        "Quarantine",
-        "Removed examples",
-        "Where the time went",
-        "Shards",
+        *report_data.HEADINGS,
         "Mixture",
         "Splits",
-        "Tokenizer",
-        "Training and fine-tuning",
         "Pre-training (model)",
         "Fine-tuning: SFT (finetune/sft)",
         "Fine-tuning: DPO (finetune)",
-        "Provenance",
         "Commands and wall times",
         "Versions",
     ):

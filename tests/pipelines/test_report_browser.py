@@ -31,23 +31,7 @@ def test_the_sample_runs_report_renders_in_headless_chromium(sample_run, tmp_pat
     check = browser.open_report(write_html_report(str(root)), screenshot=str(screenshot))
     assert check.console_errors == []
     assert check.failed_requests == []
-    for heading in (
-        "Corpus",
-        "Funnel",
-        "Removals by stage and reason",
-        "Kept share per source",
-        "Languages",
-        "Distribution of quality_score",
-        "Duplicate clusters",
-        "PII replacements",
-        "Quarantine",
-        "Removed examples",
-        "Where the time went",
-        "Shards",
-        "Tokenizer",
-        "Training and fine-tuning",
-        "Provenance",
-    ):
+    for heading in report_data.HEADINGS:
         assert heading in check.headings, heading
     labels = [chart["label"] for chart in check.charts]
     assert {
