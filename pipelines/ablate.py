@@ -38,9 +38,9 @@ from pipelines.config import Source, parse_config
 from stages.base import ConfigError, Strict, validated
 from stages.decontaminate import Decontaminate, read_eval_texts
 from tokenizer.config import parse_set, read_yaml
+from tokenizer.models import TOKENIZER_FILES
 
 REPORT = "report.html"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 WORD_ORDER_SPAN = 20  # words per span of the word-order test: ~30 tokens, well inside a proxy's context
 
 
