@@ -342,6 +342,11 @@ def analyses(batch: pa.Table) -> list[Analysis]:
     return _recent.get(batch["text"].to_pylist(), column_or_none(batch, "lang"))
 
 
+def forget_analyses() -> None:
+    """Drop the shared analyses (a benchmark's timed pass then computes them again)."""
+    _recent.calls.clear()
+
+
 def share(analyses: list[Analysis]) -> None:
     """Make these analyses (of texts a stage wrote, with parts already computed) found by the next
     stages' `analyses`."""
