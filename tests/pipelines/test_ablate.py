@@ -29,10 +29,8 @@ def test_ablation_on_a_tiny_config(ray_local, in_repo_root, tmp_path):
 
     # Stages only remove documents: raw keeps the most, full (every stage) the fewest.
     documents = {name: v["documents"] for name, v in variants.items()}
-    for name in ("+heuristics", "+dedup", "+classifier", "+perplexity"):
-        assert documents["raw"] >= documents[name] >= documents["full"], documents
-    assert documents["+dedup"] < documents["raw"]  # the input's exact copies
-    assert documents["full"] < min(documents[n] for n in documents if n not in ("raw", "full"))
+    assert documents["raw"] > documents["+heuristics"] > documents["full"], documents
+    assert documents["raw"] > documents["+dedup"] > documents["full"], documents  # the input's exact copies
 
     # No variant holds held-out text, by the decontaminate stage's index; that index does find it in a document.
     assert all(contamination(config, name) == 0 for name in config.variants)

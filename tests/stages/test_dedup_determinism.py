@@ -88,8 +88,7 @@ def test_distinct_pages_sharing_a_site_template_are_kept(ray_local):
     pages = [p for p in article.split("\n") if len(p.split()) > 60][:4]
     assert len(pages) == 4
     texts = [f"{HEADER}\n{page}\n{FOOTER}" for page in pages]
-    out = run_global(MinHashDedup(), batch(texts, langs=["en"] * 4))
-    assert reasons(out) == [(None, None)] * 4
-    # The same page crawled twice with that template is still a near-duplicate.
-    twice = run_global(MinHashDedup(), batch(texts[:2] + [texts[0].replace(" the ", " a ", 1)], langs=["en"] * 3))
-    assert reasons(twice) == [(None, None), (None, None), ("minhash_dedup", "near_duplicate")]
+    # The first page crawled again (one word changed) with that template is still a near-duplicate.
+    out = run_global(MinHashDedup(), batch([*texts, texts[0].replace(" the ", " a ", 1)], langs=["en"] * 5))
+    assert reasons(out) == [(None, None)] * 4 + [("minhash_dedup", "near_duplicate")]
+    assert out["duplicate_of"].to_pylist()[4] == "doc/0"
