@@ -159,6 +159,10 @@ GROUP_OF = {label: group for group in GROUPS for label in group}
 LACKING = frozenset({"zu", "xh", "st", "tn", "ts", "sn", "mi", "lg"})  # lingua has them, lid.176 not
 LACKING_HINT = regex.compile(r"[āēīōūĀĒĪŌŪẹọṣẸỌṢ]")
 LINGUA_MAX_CHARS = 1000  # lingua scores long text on trigrams; its answer is settled well before this
+# lingua's own bound (HIGH_ACCURACY_MODE_MAX_TEXT_LENGTH), counted by lingua on the text without
+# punctuation and digits, spaces included: counting letters alone never exceeds that.
+LINGUA_LONG_TEXT = 120
+_LETTERS = regex.compile(r"\p{L}")
 VOTE_MIN_SCORE = 0.5  # a sampled line votes when lid.176 is at least this sure of it
 VOTE_MIN_WEIGHT = 20  # and it carries at least this much text (text_weight)
 _FLOOR = 1e-3  # probability given to a label a model did not rank, before the logarithm
@@ -203,41 +207,56 @@ class Lingua:
     """lingua-language-detector over all its 75 languages, and restricted to each confusable group.
 
     Never restricted to a config's allow-list: a detector that knows only en and zh calls a Zulu
-    page English. High-accuracy mode loads its 1- to 5-gram models lazily, as short texts need
-    them (text of 120 characters or more is scored on trigrams alone, as in low-accuracy mode)."""
+    page English. lingua scores text of `LINGUA_LONG_TEXT` letters or more on trigrams alone in
+    either accuracy mode, so such text goes to low-accuracy detectors: same answers, and they load
+    their trigram models in ~0.5 s (~90 MB) for all languages. High-accuracy mode, used for shorter
+    text unless `low_accuracy`, loads every 1- to 5-gram model of an alphabet on its first text
+    (~13 s and ~1.2 GB for the Latin one): a worker whose documents are all long never pays it."""
 
     def __init__(self, low_accuracy: bool) -> None:
         from lingua import IsoCode639_1, LanguageDetectorBuilder
 
-        def built(builder):
-            return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
+        def detectors(low: bool) -> tuple:
+            def built(builder):
+                return (builder.with_low_accuracy_mode() if low else builder).build()
 
-        self.detector = built(LanguageDetectorBuilder.from_all_languages())
-        self.group_detectors = {
-            group: built(
-                LanguageDetectorBuilder.from_iso_codes_639_1(*(getattr(IsoCode639_1, code.upper()) for code in group))
-            )
-            for group in GROUPS
-        }
+            groups = {
+                group: built(
+                    LanguageDetectorBuilder.from_iso_codes_639_1(
+                        *(getattr(IsoCode639_1, code.upper()) for code in group)
+                    )
+                )
+                for group in GROUPS
+            }
+            return built(LanguageDetectorBuilder.from_all_languages()), groups
+
+        # Building a detector loads nothing: models load on the first text that needs them.
+        self.long_text = detectors(low=True)
+        self.short_text = self.long_text if low_accuracy else detectors(low=False)
         self.labels = frozenset(
             value.language.iso_code_639_1.name.lower()
-            for value in self.detector.compute_language_confidence_values("a")
+            for value in self.long_text[0].compute_language_confidence_values("a")
         )
+
+    def _detectors(self, text: str) -> tuple:
+        return self.long_text if len(_LETTERS.findall(text)) >= LINGUA_LONG_TEXT else self.short_text
 
     @staticmethod
     def _confidences(detector, text: str) -> dict[str, float]:
         return {
             value.language.iso_code_639_1.name.lower(): value.value
-            for value in detector.compute_language_confidence_values(text[:LINGUA_MAX_CHARS])
+            for value in detector.compute_language_confidence_values(text)
             if value.value > 0
         }
 
     def predict(self, text: str) -> dict[str, float]:
         """{label: confidence} over the 75 languages (empty when the text has no letters it knows)."""
-        return self._confidences(self.detector, text)
+        text = text[:LINGUA_MAX_CHARS]
+        return self._confidences(self._detectors(text)[0], text)
 
     def predict_in_group(self, text: str, group: tuple[str, ...]) -> dict[str, float]:
-        return self._confidences(self.group_detectors[group], text)
+        text = text[:LINGUA_MAX_CHARS]
+        return self._confidences(self._detectors(text)[1][group], text)
 
 
 class LanguageRule(Strict):
@@ -249,8 +268,8 @@ class LanguageRule(Strict):
 class LangIdParams(LanguageRule):
     per_source: dict[str, LanguageRule] = {}  # source -> its own languages, threshold, min_lang_mix
     model: Literal["lid176", "lingua", "ensemble"] = "ensemble"
-    lingua_low_accuracy: bool = False  # trigram models only: same answers on text of 120 characters
-    #                                    or more, ~1/8 the memory; less accurate on short text
+    lingua_low_accuracy: bool = False  # trigram models for short text too (long text always gets
+    #                                    them): ~1/8 the memory, no ~13 s load; less accurate on short text
     max_chars: PositiveInt = 4000  # per document: answers are stable long before this; bounds cost
 
 

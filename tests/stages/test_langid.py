@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from stages.langid import LanguageId, admitted, normalise_lang, sampled_lines
+from stages.langid import GROUP_OF, LanguageId, admitted, normalise_lang, sampled_lines
 from tests.helpers import FIXTURES, batch, fixture_text, reasons
 
 
@@ -69,6 +69,24 @@ def test_ensemble_leaves_confident_languages_as_lid176_labels_them(texts, ensemb
         == ["en", "zh", "de", "ja"]
     )
     assert ensemble.consulted == consulted_before  # lid.176 is sure of all four: lingua was not asked
+
+
+def test_long_text_goes_to_low_accuracy_lingua_with_the_same_answers(texts, ensemble):
+    """lingua scores text of 120 letters or more on trigrams in either mode, so the cheap-to-load
+    low-accuracy detectors answer it; a short sentence still gets the high-accuracy ones."""
+    lingua = ensemble.lingua
+    for lang in ("zu", "bs", "nn"):
+        text = texts[lang]
+        assert lingua._detectors(text) is lingua.long_text
+        high_accuracy, high_groups = lingua.short_text
+        assert lingua.predict(text) == pytest.approx(lingua._confidences(high_accuracy, text[:1000]))
+        if lang in GROUP_OF:
+            group = GROUP_OF[lang]
+            assert lingua.predict_in_group(text, group) == pytest.approx(
+                lingua._confidences(high_groups[group], text[:1000])
+            )
+    short = texts["bs"].split(".")[0]
+    assert len(short) < 120 and lingua._detectors(short) is lingua.short_text is not lingua.long_text
 
 
 def test_nynorsk_is_told_from_bokmal_and_no_admits_both(texts):
