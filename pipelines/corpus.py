@@ -2,8 +2,9 @@
 
 The configured stages are cut into phases at the global stages:
 
-    phase 0   input files -> ingest (a Ray task per file) -> row stages (a pool of actors
-              that load their models once)
+    phase 0   input files -> ingest -> row stages, in a pool of actors that load their models
+              once, each reading whole input files and writing what comes out (or, with fewer
+              files than actors, fed batches by a Ray task per file)
     phase k   a global stage (dedup: it sees the whole dataset), or the row stages after it
     last      ... -> docs/, rejects/, quarantine/ + per-part counts -> stats.json, report.md
 
@@ -103,7 +104,10 @@ def read_units(
 class StageChain:
     """Applies the configured row stages in order to each block. Row-local stages run chained
     in one actor so a block is converted to Python once per stage, not serialised between
-    stages; models load once per actor.
+    stages; models load once per actor. With a `sink`, the actor also writes what comes out
+    and returns the sink's part counts; with a `source`, its blocks are what the source reads
+    from each batch of input rows (input files, units), so a batch never leaves the actor's
+    process (see CorpusRun.run_units).
 
     A stage that raises on a batch gets it again document by document: the documents that still
     raise are quarantined as `stage_error:<stage>` (exception in their metadata `error`), the
@@ -112,13 +116,30 @@ class StageChain:
     Each stage is timed per batch (BatchTiming): the figures go with the rows (column TIMING) to
     the run's per-part counts, and from there to stats.json's `stage_timing`."""
 
-    def __init__(self, specs: list[tuple[str, dict]], batch_rows: int, batch_bytes: int):
+    def __init__(
+        self,
+        specs: list[tuple[str, dict]],
+        batch_rows: int,
+        batch_bytes: int,
+        source: Callable[[pa.Table], Iterator[pa.Table]] | None = None,
+        sink: Callable[[pa.Table], pa.Table] | None = None,
+    ):
         self.stages = [build_stage(name, params) for name, params in specs]
         for stage in self.stages:
             stage.setup()
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.source, self.sink = source, sink
 
-    def __call__(self, block: pa.Table) -> pa.Table:
+    def __call__(self, block: pa.Table) -> pa.Table | Iterator[pa.Table]:
+        if self.source is None:
+            return self.finish(block)
+        return (self.finish(batch) for batch in self.source(block))  # Ray Data streams a generator's batches
+
+    def finish(self, block: pa.Table) -> pa.Table:
+        out = self.apply(block)
+        return self.sink(out) if self.sink else out
+
+    def apply(self, block: pa.Table) -> pa.Table:
         outputs = []
         for batch in slices(block, self.batch_rows, self.batch_bytes):
             carried = batch[TIMING] if TIMING in batch.column_names else None  # ingest's, earlier phases'
@@ -366,29 +387,30 @@ class CorpusRun:
         """At most one task per worker for our reading and writing steps."""
         return ray.data.TaskPoolStrategy(size=self.workers)
 
-    def sink(self, ds, phase: Phase):
-        if phase.final:
-            row_stages = [stage for p in self.phases for stage in p.row_stages]
-            fn, kwargs = (
-                write_final,
-                {
-                    "out_dir": self.out,
-                    "rejects_text": self.config.output.rejects_text,
-                    "summed": tuple(name for stage in row_stages for name in stage.summed),
-                    "binned": tuple(name for stage in row_stages for name in stage.binned),
-                },
-            )
-        else:
-            fn, kwargs = write_phase, {"out_dir": self.out, "phase": phase.index}
+    def map_tasks(self, ds, step: functools.partial, batch_size: int | None):
+        """`ds` through `step` (one of ours: a reader or a sink) in our pool of tasks."""
         return ds.map_batches(
-            fn,
-            fn_kwargs=kwargs,
-            batch_size=None,
+            step.func,
+            fn_kwargs=step.keywords,
+            batch_size=batch_size,
             batch_format="pyarrow",
             num_cpus=0,
             compute=self.tasks(),
             ray_remote_args_fn=self.retries(),
         )
+
+    def sink(self, phase: Phase) -> functools.partial:
+        """What writes the phase's rows and returns their part counts."""
+        if phase.final:
+            row_stages = [stage for p in self.phases for stage in p.row_stages]
+            return functools.partial(
+                write_final,
+                out_dir=self.out,
+                rejects_text=self.config.output.rejects_text,
+                summed=tuple(name for stage in row_stages for name in stage.summed),
+                binned=tuple(name for stage in row_stages for name in stage.binned),
+            )
+        return functools.partial(write_phase, out_dir=self.out, phase=phase.index)
 
     def consume(
         self, ds, phase: Phase, what: str = "documents", total: int | None = None, started: float | None = None
@@ -405,23 +427,19 @@ class CorpusRun:
         self.timing.append(progress.figures())
         return self.timing[-1]
 
-    def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None):
-        """The rows `phase` wrote for `units` (a task per file: our parts are many and small,
-        which Ray's Parquet reader handles poorly), marked by `marker` (see `read_units`)."""
-        return ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units)).map_batches(
-            read_units,
-            fn_kwargs={
-                "out_dir": self.out,
-                "phase": phase,
-                "batch_rows": self.config.execution.batch_size,
-                "marker": marker,
-            },
-            batch_size=1,
-            batch_format="pyarrow",
-            num_cpus=0,
-            compute=self.tasks(),
-            ray_remote_args_fn=self.retries(),
+    def reader(self, phase: int, units: list[str], marker: GlobalStage | None = None):
+        """A dataset of `units` (one row each) and what reads the rows `phase` wrote for each of
+        them, marked by `marker` (see `read_units`); our own reader, not Ray's Parquet reader:
+        our parts are many and small, which it handles poorly."""
+        rows = ray.data.from_items([{"unit": u} for u in units], override_num_blocks=len(units))
+        read = functools.partial(
+            read_units, out_dir=self.out, phase=phase, batch_rows=self.config.execution.batch_size, marker=marker
         )
+        return rows, read
+
+    def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None):
+        """The rows `phase` wrote for `units`, a task per file (see `reader`)."""
+        return self.map_tasks(*self.reader(phase, units, marker), batch_size=1)
 
     def run_units(self, phase: Phase) -> None:
         """Run `phase` on the input files it has not finished, each read, processed and written
@@ -442,37 +460,43 @@ class CorpusRun:
         self.work.discard_units(phase.output, set(todo))
         if phase.index == 0:
             files = [f.__dict__ for f in self.files if unit_key(f"{f.source}/{f.relpath}") in set(todo)]
-            ds = ray.data.from_items(files, override_num_blocks=len(files)).map_batches(
+            rows = ray.data.from_items(files, override_num_blocks=len(files))
+            read = functools.partial(
                 ingest_files,
-                fn_kwargs={
-                    "out_dir": self.out,
-                    "batch_rows": execution.batch_size,
-                    "max_doc_bytes": self.config.ingest.max_doc_bytes,
-                    "max_batch_bytes": self.config.ingest.max_batch_bytes,
-                },
-                batch_size=1,
-                batch_format="pyarrow",
-                num_cpus=0,
-                compute=self.tasks(),
-                ray_remote_args_fn=self.retries(),
+                out_dir=self.out,
+                batch_rows=execution.batch_size,
+                max_doc_bytes=self.config.ingest.max_doc_bytes,
+                max_batch_bytes=self.config.ingest.max_batch_bytes,
             )
         else:
-            ds = self.read_phase(phase.index - 1, todo, marker=phase.stage)
-        if phase.specs:
-            actor_cpus = max(stage.resources.num_cpus for stage in phase.row_stages)
-            # A fixed pool: an autoscaling one (1 to N actors) never grew while ingest tasks held
-            # CPUs, and left cores idle (measured with bench/pipeline_throughput.py).
-            actors = max(1, min(self.workers, int(self.cpus // actor_cpus)))
+            rows, read = self.reader(phase.index - 1, todo, marker=phase.stage)
+        actor_cpus = max((stage.resources.num_cpus for stage in phase.row_stages), default=1)
+        # A fixed pool: an autoscaling one (1 to N actors) never grew while ingest tasks held
+        # CPUs, and left cores idle (measured with bench/pipeline_throughput.py).
+        actors = max(1, min(self.workers, int(self.cpus // actor_cpus)))
+        # The actors read and write their own rows: no pool of reading and writing tasks (their
+        # processes, their Ray Data machinery) competes with them for the cores, and no batch is
+        # copied through the object store. But that spreads the work by input file: with fewer
+        # files than actors, tasks read them and spread their batches over every actor.
+        inside = bool(phase.specs) and len(todo) >= actors
+        ds = rows if inside else self.map_tasks(rows, read, batch_size=1)
+        if not phase.specs:
+            ds = self.map_tasks(ds, self.sink(phase), batch_size=None)
+        else:
             ds = ds.map_batches(
                 StageChain,
                 fn_constructor_kwargs={
                     "specs": [(spec.name, spec.params) for spec in phase.specs],
                     "batch_rows": execution.batch_size,
                     "batch_bytes": self.config.ingest.max_batch_bytes,
+                    "source": read if inside else None,
+                    "sink": self.sink(phase),
                 },
-                batch_size=None,  # whole blocks (bounded by Ray's block size); StageChain slices them
+                # An input file at a time, to whichever actor is free; or whole blocks (bounded by
+                # Ray's block size), which StageChain slices
+                batch_size=1 if inside else None,
                 batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=actors),
+                compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1 if inside else None),
                 num_cpus=actor_cpus,
                 memory=max(stage.resources.memory_mb for stage in phase.row_stages) * 2**20 or None,
                 # Ray's default restarts a dead actor forever: a document that crashes its process
@@ -483,7 +507,7 @@ class CorpusRun:
             )
         # Documents per input file are known once ingest has read it: every later phase has a total.
         total = sum(inputs[unit]["documents"] for unit in todo) if phase.index else None
-        self.consume(self.sink(ds, phase), phase, total=total)
+        self.consume(ds, phase, total=total)
         missing = self.units - self.work.complete_units(phase.output, self.work.inputs())
         if missing:
             raise RuntimeError(f"{phase.describe()} finished without writing all rows of {len(missing)} input files")
