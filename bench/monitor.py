@@ -6,8 +6,9 @@ pipeline driver, the raylet and GCS it started, Ray's workers, datatrove's worke
 process's CPU seconds, remembered after it exits; with `memory=True` also RSS, PSS (shared pages
 counted once) and PSS split into anonymous memory (heaps) and shmem (Ray's object store), summed over
 the tree, with their peaks, and the root's own RSS, VmHWM and RssAnon. As a context manager it also
-gives the cores the tree used over the block and the cores the rest of the machine kept busy
-meanwhile, so that a timing disturbed by other work on a shared machine shows it.
+gives the cores the tree used over the block, its CPU seconds by kind of process, and the cores
+the rest of the machine kept busy meanwhile, so that a timing disturbed by other work on a shared
+machine shows it.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class TreeMonitor:
     """Samples `root` (default: this process) and its descendants on a thread while used as a
     context manager. `peak` (with `memory`): Rss, Pss, Pss_Anon, Pss_Shmem (sums over the tree),
     processes, and the root's own driver_Rss (smaps_rollup), driver_HWM (VmHWM), driver_Anon
-    (RssAnon). After the block: `own_cores` (the tree's CPU seconds / wall seconds) and
-    `other_cores` (the rest of the machine's)."""
+    (RssAnon). After the block: `own_cores` (the tree's CPU seconds / wall seconds), `kinds`
+    (its CPU seconds over the block, as `cpu_by_kind` splits them) and `other_cores` (the rest of
+    the machine's)."""
 
     def __init__(self, root: int | None = None, interval: float = 0.2, memory: bool = True):
         self.root = os.getpid() if root is None else root
@@ -106,6 +108,7 @@ class TreeMonitor:
         self.names: dict[tuple[int, float], str] = {}  # command line when first seen (300 characters)
         self.samples = 0
         self.own_cores = self.other_cores = 0.0
+        self.kinds: dict[str, float] = {}
         self._root: psutil.Process | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -176,6 +179,7 @@ class TreeMonitor:
     def __enter__(self) -> TreeMonitor:
         self._started, self._busy = time.perf_counter(), busy_seconds()
         self._cpu = self.cpu_total()
+        self._kinds = self.cpu_by_kind()
         self._thread.start()
         return self
 
@@ -184,12 +188,14 @@ class TreeMonitor:
         self._thread.join()
         seconds = max(time.perf_counter() - self._started, 1e-9)
         self.own_cores = (self.cpu_total() - self._cpu) / seconds
+        self.kinds = {kind: cpu - self._kinds[kind] for kind, cpu in self.cpu_by_kind().items()}
         self.other_cores = max((busy_seconds() - self._busy) / seconds - self.own_cores, 0.0)
 
 
 def timed_run(work: Callable[[], T], wait: float = 0) -> tuple[T, dict]:
     """`work()` after waiting up to `wait` s for the machine to be idle, timed and monitored: its
-    result and {seconds, load_before (cores busy before), own_cores, other_cores}."""
+    result and {seconds, load_before (cores busy before), own_cores, cpu_kinds (CPU seconds by kind of
+    process, see TreeMonitor.cpu_by_kind), other_cores}."""
     load = wait_quiet(wait)
     with TreeMonitor(interval=1.0, memory=False) as cpu:
         started = time.perf_counter()
@@ -199,5 +205,6 @@ def timed_run(work: Callable[[], T], wait: float = 0) -> tuple[T, dict]:
         "seconds": seconds,
         "load_before": load,
         "own_cores": cpu.own_cores,
+        "cpu_kinds": cpu.kinds,
         "other_cores": cpu.other_cores,
     }

@@ -99,6 +99,9 @@ def run_ours(manifest: dict, cores: int, label: str, wait: float = 0) -> dict:
         "kept_per_origin": kept_per_origin(out_dir),
         "removed": stats["removed"],
         "kept_languages": stats["kept_languages"],
+        "stage_cpu": {
+            entry["stage"]: entry["cpu_seconds"] for entry in stats["stage_timing"] if entry["kind"] == "row"
+        },
         "stages": [spec.name for spec in config.stages],
         "manifest": manifest,
     }

@@ -118,6 +118,9 @@ def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dic
             else ""
         )
     )
+    if "full" in ours:
+        out.append("")
+        out.append(cpu_paragraph(ours["full"]))
     if ray_seconds is not None:
         out.append("")
         out.append(f"Ray start (`ray.init(address='local', num_cpus={args.cores})`): {ray_seconds:.1f} s.")
@@ -184,3 +187,18 @@ def report(args, manifests: dict, ray_seconds: float | None, ours: dict, dt: dic
         out.append(profile_table(profile))
         out.append("")
     return "\n".join(out)
+
+
+def cpu_paragraph(result: dict) -> str:
+    """Where ours' CPU went on one run: inside the row stages (as the workers timed them, stats.json
+    `stage_timing`) and outside them, by kind of process (bench/monitor.py)."""
+    kinds, stages = result["cpu_kinds"], result["stage_cpu"]
+    total, inside = sum(kinds.values()), sum(stages.values())
+    per_stage = ", ".join(f"{name} {seconds:.1f}" for name, seconds in stages.items())
+    return (
+        f"**Where ours' CPU went** ({result['label']} input): {total:.1f} CPU-s in all; {inside:.1f} inside the "
+        f"stages ({per_stage}; stats.json `stage_timing`); {total - inside:.1f} outside them: Ray worker processes "
+        f"beyond the stages' time {kinds['workers'] - inside:.1f} (process start, imports, model setup, reading "
+        f"and writing, Ray Data's own actors), driver {kinds['driver']:.1f}, Ray's system processes "
+        f"{kinds['ray system']:.1f}."
+    )
