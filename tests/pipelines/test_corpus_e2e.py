@@ -1,15 +1,9 @@
-"""End-to-end: the default pipeline on the embedded sample corpus, locally and as a Ray job."""
+"""End-to-end: the default pipeline on the embedded sample corpus (as a Ray job on a cluster:
+tests/pipelines/test_multinode.py)."""
 
 import json
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -156,117 +150,3 @@ def test_dedup_survivors_are_kept_and_decontamination_hits_the_eval_articles(loc
         assert jaccard < 0.8, copy
     assert stats["removed"]["decontaminate"] == {"eval_overlap": 3}
     assert stats["exact_dedup"]["duplicates"] == stats["removed"]["exact_dedup"]["exact_duplicate"]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_ray_job_submit_matches_local_run(local_run, tmp_path):
-    """`ray job submit` against a real `ray start --head` cluster gives the local run's output."""
-    out_local, stats_local = local_run
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]  # the job's `python`
-    env.pop("RAY_ADDRESS", None)
-    # Every port explicit and free: the test session's own Ray instance holds the defaults.
-    ports = {
-        name: free_port()
-        for name in (
-            "port",
-            "dashboard-port",
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "metrics-export-port",
-            "ray-client-server-port",
-            "runtime-env-agent-port",
-        )
-    }
-    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    ray_temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
-    head_log = open(tmp_path / "head.log", "w")
-    head = subprocess.Popen(
-        [
-            ray_bin,
-            "start",
-            "--head",
-            "--block",
-            "--dashboard-host=127.0.0.1",
-            "--num-cpus=2",
-            "--include-dashboard=true",
-            f"--temp-dir={ray_temp}",
-            *(f"--{name}={port}" for name, port in ports.items()),
-        ],
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=head_log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        address = f"http://127.0.0.1:{ports['dashboard-port']}"
-        deadline = time.time() + 180
-        while True:
-            probe = subprocess.run(
-                [ray_bin, "job", "list", "--address", address], env=env, capture_output=True, text=True
-            )
-            if probe.returncode == 0:
-                break
-            assert time.time() < deadline, f"Ray head did not come up: {(tmp_path / 'head.log').read_text()[-3000:]}"
-            time.sleep(2)
-        out_job = str(tmp_path / "job_out")
-        job = subprocess.run(
-            [
-                ray_bin,
-                "job",
-                "submit",
-                "--address",
-                address,
-                "--working-dir",
-                ".",
-                "--",
-                "python",
-                "-m",
-                "pipelines.corpus",
-                "--config",
-                "configs/corpus.yaml",
-                "--out",
-                out_job,
-            ],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-        assert "succeeded" in job.stdout
-        with open(os.path.join(out_job, "stats.json")) as handle:
-            stats_job = json.load(handle)
-        for key in ("input_documents", "kept_documents", "removed", "quarantined", "per_source", "bytes_out"):
-            assert stats_job[key] == stats_local[key], key
-        for sub in ("docs", "rejects"):
-            assert read_dir(f"{out_job}/{sub}").equals(read_dir(f"{out_local}/{sub}")), sub
-    finally:
-        stop_process_group(head)
-        shutil.rmtree(ray_temp, ignore_errors=True)
-
-
-def stop_process_group(process):
-    """Stop the head and every Ray process it started (they share its process group);
-    `ray stop` would also kill the test session's own Ray instance."""
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.time() + grace
-        while time.time() < deadline:
-            process.poll()  # reap the leader, or its zombie keeps the group alive
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                process.wait()
-                return
-            time.sleep(0.5)

@@ -1,19 +1,23 @@
 """The corpus pipeline on a simulated three-node Ray cluster gives the single-node run's output,
-also when a worker node dies in the middle of the run.
+submitted with `ray job submit`, and also when a worker node dies in the middle of the run.
 
 `ray.cluster_utils.Cluster` starts a head node without CPUs and two worker nodes of one logical
 CPU each, every node with its own raylet and object store on this machine: everything that needs
 a CPU (the stage actors, the shuffles) runs on the workers, and blocks travel between the nodes'
-object stores as on a real cluster. The pipeline runs as a separate driver process attached to
-the cluster through RAY_ADDRESS, as `ray job submit` runs it (this process keeps the session's
-local Ray instance, `ray_local`). The reference is the session's single-node run (`sample_run`).
+object stores as on a real cluster. The first run is the README's `ray job submit --working-dir .`
+to the head's dashboard; the second a driver process attached to the cluster through RAY_ADDRESS,
+as a job's driver is (this process keeps the session's local Ray instance, `ray_local`). The
+reference is the session's single-node run (`sample_run`).
 """
 
 import collections
 import glob
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -24,12 +28,13 @@ pytestmark = pytest.mark.slow
 
 MB = 2**20
 WORKER_NODE = {"num_cpus": 1, "object_store_memory": 256 * MB}
+RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 STAGE_CHAIN = "MapBatches(StageChain)"  # the row-stage actors' tasks ("MapWorker(MapBatches(StageChain)).submit")
 
 
 @pytest.fixture(scope="module")
 def cluster(ray_local):
-    """Head node (no CPUs) + two worker nodes, started once for the module. The second test
+    """Head node (no CPUs, the dashboard) + two worker nodes, started once for the module. The second test
     removes a worker node: it must stay the last one to use the cluster."""
     from ray._private.utils import get_ray_address_file
 
@@ -40,36 +45,61 @@ def cluster(ray_local):
     if os.path.exists(address_file):
         with open(address_file) as handle:
             previous = handle.read()
-    cwd = os.getcwd()
+    # Its own temp dir (short: Unix socket paths are limited to 107 bytes), as `ray start --head
+    # --temp-dir` has: a submitted job's driver finds its cluster in the temp dir's address file.
+    temp_dir = tempfile.mkdtemp(prefix="rm", dir="/tmp")
+    cwd, path = os.getcwd(), os.environ["PATH"]
     os.chdir(ROOT)  # the workers' working directory: configs name paths relative to the repo root
+    # The nodes' processes keep this environment: a submitted job's `python` is this one.
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
     try:
         try:
-            cluster = start_cluster()
+            cluster = start_cluster(temp_dir)
         except Exception:  # noqa: BLE001 - Ray gives a raylet 30 s to register, too short on a loaded machine
             time.sleep(10)
-            cluster = start_cluster()
+            cluster = start_cluster(temp_dir)
     finally:
         os.chdir(cwd)
+        os.environ["PATH"] = path
         restore_address_file(address_file, previous)
         use_the_sessions_internal_kv()
     yield cluster
     stop_cluster(cluster)
     use_the_sessions_internal_kv()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def start_cluster():
+def start_cluster(temp_dir):
+    from ray._private.utils import write_ray_address
     from ray.cluster_utils import Cluster
 
     cluster = Cluster()
     try:
-        cluster.add_node(num_cpus=0, object_store_memory=256 * MB, include_dashboard=False)  # the head
+        # The head runs the dashboard, which takes job submissions. Its ports and each node's agent
+        # port explicit and free: the session's Ray instance holds the defaults.
+        head = cluster.add_node(
+            num_cpus=0,
+            object_store_memory=256 * MB,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=free_port(),
+            dashboard_agent_listen_port=free_port(),
+            temp_dir=temp_dir,
+        )
+        write_ray_address(head.gcs_address, temp_dir)
         for _ in range(2):
-            cluster.add_node(**WORKER_NODE)
+            cluster.add_node(**WORKER_NODE, dashboard_agent_listen_port=free_port(), temp_dir=temp_dir)
         cluster.wait_for_nodes()
     except Exception:
         stop_cluster(cluster)  # without the head's GCS, a raylet that registers late exits
         raise
     return cluster
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def stop_cluster(cluster):
@@ -181,13 +211,24 @@ def stage_chain_running_on(cluster, node_ids, jobs):
     return None
 
 
-def test_the_sample_on_a_three_node_cluster_gives_the_single_node_output(sample_run, cluster, tmp_path):
+def test_ray_job_submit_of_the_sample_on_a_three_node_cluster_gives_the_single_node_output(
+    sample_run, cluster, tmp_path
+):
     reference, _ = sample_run
-    out, log_path = str(tmp_path / "out"), str(tmp_path / "corpus.log")
+    out = str(tmp_path / "out")
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
     before = job_ids(cluster)
-    with open(log_path, "w") as log:
-        code, output = finish(start_corpus(out, cluster.address, log), log_path)
-    assert code == 0, output[-3000:]
+    job = subprocess.run(
+        [RAY, "job", "submit", "--address", f"http://{cluster.webui_url}", "--working-dir", ".", "--"]
+        + ["python", "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-3000:] + job.stderr[-3000:]
     assert_same_output(out, reference)
 
     # The work was spread: each worker node ran row-stage actor tasks (the head has no CPU).
