@@ -27,7 +27,7 @@ corpus: install  ## run the corpus pipeline on the embedded sample corpus, then 
 	@$(RECORD) shards -- $(PY) -m pipelines.shards --config configs/shards.yaml --out $(OUT)
 	@$(PY) -m pipelines.report --out $(OUT)
 
-ablate: install  ## did each stage help? proxy models on corpus variants of data/ablate (CPU, ~20 min); writes $(OUT)/ablate
+ablate: install  ## did each stage help? proxy models on corpus variants of data/ablate (CPU, ~23 min on 2 cores); writes $(OUT)/ablate
 	$(PY) -m pipelines.ablate --config configs/ablate.yaml --set out=$(OUT)/ablate
 
 report: install  ## rebuild $(OUT)/report.html from what $(OUT) holds

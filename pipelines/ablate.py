@@ -416,10 +416,13 @@ def heldout_set(config: AblateConfig, tokenizer_dir: str, eos_id: int) -> Simple
 
 def run(config: AblateConfig, reuse: bool = False) -> dict:
     """The whole ablation; returns what is written to `<out>/ablate.json`. `reuse`: see build_variants."""
+    import ray
+
     from pipelines.corpus import init_ray
 
     started = time.perf_counter()
     os.makedirs(config.out, exist_ok=True)
+    own_ray = not ray.is_initialized()
     init_ray(config.num_cpus)
     stages, stats = build_variants(config, reuse)
     corpus_seconds = time.perf_counter() - started
@@ -427,6 +430,8 @@ def run(config: AblateConfig, reuse: bool = False) -> dict:
     if any(hits.values()):
         raise RuntimeError(f"held-out text found in the variants' documents: {hits}; rebuild the input without it")
     tokenizer_dir, manifests = build_shards(config)
+    if own_ray:  # training runs in this process: Ray's idle workers and monitors would take CPU from it
+        ray.shutdown()
     shards_seconds = time.perf_counter() - started - corpus_seconds
     eos_id = next(iter(manifests.values()))["eos_id"]
     heldout = heldout_set(config, tokenizer_dir, eos_id)
