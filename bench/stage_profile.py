@@ -114,7 +114,8 @@ def profile_table(profile: dict) -> str:
     return "\n".join(
         [
             f"**Ours: time per stage** (stage chain in one process, one core, no Ray, first {mb:.1f} MB / "
-            f"{profile['documents']} docs of the input; timed on a second pass: the first ({profile['setup']:.1f} s, models loaded on first use) is not included; MB/s = MB of "
+            f"{profile['documents']} docs of the input; timed on a second pass: the first "
+            f"({profile['setup']:.1f} s, models loaded on first use) is not included; MB/s = MB of "
             f"input text / the stage's seconds; goal >= {STAGE_GOAL_MB_PER_S:g} MB/s per core except "
             f"{' and '.join(GOAL_EXEMPT)})",
             "",
