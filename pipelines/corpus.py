@@ -387,7 +387,7 @@ class CorpusRun:
         """At most one task per worker for our reading and writing steps."""
         return ray.data.TaskPoolStrategy(size=self.workers)
 
-    def map_tasks(self, ds, step: functools.partial, batch_size: int | None):
+    def map_tasks(self, ds: ray.data.Dataset, step: functools.partial, batch_size: int | None) -> ray.data.Dataset:
         """`ds` through `step` (one of ours: a reader or a sink) in our pool of tasks."""
         return ds.map_batches(
             step.func,
@@ -427,7 +427,9 @@ class CorpusRun:
         self.timing.append(progress.figures())
         return self.timing[-1]
 
-    def reader(self, phase: int, units: list[str], marker: GlobalStage | None = None):
+    def reader(
+        self, phase: int, units: list[str], marker: GlobalStage | None = None
+    ) -> tuple[ray.data.Dataset, functools.partial]:
         """A dataset of `units` (one row each) and what reads the rows `phase` wrote for each of
         them, marked by `marker` (see `read_units`); our own reader, not Ray's Parquet reader:
         our parts are many and small, which it handles poorly."""
@@ -437,7 +439,7 @@ class CorpusRun:
         )
         return rows, read
 
-    def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None):
+    def read_phase(self, phase: int, units: list[str], marker: GlobalStage | None = None) -> ray.data.Dataset:
         """The rows `phase` wrote for `units`, a task per file (see `reader`)."""
         return self.map_tasks(*self.reader(phase, units, marker), batch_size=1)
 
