@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.model import IGNORE_INDEX, ChunkedCrossEntropy, ModelConfig, Transformer
+from train.model import IGNORE_INDEX, ChunkedCrossEntropy, ModelConfig, RMSNormFunction, Transformer
 
 SMALL = dict(vocab_size=97, dim=64, n_layers=2, n_heads=4, max_seq_len=32)
 
@@ -24,6 +24,19 @@ def test_shapes_and_loss_ignore_masked_targets():
     _, masked = net(tokens, targets)
     expected = torch.nn.functional.cross_entropy(logits[:, 8:].reshape(-1, 97), tokens[:, 8:].reshape(-1))
     assert torch.allclose(masked, expected, atol=1e-6)
+
+
+def test_rms_norm_function_and_its_gradients_equal_f_rms_norm():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 16, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(16, dtype=torch.float64, generator=generator, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: RMSNormFunction.apply(x, w, 1e-5), (x, weight))
+    grad = torch.randn(3, 5, 16, dtype=torch.float64, generator=generator)
+    mine = RMSNormFunction.apply(x, weight, 1e-5)
+    mine_grads = torch.autograd.grad(mine, (x, weight), grad)
+    theirs = F.rms_norm(x, (16,), weight, 1e-5)
+    their_grads = torch.autograd.grad(theirs, (x, weight), grad)
+    assert torch.allclose(mine, theirs) and all(map(torch.allclose, mine_grads, their_grads))
 
 
 def plain_loss(hidden, weight, targets):
