@@ -1,13 +1,14 @@
-"""The corpus pipeline on a simulated three-node Ray cluster gives the single-node run's output,
-submitted with `ray job submit`, and also when a worker node dies in the middle of the run.
+"""`ray job submit` of the sample to a simulated four-node Ray cluster gives the single-node run's
+output, although a worker node dies in the middle of the run.
 
-`ray.cluster_utils.Cluster` starts a head node without CPUs and two worker nodes of one logical
+`ray.cluster_utils.Cluster` starts a head node without CPUs and three worker nodes of one logical
 CPU each, every node with its own raylet and object store on this machine: everything that needs
 a CPU (the stage actors, the shuffles) runs on the workers, and blocks travel between the nodes'
-object stores as on a real cluster. The first run is the README's `ray job submit --working-dir .`
-to the head's dashboard; the second a driver process attached to the cluster through RAY_ADDRESS,
-as a job's driver is (this process keeps the session's local Ray instance, `ray_local`). The
-reference is the session's single-node run (`sample_run`).
+object stores as on a real cluster. The job is the README's `ray job submit --working-dir .` to
+the head's dashboard (its driver runs on the head; this process keeps the session's local Ray
+instance, `ray_local`). Once every worker node has run row-stage actor tasks, one of them is
+removed while its actor processes a block; the run finishes on the other two, whose global
+stages still shuffle between nodes. The reference is the session's single-node run (`sample_run`).
 """
 
 import collections
@@ -22,6 +23,9 @@ import time
 
 import pytest
 
+from pipelines.config import load_config
+from pipelines.corpus import list_inputs
+from pipelines.workdir import WorkDir
 from tests.helpers import ROOT, output_table, stable_stats
 
 pytestmark = pytest.mark.slow
@@ -34,8 +38,7 @@ STAGE_CHAIN = "MapBatches(StageChain)"  # the row-stage actors' tasks ("MapWorke
 
 @pytest.fixture(scope="module")
 def cluster(ray_local):
-    """Head node (no CPUs, the dashboard) + two worker nodes, started once for the module. The second test
-    removes a worker node: it must stay the last one to use the cluster."""
+    """Head node (no CPUs, the dashboard) + three worker nodes."""
     from ray._private.utils import get_ray_address_file
 
     # Cluster() writes its address to /tmp/ray/ray_current_cluster, where a plain `ray.init()`
@@ -87,7 +90,7 @@ def start_cluster(temp_dir):
             temp_dir=temp_dir,
         )
         write_ray_address(head.gcs_address, temp_dir)
-        for _ in range(2):
+        for _ in range(3):
             cluster.add_node(**WORKER_NODE, dashboard_agent_listen_port=free_port(), temp_dir=temp_dir)
         cluster.wait_for_nodes()
     except Exception:
@@ -131,11 +134,12 @@ def restore_address_file(path, content):
             handle.write(content)
 
 
-def start_corpus(out, address, log):
-    env = dict(os.environ, RAY_ADDRESS=address)
-    env.pop("LMFORGE_KILL_AT", None)
+def submit_corpus(out, cluster, log):
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out],
+        [RAY, "job", "submit", "--address", f"http://{cluster.webui_url}", "--working-dir", ".", "--"]
+        + ["python", "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -211,59 +215,44 @@ def stage_chain_running_on(cluster, node_ids, jobs):
     return None
 
 
-def test_ray_job_submit_of_the_sample_on_a_three_node_cluster_gives_the_single_node_output(
-    sample_run, cluster, tmp_path
+def phase_0_over(out, files):
+    """Whether phase 0 has written every document of all `files` input files."""
+    work = WorkDir(out)
+    return len(work.complete_units(0, work.inputs())) == files
+
+
+def test_ray_job_submit_of_the_sample_on_a_cluster_that_loses_a_worker_node_gives_the_single_node_output(
+    sample_run, cluster, in_repo_root, tmp_path
 ):
     reference, _ = sample_run
-    out = str(tmp_path / "out")
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    before = job_ids(cluster)
-    job = subprocess.run(
-        [RAY, "job", "submit", "--address", f"http://{cluster.webui_url}", "--working-dir", ".", "--"]
-        + ["python", "-m", "pipelines.corpus", "--config", "configs/corpus.yaml", "--out", out],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-3000:] + job.stderr[-3000:]
-    assert_same_output(out, reference)
-
-    # The work was spread: each worker node ran row-stage actor tasks (the head has no CPU).
-    per_node = tasks_per_node(cluster, job_ids(cluster) - before)
-    for node in cluster.worker_nodes:
-        assert per_node[node.node_id][f"MapWorker({STAGE_CHAIN}).submit"] > 0, (node.node_id, dict(per_node))
-    assert not any(STAGE_CHAIN in name for name in per_node[cluster.head_node.node_id])
-
-
-def test_a_worker_node_lost_mid_run_the_run_completes_with_the_same_output(sample_run, cluster, tmp_path):
-    reference, _ = sample_run
+    files = len(list_inputs(load_config("configs/corpus.yaml")))
     out, log_path = str(tmp_path / "out"), str(tmp_path / "corpus.log")
     workers = {node.node_id: node for node in cluster.worker_nodes}
-    assert len(workers) == 2, "the node-loss test needs both worker nodes (it must be the last test to use them)"
     before = job_ids(cluster)
     with open(log_path, "w") as log:
-        process = start_corpus(out, cluster.address, log)
-        # Once phase 0 has written its first parts, remove a worker node while one of the stage
-        # actors on it processes a block: that actor dies with its task in flight, and the node's
-        # object store takes blocks with it (ingest outputs, stage outputs not yet written).
+        process = submit_corpus(out, cluster, log)
+        # Once phase 0 has written its first parts and each worker node has run row-stage actor
+        # tasks, remove a worker node while one of the stage actors on it processes a block: that
+        # actor dies with its task in flight, and the node's object store takes blocks with it
+        # (ingest outputs, stage outputs not yet written).
         victim, deadline = None, time.monotonic() + 600
         while victim is None and process.poll() is None and time.monotonic() < deadline:
             if glob.glob(os.path.join(out, ".run", "phase-0", "*", "*.parquet")):
-                victim = stage_chain_running_on(cluster, workers, job_ids(cluster) - before)
+                spread = tasks_per_node(cluster, job_ids(cluster) - before)
+                if all(spread[node][f"MapWorker({STAGE_CHAIN}).submit"] for node in workers):
+                    victim = stage_chain_running_on(cluster, workers, job_ids(cluster) - before)
             if victim is None:
                 time.sleep(0.5)
         if victim is not None:
-            with open(log_path, encoding="utf-8", errors="replace") as handle:
-                in_phase_0 = "corpus: phase 0 " not in handle.read()
+            in_phase_0 = not phase_0_over(out, files)
             cluster.remove_node(workers[victim])
-            # No node replaces it: the run finishes on the surviving worker node's single CPU.
+            # No node replaces it: the run finishes on the two surviving worker nodes.
         else:
             process.kill()
         code, output = finish(process, log_path)
-    assert victim is not None, "no stage actor task seen running on a worker node:\n" + output[-3000:]
+    assert victim is not None, "stage actor tasks never seen on every worker node with one running:\n" + output[-3000:]
     assert in_phase_0, "phase 0 was over when the node was removed"  # the node dies during the row stages
-    assert code == 0, output[-3000:]
+    per_node = tasks_per_node(cluster, job_ids(cluster) - before)  # the head has no CPU
+    assert not any(STAGE_CHAIN in name for name in per_node[cluster.head_node.node_id]), dict(per_node)
+    assert code == 0 and "succeeded" in output, output[-3000:]
     assert_same_output(out, reference)
