@@ -7,6 +7,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from pipelines.config import load_config
 from pipelines.report.sources import funnel
@@ -150,3 +151,29 @@ def test_dedup_survivors_are_kept_and_decontamination_hits_the_eval_articles(loc
         assert jaccard < 0.8, copy
     assert stats["removed"]["decontaminate"] == {"eval_overlap": 3}
     assert stats["exact_dedup"]["duplicates"] == stats["removed"]["exact_dedup"]["exact_duplicate"]
+
+
+def test_fewer_input_files_than_actors_every_document_is_accounted_for(ray_local, tmp_path):
+    """One input file and two actors: tasks read the file and spread its batches over the actors
+    (the other way round, each actor reads whole files). tests/fixtures/ingest/good.jsonl has 3
+    documents, 1 of them removed by gopher_quality; the file holds them twice."""
+    from pipelines.corpus import run
+
+    with open(os.path.join(ROOT, "tests/fixtures/ingest/good.jsonl"), encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "one.jsonl").write_text("\n".join(lines + lines) + "\n", encoding="utf-8")
+    config_path = tmp_path / "corpus.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {"web": {"paths": [str(data)]}},
+                "stages": [{"name": "gopher_quality"}, {"name": "exact_dedup"}],
+            }
+        )
+    )
+    stats = run(load_config(str(config_path), {"output.dir": str(tmp_path / "out")}), fresh=True)
+    removed = {stage: sum(reasons.values()) for stage, reasons in stats["removed"].items()}
+    assert (stats["input_documents"], stats["kept_documents"]) == (6, 2)
+    assert removed == {"gopher_quality": 2, "exact_dedup": 2}
