@@ -59,9 +59,9 @@ def profile_stages(manifest: dict, limit_mb: float = 2.8) -> dict:
             seconds[stage.name] += time.perf_counter() - t0
 
     # A warm-up pass over the same documents, untimed, loads what stages load on first use and a
-    # worker pays once: lingua's models (all of an alphabet's on its first text: ~13 s for the
-    # Latin one), jieba's dictionary, character tables. Its analyses are then forgotten, so the
-    # timed pass segments every document again.
+    # worker pays once: lingua's models (all of an alphabet's on its first text), jieba's
+    # dictionary, character tables. Its analyses are then forgotten, so the timed pass segments
+    # every document again.
     n = config.execution.batch_size
     started = time.perf_counter()
     for start in range(0, len(texts), n):

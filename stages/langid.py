@@ -208,10 +208,10 @@ class Lingua:
 
     Never restricted to a config's allow-list: a detector that knows only en and zh calls a Zulu
     page English. lingua scores text of `LINGUA_LONG_TEXT` letters or more on trigrams alone in
-    either accuracy mode, so such text goes to low-accuracy detectors: same answers, and they load
-    their trigram models in ~0.5 s (~90 MB) for all languages. High-accuracy mode, used for shorter
-    text unless `low_accuracy`, loads every 1- to 5-gram model of an alphabet on its first text
-    (~13 s and ~1.2 GB for the Latin one): a worker whose documents are all long never pays it."""
+    either accuracy mode, so such text goes to low-accuracy detectors: same answers, and their
+    trigram models load quickly and stay small. High-accuracy mode, used for shorter text unless
+    `low_accuracy`, loads every 1- to 5-gram model of an alphabet on its first text, the costly load
+    (figures: docs/BENCHMARKS.md, language ID): a worker whose documents are all long never pays it."""
 
     def __init__(self, low_accuracy: bool) -> None:
         from lingua import IsoCode639_1, LanguageDetectorBuilder
@@ -269,7 +269,7 @@ class LangIdParams(LanguageRule):
     per_source: dict[str, LanguageRule] = {}  # source -> its own languages, threshold, min_lang_mix
     model: Literal["lid176", "lingua", "ensemble"] = "ensemble"
     lingua_low_accuracy: bool = False  # trigram models for short text too (long text always gets
-    #                                    them): ~1/8 the memory, no ~13 s load; less accurate on short text
+    #                                    them): far less memory and load time; less accurate on short text
     max_chars: PositiveInt = 4000  # per document: answers are stable long before this; bounds cost
 
 

@@ -64,7 +64,7 @@ class ModelConfig:
 class RMSNormFunction(torch.autograd.Function):
     """`F.rms_norm(x, weight.shape, weight, eps)` with its backward written out. On CPU, F.rms_norm is
     a composite of six ops, each recorded by autograd and differentiated one by one; this is two
-    autograd-free passes (~2 % of a step of the small CPU recipe, configs/train/shakespeare_char.yaml)."""
+    autograd-free passes (measured on configs/train/shakespeare_char.yaml: docs/BENCHMARKS.md)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
