@@ -101,17 +101,67 @@ class RMSNorm(nn.Module):
 
 
 def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and signed sin, (max_len, head_dim), for `apply_rope`: HF's rotate-half layout with
+    """cos and signed sin, (max_len, head_dim), for `RotaryQKV`: HF's rotate-half layout with
     rotate_half's minus sign folded into the first half of the sin table."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
     return torch.cat([angles, angles], dim=-1).cos(), torch.cat([-angles, angles], dim=-1).sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (batch, heads, time, head_dim); cos/sin: (batch or 1, 1, time, head_dim) from `rope_tables`.
-    HF's x * cos + rotate_half(x) * sin, where rotate_half(x) = [-x2, x1] = roll(x) with the sign in sin."""
-    return (x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin).type_as(x)
+class RotaryQKV(torch.autograd.Function):
+    """The stacked q/k/v projection (batch, time, heads * head_dim) as query, key and value
+    (batch, heads, time, head_dim) in `dtype`, queries and keys rotated by RoPE (cos/sin:
+    (batch or 1, 1, time, head_dim) from `rope_tables`): HF's x * cos + rotate_half(x) * sin, where
+    rotate_half(x) = [-x2, x1] = roll(x) with the sign in sin. One autograd node whose backward
+    writes the three gradients into one buffer in the projection's layout and dtype; autograd would
+    differentiate the split, the roll, the transposes and the cast one by one and concatenate the
+    gradients back (on CPU these small ops cost more than the matmuls: docs/BENCHMARKS.md)."""
+
+    @staticmethod
+    def forward(ctx, qkv, cos, sin, n_heads: int, n_kv_heads: int, head_dim: int, dtype: torch.dtype):
+        batch, time, _ = qkv.shape
+        heads = qkv.view(batch, time, -1, head_dim).transpose(1, 2)
+        qk = heads[:, : n_heads + n_kv_heads].to(dtype)
+        rotated = torch.addcmul(qk * cos, qk.roll(head_dim // 2, dims=-1), sin).to(dtype)  # fp32 tables
+        v = heads[:, n_heads + n_kv_heads :].to(dtype, copy=True)  # never a view of the input
+        ctx.save_for_backward(cos, sin)
+        ctx.shape, ctx.n_qk, ctx.input_dtype = heads.shape, n_heads + n_kv_heads, qkv.dtype
+        q, k = rotated.split([n_heads, n_kv_heads], dim=1)
+        return q, k, v
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v):
+        cos, sin = ctx.saved_tensors
+        batch, heads, time, head_dim = ctx.shape
+        grad = torch.empty(batch, time, heads, head_dim, dtype=ctx.input_dtype, device=cos.device)
+        parts = grad.transpose(1, 2).split([grad_q.shape[1], grad_k.shape[1], heads - ctx.n_qk], dim=1)
+        for part, incoming in zip(parts[:2], (grad_q, grad_k)):
+            # the transpose of x -> roll(x) * sin is g -> roll(g * sin): a roll by half the head is its own inverse
+            torch.addcmul((incoming * sin).roll(head_dim // 2, dims=-1), incoming, cos, out=part)
+        parts[2].copy_(grad_v)
+        return grad.view(batch, time, -1), None, None, None, None, None, None
+
+
+class SwiGLU(torch.autograd.Function):
+    """silu(gate) * up of the stacked gate/up projection (..., 2 * ffn_dim); its backward writes both
+    gradients into one buffer instead of concatenating them (see RotaryQKV)."""
+
+    @staticmethod
+    def forward(ctx, gate_up: torch.Tensor) -> torch.Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)
+        activated = F.silu(gate)
+        ctx.save_for_backward(gate_up, activated)
+        return activated * up
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        gate_up, activated = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        grad_gate_up = torch.empty_like(gate_up)
+        grad_gate, grad_up = grad_gate_up.chunk(2, dim=-1)
+        torch.mul(grad, activated, out=grad_up)
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)
+        return grad_gate_up
 
 
 class KVCache:
@@ -154,13 +204,9 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         batch, time, _ = x.shape
         qkv = stacked_linear(x, self.q_proj, self.k_proj, self.v_proj)
-        if x.is_cpu:  # torch's CPU attention kernels are several times slower in bf16 than in fp32
-            qkv = qkv.float()
-        # (batch, heads, time, head_dim) with the query heads, then the key heads, then the value heads;
-        # queries and keys are rotated together (half the RoPE ops of rotating each).
-        qkv = qkv.view(batch, time, -1, self.head_dim).transpose(1, 2)
-        qk, v = qkv.split([self.n_heads + self.n_kv_heads, self.n_kv_heads], dim=1)
-        q, k = apply_rope(qk, cos, sin).split([self.n_heads, self.n_kv_heads], dim=1)
+        # fp32 on CPU: torch's CPU attention kernels are several times slower in bf16 than in fp32
+        dtype = torch.float32 if x.is_cpu else qkv.dtype
+        q, k, v = RotaryQKV.apply(qkv, cos, sin, self.n_heads, self.n_kv_heads, self.head_dim, dtype)
         past = 0
         if cache is not None:
             past = cache.length
@@ -190,8 +236,7 @@ class FeedForward(nn.Module):
         self.down_proj = nn.Linear(config.ffn_dim, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = stacked_linear(x, self.gate_proj, self.up_proj).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        return self.down_proj(SwiGLU.apply(stacked_linear(x, self.gate_proj, self.up_proj)))
 
 
 class Block(nn.Module):

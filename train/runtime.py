@@ -4,6 +4,8 @@ wrapping (DDP / FSDP2, compile), the learning-rate schedule, the optimizer, metr
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -44,6 +46,23 @@ class Runtime:
         return tensor.tolist()
 
 
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+    On CPU every op's output is a fresh allocation; by default glibc serves the larger ones from
+    new mmaps or trims its heap after they are freed, so the next op faults its pages in again
+    (~1,100 page faults and ~3.5 ms of kernel time per shakespeare_char step, measured; the
+    usual remedy is a preloaded tcmalloc or jemalloc, which a running process cannot do).
+    Costs memory only up to the process's peak. False where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # malloc.h
+    # 32 MiB: the largest mmap threshold glibc accepts on 64-bit; larger blocks still get their own mmap
+    settings = ((m_mmap_threshold, 2**25), (m_trim_threshold, 2**31 - 1), (m_top_pad, 2**26))
+    return all([libc.mallopt(option, value) == 1 for option, value in settings])
+
+
 def init_runtime(loop: LoopConfig) -> Runtime:
     """One process of a torchrun job (RANK/WORLD_SIZE/LOCAL_RANK), or a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,6 +75,8 @@ def init_runtime(loop: LoopConfig) -> Runtime:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    else:
+        keep_freed_memory()
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if want_cuda else "gloo")
     bf16 = loop.dtype == "bf16" or (loop.dtype == "auto" and want_cuda)

@@ -2,7 +2,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.model import IGNORE_INDEX, ChunkedCrossEntropy, ModelConfig, RMSNormFunction, Transformer
+from train.model import (
+    IGNORE_INDEX,
+    ChunkedCrossEntropy,
+    ModelConfig,
+    RMSNormFunction,
+    RotaryQKV,
+    SwiGLU,
+    Transformer,
+    rope_tables,
+)
 
 SMALL = dict(vocab_size=97, dim=64, n_layers=2, n_heads=4, max_seq_len=32)
 
@@ -37,6 +46,44 @@ def test_rms_norm_function_and_its_gradients_equal_f_rms_norm():
     theirs = F.rms_norm(x, (16,), weight, 1e-5)
     their_grads = torch.autograd.grad(theirs, (x, weight), grad)
     assert torch.allclose(mine, theirs) and all(map(torch.allclose, mine_grads, their_grads))
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_rotary_qkv_and_its_gradients_equal_hf_rope_on_the_split_projection(n_kv_heads):
+    generator = torch.Generator().manual_seed(0)
+    heads, head_dim, time = 4, 8, 6
+    qkv = torch.randn(2, time, (heads + 2 * n_kv_heads) * head_dim, dtype=torch.float64, generator=generator)
+    qkv.requires_grad_()
+    cos, sin = rope_tables(head_dim, time, 10000.0)
+    cos, sin = cos.double()[None, None], sin.double()[None, None]
+    args = (cos, sin, heads, n_kv_heads, head_dim, torch.float64)
+    assert torch.autograd.gradcheck(lambda t: RotaryQKV.apply(t, *args), (qkv,))
+    mine = RotaryQKV.apply(qkv, *args)
+    # HF's LlamaAttention: split, (batch, heads, time, head_dim), x * cos + rotate_half(x) * sin
+    q, k, v = qkv.view(2, time, -1, head_dim).transpose(1, 2).split([heads, n_kv_heads, n_kv_heads], dim=1)
+    inv_freq = 1.0 / 10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(time, dtype=torch.float32), inv_freq).repeat(1, 2)
+    hf_cos, hf_sin = angles.cos().double(), angles.sin().double()  # fp32 tables, as HF's and ours
+    theirs = (q * hf_cos + rotate_half(q) * hf_sin, k * hf_cos + rotate_half(k) * hf_sin, v)
+    grads = [torch.randn(t.shape, dtype=torch.float64, generator=generator) for t in theirs]
+    assert all(map(torch.allclose, mine, theirs))
+    assert torch.allclose(torch.autograd.grad(mine, qkv, grads)[0], torch.autograd.grad(theirs, qkv, grads)[0])
+
+
+def test_swiglu_and_its_gradient_equal_silu_gate_times_up():
+    generator = torch.Generator().manual_seed(0)
+    gate_up = torch.randn(3, 5, 2 * 16, dtype=torch.float64, generator=generator, requires_grad=True)
+    assert torch.autograd.gradcheck(SwiGLU.apply, (gate_up,))
+    gate, up = gate_up.chunk(2, dim=-1)
+    grad = torch.randn(3, 5, 16, dtype=torch.float64, generator=generator)
+    mine, theirs = SwiGLU.apply(gate_up), F.silu(gate) * up
+    assert torch.allclose(mine, theirs)
+    assert torch.allclose(torch.autograd.grad(mine, gate_up, grad)[0], torch.autograd.grad(theirs, gate_up, grad)[0])
 
 
 def plain_loss(hidden, weight, targets):
