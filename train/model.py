@@ -64,14 +64,15 @@ class ModelConfig:
 class RMSNormFunction(torch.autograd.Function):
     """`F.rms_norm(x, weight.shape, weight, eps)` with its backward written out. On CPU, F.rms_norm is
     a composite of six ops, each recorded by autograd and differentiated one by one; this is two
-    autograd-free passes (measured on configs/train/shakespeare_char.yaml: docs/BENCHMARKS.md)."""
+    autograd-free passes (measured on configs/train/shakespeare_char.yaml: docs/BENCHMARKS.md).
+    The output is written in `out_dtype`: under autocast, the dtype the next matmul casts it to."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float, out_dtype: torch.dtype) -> torch.Tensor:
         rstd = torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(eps))
         normed = x * rstd
         ctx.save_for_backward(normed, rstd, weight)
-        return normed * weight
+        return torch.mul(normed, weight, out=torch.empty_like(x, dtype=out_dtype))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -82,7 +83,7 @@ class RMSNormFunction(torch.autograd.Function):
             grad_x = (grad_normed - normed * (grad_normed * normed).mean(-1, keepdim=True)).mul_(rstd)
         if ctx.needs_input_grad[1]:
             grad_weight = (grad * normed).flatten(0, -2).sum(0)
-        return grad_x, grad_weight, None
+        return grad_x, grad_weight, None, None
 
 
 class RMSNorm(nn.Module):
@@ -93,8 +94,10 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == self.weight.dtype == torch.float32:  # the same as below, with one op fewer
-            if x.is_cpu:
-                return RMSNormFunction.apply(x, self.weight, self.eps)
+            if x.is_cpu:  # under autocast, in its dtype: the casts of the output and of its gradient are saved
+                autocast = torch.is_autocast_enabled("cpu")
+                out_dtype = torch.get_autocast_dtype("cpu") if autocast else x.dtype
+                return RMSNormFunction.apply(x, self.weight, self.eps, out_dtype)
             return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         # Normalise in fp32 (as LLaMA does) so bf16 activations keep their precision here.
         return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=self.eps).type_as(x)

@@ -6,6 +6,7 @@ from train.model import (
     IGNORE_INDEX,
     ChunkedCrossEntropy,
     ModelConfig,
+    RMSNorm,
     RMSNormFunction,
     RotaryQKV,
     SwiGLU,
@@ -39,13 +40,29 @@ def test_rms_norm_function_and_its_gradients_equal_f_rms_norm():
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 16, dtype=torch.float64, generator=generator, requires_grad=True)
     weight = torch.randn(16, dtype=torch.float64, generator=generator, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, w: RMSNormFunction.apply(x, w, 1e-5), (x, weight))
+    assert torch.autograd.gradcheck(lambda x, w: RMSNormFunction.apply(x, w, 1e-5, x.dtype), (x, weight))
     grad = torch.randn(3, 5, 16, dtype=torch.float64, generator=generator)
-    mine = RMSNormFunction.apply(x, weight, 1e-5)
+    mine = RMSNormFunction.apply(x, weight, 1e-5, x.dtype)
     mine_grads = torch.autograd.grad(mine, (x, weight), grad)
     theirs = F.rms_norm(x, (16,), weight, 1e-5)
     their_grads = torch.autograd.grad(theirs, (x, weight), grad)
     assert torch.allclose(mine, theirs) and all(map(torch.allclose, mine_grads, their_grads))
+
+
+def test_rms_norm_under_cpu_autocast_writes_the_matmul_dtype_with_the_same_values_and_gradients():
+    generator = torch.Generator().manual_seed(0)
+    norm = RMSNorm(16, 1e-5)
+    norm.weight.data = torch.randn(16, generator=generator)
+    x = torch.randn(3, 5, 16, generator=generator, requires_grad=True)
+    grad = torch.randn(3, 5, 16, generator=generator).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mine = norm(x)
+    mine_grads = torch.autograd.grad(mine, (x, norm.weight), grad)
+    # what autocast's next matmul would have done: cast the fp32 norm to bf16
+    theirs = F.rms_norm(x, (16,), norm.weight, 1e-5).bfloat16()
+    their_grads = torch.autograd.grad(theirs, (x, norm.weight), grad)
+    assert mine.dtype == torch.bfloat16 and torch.equal(mine, theirs)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(mine_grads, their_grads))
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
