@@ -136,11 +136,18 @@ class RotaryQKV(torch.autograd.Function):
     def backward(ctx, grad_q, grad_k, grad_v):
         cos, sin = ctx.saved_tensors
         batch, heads, time, head_dim = ctx.shape
+
+        def rotate_back(incoming: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+            # the transpose of x -> roll(x) * sin is g -> roll(g * sin): a roll by half the head is its own inverse
+            return torch.addcmul((incoming * sin).roll(head_dim // 2, dims=-1), incoming, cos, out=out)
+
+        if torch.compiler.is_compiling():  # Dynamo cannot trace strided out= (a graph break); Inductor fuses the cat
+            grad = torch.cat([rotate_back(grad_q), rotate_back(grad_k), grad_v], dim=1).to(ctx.input_dtype)
+            return grad.transpose(1, 2).reshape(batch, time, -1), None, None, None, None, None, None
         grad = torch.empty(batch, time, heads, head_dim, dtype=ctx.input_dtype, device=cos.device)
         parts = grad.transpose(1, 2).split([grad_q.shape[1], grad_k.shape[1], heads - ctx.n_qk], dim=1)
         for part, incoming in zip(parts[:2], (grad_q, grad_k)):
-            # the transpose of x -> roll(x) * sin is g -> roll(g * sin): a roll by half the head is its own inverse
-            torch.addcmul((incoming * sin).roll(head_dim // 2, dims=-1), incoming, cos, out=part)
+            rotate_back(incoming, out=part)
         parts[2].copy_(grad_v)
         return grad.view(batch, time, -1), None, None, None, None, None, None
 
@@ -160,6 +167,8 @@ class SwiGLU(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         gate_up, activated = ctx.saved_tensors
         gate, up = gate_up.chunk(2, dim=-1)
+        if torch.compiler.is_compiling():  # as in RotaryQKV.backward
+            return torch.cat([torch.ops.aten.silu_backward(grad * up, gate), grad * activated], dim=-1)
         grad_gate_up = torch.empty_like(gate_up)
         grad_gate, grad_up = grad_gate_up.chunk(2, dim=-1)
         torch.mul(grad, activated, out=grad_up)

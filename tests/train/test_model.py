@@ -103,6 +103,23 @@ def test_swiglu_and_its_gradient_equal_silu_gate_times_up():
     assert torch.allclose(torch.autograd.grad(mine, gate_up, grad)[0], torch.autograd.grad(theirs, gate_up, grad)[0])
 
 
+def test_a_block_compiles_to_one_graph_with_the_eager_outputs_and_gradients():
+    """RotaryQKV's and SwiGLU's backward write into strided out= views in eager mode, which Dynamo
+    cannot trace (a graph break per call); compiled, they concatenate instead."""
+    block = model().layers[0]
+    torch._dynamo.reset()
+    compiled = torch.compile(block, backend="aot_eager", fullgraph=True)  # fullgraph: a graph break fails
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 64, generator=generator, requires_grad=True)
+    cos, sin = rope_tables(16, 16, 10000.0)
+    results = []
+    for run in (block, compiled):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = run(x, cos[None, None], sin[None, None], None, None)
+        results.append((out, *torch.autograd.grad(out.float().square().sum(), (x, *block.parameters()))))
+    assert all(torch.allclose(a.float(), b.float(), atol=1e-2, rtol=1e-2) for a, b in zip(*results))
+
+
 def plain_loss(hidden, weight, targets):
     return F.cross_entropy(F.linear(hidden, weight).float(), targets, ignore_index=IGNORE_INDEX)
 
