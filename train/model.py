@@ -269,15 +269,19 @@ class ChunkedCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of the logits `hidden @ weight.T` (fp32) against `targets`, `chunk_rows`
     rows at a time, so that the (tokens, vocab) logits never exist at once (GBs at a 32k-128k
     vocabulary). A chunk's logits serve the loss and the gradients alike, so forward computes both
-    and backward only scales the gradients: no logits are kept for backward or recomputed."""
+    and backward only scales the gradients: no logits are kept for backward or recomputed.
+    `with_grads`: False under torch.no_grad (evaluation), where ctx.needs_input_grad still says True
+    for inputs that require grad, and the gradients would be computed for nothing."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int):
+    def forward(
+        ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int, with_grads: bool
+    ):
         valid = targets != IGNORE_INDEX
         count = valid.sum()
         safe_targets = targets.clamp(min=0)  # any class for ignored rows; valid masks them out
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        want_hidden, want_weight = ctx.needs_input_grad[:2]
+        want_hidden, want_weight = (with_grads and wanted for wanted in ctx.needs_input_grad[:2])
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_weight else None
         for start in range(0, len(targets), chunk_rows):
@@ -305,6 +309,7 @@ class ChunkedCrossEntropy(torch.autograd.Function):
         return (
             None if grad_hidden is None else grad_hidden * grad_loss.to(grad_hidden.dtype),
             None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype),
+            None,
             None,
             None,
         )
@@ -370,7 +375,9 @@ class Transformer(nn.Module):
         if targets is None:
             return self.lm_head(hidden), None
         chunk_rows = max(1, LOSS_CHUNK_LOGITS // self.config.vocab_size)
-        return None, ChunkedCrossEntropy.apply(hidden.flatten(0, 1), self.lm_head.weight, targets.flatten(), chunk_rows)
+        return None, ChunkedCrossEntropy.apply(
+            hidden.flatten(0, 1), self.lm_head.weight, targets.flatten(), chunk_rows, torch.is_grad_enabled()
+        )
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())

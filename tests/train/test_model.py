@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from train.model import (
     IGNORE_INDEX,
@@ -131,7 +132,7 @@ def test_chunked_loss_and_gradients_equal_the_plain_cross_entropy(chunk_rows):
     weight = torch.randn(11, 16, generator=generator, requires_grad=True)
     targets = torch.randint(0, 11, (40,), generator=generator)
     targets[::3] = IGNORE_INDEX
-    chunked = ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows)
+    chunked = ChunkedCrossEntropy.apply(hidden, weight, targets, chunk_rows, True)
     (2.5 * chunked).backward()  # a scaled loss, as gradient accumulation divides it
     grads = hidden.grad, weight.grad
     hidden.grad = weight.grad = None
@@ -141,12 +142,37 @@ def test_chunked_loss_and_gradients_equal_the_plain_cross_entropy(chunk_rows):
     assert torch.allclose(grads[0], hidden.grad, atol=1e-7) and torch.allclose(grads[1], weight.grad, atol=1e-7)
 
 
+def test_chunked_loss_under_no_grad_multiplies_only_for_the_logits():
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(40, 16, generator=generator, requires_grad=True)
+    weight = torch.randn(11, 16, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 11, (40,), generator=generator)
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        loss = ChunkedCrossEntropy.apply(hidden, weight, targets, 7, False)
+    assert flops.get_total_flops() == 2 * 40 * 16 * 11  # the logits' matmul; no gradient matmuls
+    assert torch.allclose(loss, plain_loss(hidden, weight, targets), atol=1e-6)
+
+
+def test_evaluating_the_loss_costs_the_matmuls_of_the_logits_only():
+    net, tokens = model().eval(), torch.randint(0, 97, (2, 17))
+    counts = []
+    with torch.no_grad():
+        for targets in (None, tokens[:, 1:]):
+            with FlopCounterMode(display=False) as flops:
+                net(tokens[:, :-1], targets)
+            counts.append(flops.get_total_flops())
+    assert counts[0] == counts[1]
+
+
 def test_chunked_loss_under_bf16_autocast_is_close_to_the_plain_one():
     generator = torch.Generator().manual_seed(0)
     hidden, weight = torch.randn(64, 32, generator=generator), torch.randn(50, 32, generator=generator)
     targets = torch.randint(0, 50, (64,), generator=generator)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        chunked, plain = ChunkedCrossEntropy.apply(hidden, weight, targets, 10), plain_loss(hidden, weight, targets)
+        chunked, plain = (
+            ChunkedCrossEntropy.apply(hidden, weight, targets, 10, True),
+            plain_loss(hidden, weight, targets),
+        )
     assert chunked.dtype == torch.float32 and torch.allclose(chunked, plain, rtol=1e-3)
 
 
