@@ -234,7 +234,8 @@ BENCHMARKS = [
         "Trainer vs nanoGPT: the shakespeare_char recipe on CPU",
         "Goal: our tokens/s of wall time (start-up and evaluation included) >= 1.2x nanoGPT's `train.py` with "
         "its documented CPU settings, at a validation loss <= nanoGPT's; measured one after the other in the "
-        "same run, three pairs of runs, the median of the pairs' ratios (nanoGPT: the unmodified MIT copy in "
+        "same run, four pairs of runs in ABBA order (nanoGPT first in odd pairs, ours in even ones), the median of "
+        "the pairs' ratios (nanoGPT: the unmodified MIT copy in "
         "../shared/ref/nanoGPT, run from a copy in bench/work). "
         "Same recipe: 4 layers, 4 heads, width 128, context 64, batch 12, 2,000 iterations, lr 1e-3 -> 1e-4 "
         "cosine, beta2 0.99, no dropout, the 90/10 split; byte-level, and the text is ASCII, so the losses "

@@ -16,8 +16,9 @@ split); ours is the final weights' mean loss over the whole validation split, co
 the timed run (our run's own final estimate, on 20 fixed random batches, is printed as well).
 Time to quality: the wall time from our launch until one of our periodic evaluations first reports
 a val_loss at or below nanoGPT's final one (evaluations every eval.every steps bound its
-resolution). The pair is run `--pairs` times; tokens/s and the ratio are medians (per pair, the
-ratio of two runs minutes apart). Ends with
+resolution). The pair is run `--pairs` times, in ABBA order (nanoGPT first in odd pairs, ours
+first in even ones, so that drift in the machine's speed favours neither); tokens/s and the ratio
+are medians (per pair, the ratio of two back-to-back runs). Ends with
 
     ours_val X ours_tokens_per_s Y nanogpt_val Z nanogpt_tokens_per_s W ratio R
 """
@@ -166,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pairs",
         type=int,
-        default=3,
-        help="nanoGPT-then-ours runs; the ratio is the median of the pairs' ratios, as a shared machine's speed "
-        "drifts by tens of percent within minutes (default 3)",
+        default=4,
+        help="pairs of runs, nanoGPT first in odd pairs and ours first in even ones; the ratio is the median of the "
+        "pairs' ratios, as a shared machine's speed drifts by tens of percent within minutes (default 4)",
     )
     args = parser.parse_args(argv)
     os.makedirs(WORK, exist_ok=True)
@@ -177,15 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     folder = prepare_nanogpt(os.path.join(REPO, args.nanogpt), os.path.join(REPO, args.text))
     pairs = []
     for pair in range(1, args.pairs + 1):
-        theirs = run_nanogpt(folder)
-        their_load = os.getloadavg()[0]
-        ours = run_ours(args.config)
+        # nanoGPT first in odd pairs, ours first in even ones: a machine that speeds up or slows down
+        # over the run then favours neither side (ABBA order)
+        order = ("nanoGPT", "ours") if pair % 2 else ("ours", "nanoGPT")
+        runs, loads = {}, {}
+        for name in order:
+            runs[name] = run_nanogpt(folder) if name == "nanoGPT" else run_ours(args.config)
+            loads[name] = os.getloadavg()[0]
+        theirs, ours = runs["nanoGPT"], runs["ours"]
         ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
         pairs.append((theirs, ours, ratio))
         print(
-            f"pair {pair}: nanoGPT {theirs['steps']} steps in {theirs['seconds']:.1f} s (load average {their_load:.2f} "
-            f"at the end), ours {ours['steps']} steps in {ours['seconds']:.1f} s (load average "
-            f"{os.getloadavg()[0]:.2f}): ratio {ratio:.2f}"
+            f"pair {pair} ({order[0]} first): nanoGPT {theirs['steps']} steps in {theirs['seconds']:.1f} s (load "
+            f"average {loads['nanoGPT']:.2f} at its end), ours {ours['steps']} steps in {ours['seconds']:.1f} s (load "
+            f"average {loads['ours']:.2f}): ratio {ratio:.2f}"
         )
     theirs, ours, _ = pairs[0]  # losses and evaluations are the same in every pair (fixed seeds, CPU)
     print(
