@@ -299,9 +299,10 @@ def run(arguments: list[str], timeout: float) -> tuple[int, str, str, float]:
     return code, out, err, seconds
 
 
-def section(benchmark: Benchmark, date: str) -> tuple[str, bool]:
-    """The benchmark's markdown section, and whether every command succeeded."""
-    text = [f"## {benchmark.title}\n", benchmark.about + "\n", f"Run on {date}, from the repo root:\n"]
+def section(benchmark: Benchmark, date: str, cpu: str) -> tuple[str, bool]:
+    """The benchmark's markdown section, and whether every command succeeded. It names its date and CPU:
+    a run of some benchmarks (--only) leaves the others' sections, measured earlier, maybe elsewhere."""
+    text = [f"## {benchmark.title}\n", benchmark.about + "\n", f"Run on {date} ({cpu}), from the repo root:\n"]
     if not os.path.exists(os.path.join(REPO, benchmark.needs)):
         text.append(
             f"**Skipped**: `{benchmark.needs}` not found (it lies next to the repo; a fresh clone "
@@ -345,17 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info = machine()
+    cpu = f"{info['cpu']}, {info['cores']} cores"
     sections = {
         "machine": (
-            f"## Machine\n\n- date: {date}\n- CPU: {info['cpu']}, {info['cores']} cores\n"
-            f"- RAM: {info['ram']}\n- Python {info['python']}, {info['os']}\n"
+            f"## Machine of the latest run\n\n- date: {date}\n- benchmarks: {', '.join(args.only or names)} "
+            "(each section names the date and CPU of its own run)\n"
+            f"- CPU: {cpu}\n- RAM: {info['ram']}\n- Python {info['python']}, {info['os']}\n"
         )
     }
     failed = []
     for benchmark in BENCHMARKS:
         if args.only and benchmark.name not in args.only:
             continue
-        sections[benchmark.name], ok = section(benchmark, date)
+        sections[benchmark.name], ok = section(benchmark, date, cpu)
         if not ok:
             failed.append(benchmark.name)
     document = open(DOC, encoding="utf-8").read() if os.path.exists(DOC) else TITLE
